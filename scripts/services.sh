@@ -1,0 +1,89 @@
+# Sourced by dev.sh and test.sh: makes sure PostgreSQL (15 or newer) and Redis (7) are
+# running on this machine and exports DATABASE_URL and REDIS_URL. URLs already set in the
+# environment are used as they are. Works as root (CI) and as a user with sudo; installs
+# a missing server with apt-get on Debian and Ubuntu. No Docker needed.
+
+set -euo pipefail
+
+PG_PORT="${PG_PORT:-5432}"
+REDIS_PORT="${REDIS_PORT:-6379}"
+DB_ROLE=switchyard
+DB_PASSWORD=switchyard
+
+say() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
+
+if [ "$(id -u)" -eq 0 ]; then SUDO=""; else SUDO="sudo"; fi
+as_postgres() {
+  if [ "$(id -u)" -eq 0 ]; then runuser -u postgres -- "$@"; else sudo -u postgres "$@"; fi
+}
+
+apt_install() {
+  command -v apt-get >/dev/null || { echo "cannot install $*: no apt-get; install it yourself or set the URL" >&2; exit 1; }
+  say "installing $* with apt-get"
+  $SUDO apt-get update -qq >/dev/null
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "$@" >/dev/null
+}
+
+ensure_postgres() {
+  if [ -n "${DATABASE_URL:-}" ]; then
+    say "PostgreSQL: using DATABASE_URL from the environment"
+    return
+  fi
+  if ! pg_isready -q -h 127.0.0.1 -p "$PG_PORT" 2>/dev/null; then
+    if ! command -v pg_lsclusters >/dev/null; then
+      apt_install postgresql postgresql-client
+    fi
+    local cluster
+    cluster=$(pg_lsclusters --no-header 2>/dev/null | awk -v p="$PG_PORT" '$3 == p {print $1" "$2; exit}')
+    if [ -z "$cluster" ]; then
+      local version
+      version=$(ls /usr/lib/postgresql | sort -n | tail -1)
+      say "creating a PostgreSQL $version cluster on port $PG_PORT"
+      $SUDO pg_createcluster "$version" main --port "$PG_PORT" >/dev/null
+      cluster="$version main"
+    fi
+    say "starting PostgreSQL cluster $cluster"
+    # shellcheck disable=SC2086
+    $SUDO pg_ctlcluster $cluster start
+    for _ in $(seq 1 50); do pg_isready -q -h 127.0.0.1 -p "$PG_PORT" && break; sleep 0.2; done
+  fi
+  local major
+  major=$(as_postgres psql -p "$PG_PORT" -tAc "SHOW server_version_num" | cut -c1-2)
+  if [ "$major" -lt 15 ]; then
+    echo "PostgreSQL on port $PG_PORT is version $major; Switchyard needs 15 or newer" >&2
+    exit 1
+  fi
+  # A dedicated role that may create databases (tests make one each), so the server's
+  # superuser keeps whatever authentication it had.
+  as_postgres psql -p "$PG_PORT" -qtAc "DO \$\$ BEGIN
+      IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '$DB_ROLE') THEN
+        CREATE ROLE $DB_ROLE LOGIN CREATEDB PASSWORD '$DB_PASSWORD';
+      END IF;
+    END \$\$;" >/dev/null
+  if ! as_postgres psql -p "$PG_PORT" -tAc "SELECT 1 FROM pg_database WHERE datname = 'switchyard'" | grep -q 1; then
+    as_postgres createdb -p "$PG_PORT" -O "$DB_ROLE" switchyard
+  fi
+  export DATABASE_URL="postgres://$DB_ROLE:$DB_PASSWORD@127.0.0.1:$PG_PORT/switchyard"
+}
+
+ensure_redis() {
+  if [ -n "${REDIS_URL:-}" ]; then
+    say "Redis: using REDIS_URL from the environment"
+    return
+  fi
+  if ! command -v redis-server >/dev/null; then
+    apt_install redis-server
+  fi
+  if ! redis-cli -p "$REDIS_PORT" ping >/dev/null 2>&1; then
+    say "starting Redis on port $REDIS_PORT"
+    redis-server --port "$REDIS_PORT" --bind 127.0.0.1 ::1 --save '' --appendonly no \
+      --daemonize yes --logfile "${TMPDIR:-/tmp}/switchyard-redis.log" >/dev/null
+    for _ in $(seq 1 50); do redis-cli -p "$REDIS_PORT" ping >/dev/null 2>&1 && break; sleep 0.1; done
+  fi
+  export REDIS_URL="redis://127.0.0.1:$REDIS_PORT"
+}
+
+ensure_postgres
+ensure_redis
+say "DATABASE_URL=$(printf '%s' "$DATABASE_URL" | sed -E 's#(://[^:/@]+):[^@]*@#\1:***@#')"
+say "REDIS_URL=$(printf '%s' "$REDIS_URL" | sed -E 's#(://[^:/@]*):[^@]*@#\1:***@#')"

@@ -1,0 +1,310 @@
+//! The `app` command line: one subcommand per process type, as Railway's start commands
+//! and the Procfile name them. Flags are typed here (a malformed flag is a usage error,
+//! exit 2) and become the top configuration layer; each names the environment variable
+//! that sets the same value.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+use tokio_util::sync::CancellationToken;
+
+use crate::config::{self, LoadOptions, Loaded, Override, Settings};
+use crate::modes;
+use crate::state::AppState;
+use crate::telemetry::{self, Identity};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "app",
+    version,
+    about = "Switchyard: API, workers, scheduler, realtime and migrations in one binary",
+    propagate_version = true
+)]
+pub struct Cli {
+    /// Directory holding default.toml and <APP_ENV>.toml [env: CONFIG_DIR] [default: ./config]
+    #[arg(long, global = true, value_name = "DIR")]
+    config_dir: Option<PathBuf>,
+    /// Log level or filter, e.g. info or "info,sqlx=warn" [env: LOG_LEVEL, RUST_LOG]
+    #[arg(long, global = true, value_name = "LEVEL")]
+    log_level: Option<String>,
+    /// auto, json or pretty [env: LOG_FORMAT]
+    #[arg(long, global = true, value_name = "FORMAT")]
+    log_format: Option<String>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Serve the HTTP API (Railway service `api`)
+    Serve(ServeArgs),
+    /// Consume job queues (Railway service `worker`)
+    Worker(WorkerArgs),
+    /// Fire cron schedules into queues (Railway service `cron`)
+    Scheduler(ListenArgs),
+    /// Run the realtime WebSocket hub (Railway service `realtime`)
+    Realtime(ListenArgs),
+    /// Apply pending database migrations (Railway pre-deploy command)
+    Migrate(MigrateArgs),
+    /// Run every mode in one process, migrating first (for a laptop)
+    Dev(ListenArgs),
+    /// Inspect the configuration
+    Config {
+        #[command(subcommand)]
+        command: ConfigCommand,
+    },
+    /// Exit 0 when the local health endpoint answers 200 (for Docker HEALTHCHECK)
+    Healthcheck(HealthcheckArgs),
+}
+
+#[derive(Debug, Subcommand)]
+enum ConfigCommand {
+    /// Validate, then print the effective configuration with secrets redacted
+    Check,
+}
+
+#[derive(Debug, Args)]
+struct ListenArgs {
+    /// Address to bind [env: HOST] [default: ::]
+    #[arg(long)]
+    host: Option<std::net::IpAddr>,
+    /// Port to listen on [env: PORT] [default: 8080 for serve, realtime and dev; none for
+    /// worker and scheduler, which then serve no health endpoint]
+    #[arg(long)]
+    port: Option<u16>,
+}
+
+#[derive(Debug, Args)]
+struct ServeArgs {
+    #[command(flatten)]
+    listen: ListenArgs,
+    /// Apply pending migrations before serving, for platforms without a pre-deploy step
+    #[arg(long)]
+    migrate: bool,
+}
+
+#[derive(Debug, Args)]
+struct WorkerArgs {
+    #[command(flatten)]
+    listen: ListenArgs,
+    /// Queues to consume, comma-separated [env: WORKER_QUEUES]
+    #[arg(long, value_name = "A,B", value_delimiter = ',')]
+    queues: Option<Vec<String>>,
+    /// Jobs to run at once [env: WORKER_CONCURRENCY]
+    #[arg(long, value_name = "N")]
+    concurrency: Option<usize>,
+}
+
+#[derive(Debug, Args)]
+#[group(multiple = false)]
+struct MigrateArgs {
+    /// List every migration with its state, then exit
+    #[arg(long)]
+    status: bool,
+    /// Exit 1 when any migration is pending, without applying it
+    #[arg(long)]
+    check: bool,
+}
+
+#[derive(Debug, Args)]
+struct HealthcheckArgs {
+    /// URL to probe [default: http://127.0.0.1:$PORT/api/health]
+    #[arg(long)]
+    url: Option<String>,
+    /// Give up after this many seconds
+    #[arg(long, default_value_t = 5, value_name = "SECONDS")]
+    timeout: u64,
+    #[command(flatten)]
+    listen: ListenArgs,
+}
+
+impl Command {
+    fn mode(&self) -> &'static str {
+        match self {
+            Self::Serve(_) => "serve",
+            Self::Worker(_) => "worker",
+            Self::Scheduler(_) => "scheduler",
+            Self::Realtime(_) => "realtime",
+            Self::Migrate(_) => "migrate",
+            Self::Dev(_) => "dev",
+            Self::Config { .. } => "config",
+            Self::Healthcheck(_) => "healthcheck",
+        }
+    }
+}
+
+impl Cli {
+    /// The flags given, as configuration overrides.
+    fn overrides(&self) -> Vec<Override> {
+        let mut out = Vec::new();
+        if let Some(level) = &self.log_level {
+            out.push(Override::new("--log-level", "log.level", level));
+        }
+        if let Some(format) = &self.log_format {
+            out.push(Override::new("--log-format", "log.format", format));
+        }
+        let listen = match &self.command {
+            Command::Serve(a) => Some(&a.listen),
+            Command::Worker(a) => Some(&a.listen),
+            Command::Scheduler(a) | Command::Realtime(a) | Command::Dev(a) => Some(a),
+            Command::Healthcheck(a) => Some(&a.listen),
+            Command::Migrate(_) | Command::Config { .. } => None,
+        };
+        if let Some(listen) = listen {
+            if let Some(host) = listen.host {
+                out.push(Override::new("--host", "http.host", host.to_string()));
+            }
+            if let Some(port) = listen.port {
+                out.push(Override::new("--port", "http.port", port));
+            }
+        }
+        if let Command::Worker(args) = &self.command {
+            if let Some(queues) = &args.queues {
+                out.push(Override::new("--queues", "worker.queues", queues));
+            }
+            if let Some(n) = args.concurrency {
+                out.push(Override::new("--concurrency", "worker.concurrency", n));
+            }
+        }
+        out
+    }
+}
+
+/// Parses the command line, loads the configuration and runs the chosen mode.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let options = LoadOptions::from_process(cli.config_dir.clone(), cli.overrides());
+    let loaded = match config::load(options) {
+        Ok(loaded) => loaded,
+        Err(error) => {
+            eprintln!("error: {error}");
+            return ExitCode::from(1);
+        }
+    };
+    match cli.command {
+        Command::Config {
+            command: ConfigCommand::Check,
+        } => modes::config_check::run(&loaded),
+        Command::Healthcheck(args) => {
+            let url = args
+                .url
+                .unwrap_or_else(|| modes::healthcheck::default_url(&loaded.settings));
+            modes::healthcheck::run(&url, Duration::from_secs(args.timeout))
+        }
+        command => run_async(command, loaded),
+    }
+}
+
+fn run_async(command: Command, loaded: Loaded) -> ExitCode {
+    let mut settings = loaded.settings;
+    let identity = Identity::new(command.mode(), &settings);
+    telemetry::init(&settings, identity.clone());
+    // ring is the only provider built in; installing it explicitly keeps rustls from
+    // panicking should a dependency ever bring a second one.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("error: cannot start the async runtime: {error}");
+            return ExitCode::from(1);
+        }
+    };
+    if let Command::Dev(_) = command
+        && settings.app.admin_token.is_none()
+    {
+        match modes::dev::generate_token() {
+            Ok(token) => {
+                eprintln!(
+                    "\n  app dev: generated an admin token for this run (set ADMIN_TOKEN to choose one):\n\n      {}\n",
+                    token.expose()
+                );
+                settings.app.admin_token = Some(token);
+            }
+            Err(error) => {
+                tracing::error!(error = format!("{error:#}"), "cannot generate a token");
+                return ExitCode::from(1);
+            }
+        }
+    }
+    let result = runtime.block_on(async move {
+        let shutdown = crate::shutdown::on_signal()?;
+        dispatch(command, settings, identity, shutdown).await
+    });
+    // Do not wait for stray blocking tasks: the drain already bounded what mattered.
+    runtime.shutdown_timeout(Duration::from_secs(1));
+    match result {
+        Ok(code) => code,
+        Err(error) => {
+            tracing::error!(error = format!("{error:#}"), "exiting with an error");
+            ExitCode::from(1)
+        }
+    }
+}
+
+async fn dispatch(
+    command: Command,
+    settings: Settings,
+    identity: Identity,
+    shutdown: CancellationToken,
+) -> anyhow::Result<ExitCode> {
+    tracing::info!(version = crate::VERSION, env = settings.app.env, "starting");
+    if let Command::Migrate(args) = &command {
+        let pool = crate::db::connect(&settings.database, settings.dependency_wait()).await?;
+        let action = match (args.status, args.check) {
+            (true, _) => modes::migrate::Action::Status,
+            (_, true) => modes::migrate::Action::Check,
+            _ => modes::migrate::Action::Apply,
+        };
+        let code = modes::migrate::run(&pool, action).await;
+        pool.close().await;
+        return code;
+    }
+    let host = settings.http.host;
+    let port = settings.http.port;
+    let state = AppState::connect(settings, identity).await?;
+    let result = match command {
+        Command::Serve(args) => {
+            if args.migrate {
+                crate::db::migrate(&state.db).await?;
+            }
+            let listener = crate::http::bind(host, port.unwrap_or(8080)).await?;
+            modes::serve::run(state.clone(), listener, shutdown).await
+        }
+        Command::Dev(_) => {
+            let listener = crate::http::bind(host, port.unwrap_or(8080)).await?;
+            modes::dev::run(state.clone(), listener, shutdown).await
+        }
+        Command::Realtime(_) => {
+            let listener = crate::http::bind(host, port.unwrap_or(8080)).await?;
+            modes::realtime::run(state.clone(), Some(listener), shutdown).await
+        }
+        Command::Worker(_) => {
+            let listener = optional_listener(host, port).await?;
+            modes::worker::run(state.clone(), listener, shutdown).await
+        }
+        Command::Scheduler(_) => {
+            let listener = optional_listener(host, port).await?;
+            modes::scheduler::run(state.clone(), listener, shutdown).await
+        }
+        Command::Migrate(_) | Command::Config { .. } | Command::Healthcheck(_) => Ok(()),
+    };
+    state.close().await;
+    result?;
+    tracing::info!("stopped cleanly");
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn optional_listener(
+    host: std::net::IpAddr,
+    port: Option<u16>,
+) -> anyhow::Result<Option<tokio::net::TcpListener>> {
+    match port {
+        Some(port) => Ok(Some(crate::http::bind(host, port).await?)),
+        None => Ok(None),
+    }
+}

@@ -1,0 +1,371 @@
+//! Typed, layered, validated configuration. This module is the only place that reads the
+//! process environment.
+//!
+//! Layers, later wins:
+//! 1. the defaults compiled into the binary (`config/default.toml`),
+//! 2. `$CONFIG_DIR/default.toml`, then `$CONFIG_DIR/$APP_ENV.toml`, when present,
+//! 3. environment variables, each named in [`ENVIRONMENT`] (Railway's own names included),
+//! 4. command-line flags.
+//!
+//! Every layer is a figment provider whose name says where a value came from, so a bad
+//! value stops start-up with a message that names the variable, file or flag at fault.
+
+mod secret;
+mod sources;
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use figment::Figment;
+use serde::{Deserialize, Deserializer, Serialize};
+
+pub use secret::{Secret, SecretUrl};
+pub use sources::{ENVIRONMENT, Override};
+
+/// The defaults every deployment starts from; the same file documents each key.
+pub const DEFAULTS_TOML: &str = include_str!("../../config/default.toml");
+
+/// Everything a mode needs to run, validated.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    pub app: AppSettings,
+    pub http: HttpSettings,
+    pub log: LogSettings,
+    pub database: DatabaseSettings,
+    pub redis: RedisSettings,
+    pub startup: StartupSettings,
+    pub shutdown: ShutdownSettings,
+    pub health: HealthSettings,
+    pub worker: WorkerSettings,
+    pub railway: RailwaySettings,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AppSettings {
+    /// Which `config/<env>.toml` overlay was loaded (`APP_ENV`, else Railway's environment).
+    pub env: String,
+    /// Bearer token for every endpoint but health. Unset means those endpoints refuse all.
+    pub admin_token: Option<Secret>,
+    /// Key for signing (signed URLs, realtime tokens); later issues use it.
+    pub secret: Option<Secret>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpSettings {
+    pub host: IpAddr,
+    /// `serve`, `realtime` and `dev` listen here (8080 when unset); `worker` and
+    /// `scheduler` serve health here only when it is set, as Railway does with `PORT`.
+    pub port: Option<u16>,
+    pub request_timeout_seconds: u64,
+    pub body_limit_bytes: usize,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogSettings {
+    pub level: String,
+    /// A full `RUST_LOG` directive; wins over `level` when set.
+    pub filter: Option<String>,
+    pub format: LogFormat,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// JSON unless stderr is a terminal.
+    Auto,
+    Json,
+    Pretty,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DatabaseSettings {
+    pub url: SecretUrl,
+    pub max_connections: u32,
+    pub min_connections: u32,
+    pub acquire_timeout_seconds: u64,
+    pub connect_timeout_seconds: u64,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RedisSettings {
+    pub url: SecretUrl,
+    pub pool_size: usize,
+    pub timeout_seconds: u64,
+    /// Prepended to every key, so several deployments (or tests) share one Redis.
+    pub key_prefix: String,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StartupSettings {
+    pub dependency_wait_seconds: u64,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ShutdownSettings {
+    pub drain_seconds: u64,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HealthSettings {
+    pub check_timeout_ms: u64,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WorkerSettings {
+    #[serde(deserialize_with = "list_or_csv")]
+    pub queues: Vec<String>,
+    pub concurrency: usize,
+}
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RailwaySettings {
+    pub environment_name: Option<String>,
+    pub service_name: Option<String>,
+    pub replica_id: Option<String>,
+    /// The container's host name, the replica's name when Railway gives none.
+    pub hostname: Option<String>,
+}
+
+impl Settings {
+    pub fn request_timeout(&self) -> Duration {
+        Duration::from_secs(self.http.request_timeout_seconds)
+    }
+
+    pub fn drain(&self) -> Duration {
+        Duration::from_secs(self.shutdown.drain_seconds)
+    }
+
+    pub fn dependency_wait(&self) -> Duration {
+        Duration::from_secs(self.startup.dependency_wait_seconds)
+    }
+
+    pub fn health_check_timeout(&self) -> Duration {
+        Duration::from_millis(self.health.check_timeout_ms)
+    }
+
+    /// The service name logs and health report: Railway's, else `switchyard`.
+    pub fn service_name(&self) -> &str {
+        self.railway.service_name.as_deref().unwrap_or("switchyard")
+    }
+
+    /// Which replica this is: Railway's replica id, else the host name.
+    pub fn replica_id(&self) -> &str {
+        self.railway
+            .replica_id
+            .as_deref()
+            .or(self.railway.hostname.as_deref())
+            .unwrap_or("local")
+    }
+}
+
+/// Loaded settings plus the record of where each value came from.
+pub struct Loaded {
+    pub settings: Settings,
+    figment: Figment,
+}
+
+impl Loaded {
+    /// Every effective setting as `(dotted key, value, source)`, secrets redacted.
+    pub fn report(&self) -> Vec<(String, String, String)> {
+        let value = serde_json::to_value(&self.settings).unwrap_or_default();
+        let mut flat = BTreeMap::new();
+        flatten("", &value, &mut flat);
+        flat.into_iter()
+            .map(|(key, value)| {
+                let source = self
+                    .figment
+                    .find_metadata(&key)
+                    .map(sources::origin)
+                    .unwrap_or_else(|| "unset".to_string());
+                (key, value, source)
+            })
+            .collect()
+    }
+}
+
+fn flatten(prefix: &str, value: &serde_json::Value, out: &mut BTreeMap<String, String>) {
+    match value {
+        serde_json::Value::Object(map) => {
+            for (k, v) in map {
+                let key = if prefix.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{prefix}.{k}")
+                };
+                flatten(&key, v, out);
+            }
+        }
+        other => {
+            out.insert(prefix.to_string(), other.to_string());
+        }
+    }
+}
+
+/// A configuration problem, worded for the operator who has to fix it.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct ConfigError(String);
+
+/// What to load: where the files are, the environment to read and the flags given.
+pub struct LoadOptions {
+    pub config_dir: Option<PathBuf>,
+    pub environment: BTreeMap<String, String>,
+    pub overrides: Vec<Override>,
+}
+
+impl LoadOptions {
+    /// Reads the process environment; the one place Switchyard does.
+    pub fn from_process(config_dir: Option<PathBuf>, overrides: Vec<Override>) -> Self {
+        Self {
+            config_dir,
+            environment: std::env::vars().collect(),
+            overrides,
+        }
+    }
+}
+
+/// Loads and validates the settings.
+pub fn load(options: LoadOptions) -> Result<Loaded, ConfigError> {
+    let figment = sources::layered(&options)?;
+    let settings: Settings = figment.extract().map_err(sources::describe)?;
+    validate(&settings).map_err(|(key, problem)| {
+        let origin = figment
+            .find_metadata(key)
+            .map(sources::origin)
+            .unwrap_or_else(|| "defaults".to_string());
+        ConfigError(format!("invalid setting {key} (from {origin}): {problem}"))
+    })?;
+    Ok(Loaded { settings, figment })
+}
+
+/// Checks that go beyond types. Returns the offending key and what is wrong with it.
+fn validate(s: &Settings) -> Result<(), (&'static str, String)> {
+    let scheme = s.database.url.url().scheme();
+    if scheme != "postgres" && scheme != "postgresql" {
+        return Err((
+            "database.url",
+            format!("scheme must be postgres:// or postgresql://, not {scheme}://"),
+        ));
+    }
+    if s.database.url.url().host().is_none() {
+        return Err(("database.url", "the URL names no host".into()));
+    }
+    let scheme = s.redis.url.url().scheme();
+    if !["redis", "rediss", "unix", "redis+unix"].contains(&scheme) {
+        return Err((
+            "redis.url",
+            format!("scheme must be redis://, rediss:// or unix://, not {scheme}://"),
+        ));
+    }
+    if s.database.max_connections == 0 {
+        return Err(("database.max_connections", "must be at least 1".into()));
+    }
+    if s.database.min_connections > s.database.max_connections {
+        return Err((
+            "database.min_connections",
+            "must not exceed database.max_connections".into(),
+        ));
+    }
+    if s.redis.pool_size == 0 {
+        return Err(("redis.pool_size", "must be at least 1".into()));
+    }
+    for (key, value) in [
+        (
+            "database.acquire_timeout_seconds",
+            s.database.acquire_timeout_seconds,
+        ),
+        (
+            "database.connect_timeout_seconds",
+            s.database.connect_timeout_seconds,
+        ),
+        ("redis.timeout_seconds", s.redis.timeout_seconds),
+        (
+            "http.request_timeout_seconds",
+            s.http.request_timeout_seconds,
+        ),
+        ("health.check_timeout_ms", s.health.check_timeout_ms),
+    ] {
+        if value == 0 {
+            return Err((key, "must be greater than 0".into()));
+        }
+    }
+    if s.http.body_limit_bytes < 1024 {
+        return Err(("http.body_limit_bytes", "must be at least 1024".into()));
+    }
+    if s.shutdown.drain_seconds > 3600 {
+        return Err(("shutdown.drain_seconds", "must be at most 3600".into()));
+    }
+    crate::telemetry::parse_filter(s.log.filter.as_deref().unwrap_or(&s.log.level)).map_err(
+        |e| {
+            let key = if s.log.filter.is_some() {
+                "log.filter"
+            } else {
+                "log.level"
+            };
+            (key, format!("not a valid log level or filter ({e})"))
+        },
+    )?;
+    if let Some(token) = &s.app.admin_token
+        && token.expose().len() < 16
+    {
+        return Err(("app.admin_token", "must be at least 16 characters".into()));
+    }
+    if let Some(secret) = &s.app.secret
+        && secret.expose().len() < 32
+    {
+        return Err(("app.secret", "must be at least 32 characters".into()));
+    }
+    if s.worker.queues.is_empty() {
+        return Err(("worker.queues", "name at least one queue".into()));
+    }
+    if let Some(bad) = s.worker.queues.iter().find(|q| !valid_queue_name(q)) {
+        return Err((
+            "worker.queues",
+            format!("queue name {bad:?} must be 1-64 characters of a-z, 0-9, '_' or '-'"),
+        ));
+    }
+    if !(1..=1024).contains(&s.worker.concurrency) {
+        return Err(("worker.concurrency", "must be between 1 and 1024".into()));
+    }
+    Ok(())
+}
+
+/// Queue names become Redis key parts and metric labels, so they stay plain.
+pub fn valid_queue_name(name: &str) -> bool {
+    (1..=64).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
+}
+
+/// Accepts `["a", "b"]` from a file or `a,b` from an environment variable or flag.
+fn list_or_csv<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Raw {
+        List(Vec<String>),
+        Csv(String),
+    }
+    Ok(match Raw::deserialize(deserializer)? {
+        Raw::List(list) => list,
+        Raw::Csv(csv) => csv
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(String::from)
+            .collect(),
+    })
+}

@@ -1,0 +1,203 @@
+//! The layers that make up the configuration, each named for the place its values come
+//! from, and the translation of figment's errors into messages that name that place.
+
+use std::path::{Path, PathBuf};
+
+use figment::providers::{Format, Toml};
+use figment::value::{Dict, Map, Value};
+use figment::{Figment, Metadata, Profile, Provider, Source};
+use serde::Serialize;
+
+use super::{ConfigError, DEFAULTS_TOML, LoadOptions};
+
+/// Every environment variable read, and the setting it fills. The README's settings table
+/// and `config/default.toml` document the same list.
+pub const ENVIRONMENT: &[(&str, &str)] = &[
+    ("APP_ENV", "app.env"),
+    ("ADMIN_TOKEN", "app.admin_token"),
+    ("APP_SECRET", "app.secret"),
+    ("HOST", "http.host"),
+    ("PORT", "http.port"),
+    (
+        "HTTP_REQUEST_TIMEOUT_SECONDS",
+        "http.request_timeout_seconds",
+    ),
+    ("HTTP_BODY_LIMIT_BYTES", "http.body_limit_bytes"),
+    ("LOG_LEVEL", "log.level"),
+    ("RUST_LOG", "log.filter"),
+    ("LOG_FORMAT", "log.format"),
+    ("DATABASE_URL", "database.url"),
+    ("DATABASE_MAX_CONNECTIONS", "database.max_connections"),
+    ("DATABASE_MIN_CONNECTIONS", "database.min_connections"),
+    (
+        "DATABASE_ACQUIRE_TIMEOUT_SECONDS",
+        "database.acquire_timeout_seconds",
+    ),
+    (
+        "DATABASE_CONNECT_TIMEOUT_SECONDS",
+        "database.connect_timeout_seconds",
+    ),
+    ("REDIS_URL", "redis.url"),
+    ("REDIS_POOL_SIZE", "redis.pool_size"),
+    ("REDIS_TIMEOUT_SECONDS", "redis.timeout_seconds"),
+    ("REDIS_KEY_PREFIX", "redis.key_prefix"),
+    (
+        "STARTUP_DEPENDENCY_WAIT_SECONDS",
+        "startup.dependency_wait_seconds",
+    ),
+    ("SHUTDOWN_DRAIN_SECONDS", "shutdown.drain_seconds"),
+    ("HEALTH_CHECK_TIMEOUT_MS", "health.check_timeout_ms"),
+    ("WORKER_QUEUES", "worker.queues"),
+    ("WORKER_CONCURRENCY", "worker.concurrency"),
+    ("RAILWAY_ENVIRONMENT_NAME", "railway.environment_name"),
+    ("RAILWAY_SERVICE_NAME", "railway.service_name"),
+    ("RAILWAY_REPLICA_ID", "railway.replica_id"),
+    ("HOSTNAME", "railway.hostname"),
+];
+
+/// A value given on the command line, e.g. `--port 9000` for `http.port`.
+#[derive(Clone, Debug)]
+pub struct Override {
+    flag: &'static str,
+    key: &'static str,
+    value: Value,
+}
+
+impl Override {
+    pub fn new(flag: &'static str, key: &'static str, value: impl Serialize) -> Self {
+        let value = Value::serialize(value).unwrap_or_else(|e| Value::from(e.to_string()));
+        Self { flag, key, value }
+    }
+}
+
+/// One value from one named place: an environment variable or a flag.
+struct Single {
+    origin: String,
+    key: &'static str,
+    value: Value,
+}
+
+impl Provider for Single {
+    fn metadata(&self) -> Metadata {
+        Metadata::named(self.origin.clone())
+    }
+
+    fn data(&self) -> figment::Result<Map<Profile, Dict>> {
+        let dict = figment::util::nest(self.key, self.value.clone())
+            .into_dict()
+            .unwrap_or_default();
+        Ok(Profile::Default.collect(dict))
+    }
+}
+
+/// The defaults compiled into the binary.
+struct BuiltIn;
+
+impl Provider for BuiltIn {
+    fn metadata(&self) -> Metadata {
+        Metadata::named("built-in defaults")
+    }
+
+    fn data(&self) -> figment::Result<Map<Profile, Dict>> {
+        Toml::string(DEFAULTS_TOML).data()
+    }
+}
+
+/// Builds the figment, lowest layer first.
+pub(super) fn layered(options: &LoadOptions) -> Result<Figment, ConfigError> {
+    let env = &options.environment;
+    let app_env = env
+        .get("APP_ENV")
+        .or_else(|| env.get("RAILWAY_ENVIRONMENT_NAME"))
+        .filter(|v| !v.is_empty())
+        .cloned()
+        .unwrap_or_else(|| "development".to_string());
+    let file_safe = app_env
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    if !file_safe {
+        return Err(ConfigError(format!(
+            "invalid APP_ENV {app_env:?}: use letters, digits, '-' or '_' (it names config/<APP_ENV>.toml)"
+        )));
+    }
+    let dir = options
+        .config_dir
+        .clone()
+        .or_else(|| env.get("CONFIG_DIR").map(PathBuf::from))
+        .unwrap_or_else(|| PathBuf::from("config"));
+    if options.config_dir.is_some() && !dir.is_dir() {
+        return Err(ConfigError(format!(
+            "--config-dir {}: not a directory",
+            dir.display()
+        )));
+    }
+
+    let mut figment = Figment::new().merge(BuiltIn).merge(Single {
+        origin: "APP_ENV (or RAILWAY_ENVIRONMENT_NAME)".into(),
+        key: "app.env",
+        value: Value::from(app_env.clone()),
+    });
+    for file in [
+        dir.join("default.toml"),
+        dir.join(format!("{app_env}.toml")),
+    ] {
+        if file.is_file() {
+            figment = figment.merge(Toml::file_exact(&file));
+        }
+    }
+    for (var, key) in ENVIRONMENT {
+        if let Some(raw) = env.get(*var) {
+            figment = figment.merge(Single {
+                origin: format!("environment variable {var}"),
+                key,
+                value: raw.parse().unwrap_or_else(|_| Value::from(raw.clone())),
+            });
+        }
+    }
+    for o in &options.overrides {
+        figment = figment.merge(Single {
+            origin: format!("command-line flag {}", o.flag),
+            key: o.key,
+            value: o.value.clone(),
+        });
+    }
+    Ok(figment)
+}
+
+/// Names a provider for a person: `environment variable PORT`, `config file config/x.toml`.
+pub(super) fn origin(metadata: &Metadata) -> String {
+    match &metadata.source {
+        Some(Source::File(path)) => format!("config file {}", shorten(path)),
+        _ => metadata.name.to_string(),
+    }
+}
+
+fn shorten(path: &Path) -> String {
+    std::env::current_dir()
+        .ok()
+        .and_then(|cwd| path.strip_prefix(cwd).ok().map(Path::to_path_buf))
+        .unwrap_or_else(|| path.to_path_buf())
+        .display()
+        .to_string()
+}
+
+/// Turns figment's extraction errors into one message per problem.
+pub(super) fn describe(error: figment::Error) -> ConfigError {
+    let lines: Vec<String> = error
+        .into_iter()
+        .map(|e| {
+            let key = e.path.join(".");
+            let from = e
+                .metadata
+                .as_ref()
+                .map(origin)
+                .unwrap_or_else(|| "configuration".to_string());
+            if key.is_empty() {
+                format!("invalid configuration (from {from}): {}", e.kind)
+            } else {
+                format!("invalid setting {key} (from {from}): {}", e.kind)
+            }
+        })
+        .collect();
+    ConfigError(lines.join("\n"))
+}

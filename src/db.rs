@@ -1,0 +1,148 @@
+//! PostgreSQL: the pool every mode shares, opened with start-up retries, and the embedded
+//! migrations with their status.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use anyhow::{Context, anyhow};
+use serde::Serialize;
+use sqlx::migrate::Migrator;
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+
+use crate::config::DatabaseSettings;
+use crate::retry::{self, Attempt};
+
+/// The SQL files in `migrations/`, compiled into the binary.
+pub fn migrator() -> Migrator {
+    let mut migrator = sqlx::migrate!("./migrations");
+    // A rollback to an older image must not fail its pre-deploy step because the database
+    // already has a newer migration; `status` reports such versions instead.
+    migrator.set_ignore_missing(true);
+    migrator
+}
+
+/// Opens the pool and waits until Postgres answers, for at most `wait`.
+pub async fn connect(settings: &DatabaseSettings, wait: Duration) -> anyhow::Result<PgPool> {
+    let options = PgConnectOptions::from_str(settings.url.expose())
+        .map_err(|e| anyhow!("DATABASE_URL is not a usable Postgres URL: {e}"))?
+        .application_name("switchyard");
+    let connect_timeout = Duration::from_secs(settings.connect_timeout_seconds);
+    let pool = PgPoolOptions::new()
+        .max_connections(settings.max_connections)
+        .min_connections(settings.min_connections)
+        .acquire_timeout(Duration::from_secs(settings.acquire_timeout_seconds))
+        .connect_lazy_with(options);
+    let endpoint = settings.url.endpoint();
+    retry::until_ready("postgres", wait, || async {
+        match tokio::time::timeout(connect_timeout, sqlx::query("SELECT 1").execute(&pool)).await {
+            Ok(Ok(_)) => Attempt::Ready(()),
+            Ok(Err(error)) => classify(error, &endpoint),
+            Err(_) => Attempt::Retry(anyhow!(
+                "connecting to Postgres at {endpoint} timed out after {}s",
+                connect_timeout.as_secs()
+            )),
+        }
+    })
+    .await?;
+    tracing::info!(endpoint = %endpoint, "connected to postgres");
+    Ok(pool)
+}
+
+/// A server that answered with an error other than "starting up" or "too many
+/// connections" will answer the same way next time.
+fn classify(error: sqlx::Error, endpoint: &str) -> Attempt<()> {
+    const RETRYABLE: [&str; 3] = ["57P03", "53300", "08006"];
+    let transient = match &error {
+        sqlx::Error::Database(db) => db.code().is_some_and(|c| RETRYABLE.contains(&c.as_ref())),
+        sqlx::Error::Tls(_) | sqlx::Error::Configuration(_) => false,
+        _ => true,
+    };
+    let error = anyhow::Error::new(error).context(format!("Postgres at {endpoint}"));
+    if transient {
+        Attempt::Retry(error)
+    } else {
+        Attempt::Fatal(error)
+    }
+}
+
+/// One migration and whether this database has it.
+#[derive(Debug, Serialize)]
+pub struct MigrationState {
+    pub version: i64,
+    pub description: String,
+    /// `applied`, `pending`, `modified` (applied with other content than this binary's)
+    /// or `unknown` (applied by a newer binary).
+    pub state: &'static str,
+    pub applied_at: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+/// Applies pending migrations under sqlx's advisory lock, each in its own transaction,
+/// and returns the versions this call applied.
+pub async fn migrate(pool: &PgPool) -> anyhow::Result<Vec<i64>> {
+    let before = status(pool).await?;
+    migrator()
+        .run(pool)
+        .await
+        .context("failed to apply migrations; the failing migration was rolled back")?;
+    let after = status(pool).await?;
+    let applied = after
+        .iter()
+        .filter(|m| m.state == "applied")
+        .filter(|m| {
+            before
+                .iter()
+                .any(|b| b.version == m.version && b.state == "pending")
+        })
+        .map(|m| m.version)
+        .collect();
+    Ok(applied)
+}
+
+/// Every migration the binary knows or the database has applied, oldest first.
+pub async fn status(pool: &PgPool) -> anyhow::Result<Vec<MigrationState>> {
+    let exists: Option<String> = sqlx::query_scalar("SELECT to_regclass('_sqlx_migrations')::text")
+        .fetch_one(pool)
+        .await
+        .context("failed to read the migrations table")?;
+    let applied: Vec<(i64, String, Vec<u8>, chrono::DateTime<chrono::Utc>)> = if exists.is_some() {
+        sqlx::query_as(
+            "SELECT version, description, checksum, installed_on \
+             FROM _sqlx_migrations WHERE success ORDER BY version",
+        )
+        .fetch_all(pool)
+        .await
+        .context("failed to read the migrations table")?
+    } else {
+        Vec::new()
+    };
+    let migrator = migrator();
+    let mut states: Vec<MigrationState> = migrator
+        .iter()
+        .filter(|m| !m.migration_type.is_down_migration())
+        .map(|m| {
+            let found = applied.iter().find(|a| a.0 == m.version);
+            MigrationState {
+                version: m.version,
+                description: m.description.to_string(),
+                state: match found {
+                    None => "pending",
+                    Some(a) if a.2 == m.checksum.as_ref() => "applied",
+                    Some(_) => "modified",
+                },
+                applied_at: found.map(|a| a.3),
+            }
+        })
+        .collect();
+    for (version, description, _, at) in &applied {
+        if !migrator.version_exists(*version) {
+            states.push(MigrationState {
+                version: *version,
+                description: description.clone(),
+                state: "unknown",
+                applied_at: Some(*at),
+            });
+        }
+    }
+    states.sort_by_key(|m| m.version);
+    Ok(states)
+}

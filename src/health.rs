@@ -1,0 +1,131 @@
+//! Dependency checks behind `/api/health`. Each check is bounded by
+//! `health.check_timeout_ms`, and they run at once, so the endpoint answers within about
+//! that bound even when a dependency hangs.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
+
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use crate::state::AppState;
+
+/// The body of `/api/health`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct HealthReport {
+    /// `healthy` when every check is up, else `degraded`.
+    #[schema(example = "healthy")]
+    pub status: &'static str,
+    pub checks: BTreeMap<&'static str, Check>,
+    pub version: &'static str,
+    pub mode: &'static str,
+    pub service: String,
+    pub replica: String,
+    pub uptime_s: u64,
+}
+
+/// One dependency's state.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Check {
+    /// `up` or `down`.
+    pub status: &'static str,
+    pub latency_ms: f64,
+    /// Why it is down, in a few words; the full cause is in the logs.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+impl HealthReport {
+    pub fn healthy(&self) -> bool {
+        self.status == "healthy"
+    }
+}
+
+/// Each dependency's last known state, so a change is logged once rather than on every
+/// probe.
+#[derive(Default)]
+pub struct HealthMonitor {
+    postgres_down: AtomicBool,
+    redis_down: AtomicBool,
+}
+
+/// Runs every check.
+pub async fn check(state: &AppState) -> HealthReport {
+    let limit = state.settings.health_check_timeout();
+    let postgres = timed(async {
+        match tokio::time::timeout(limit, sqlx::query("SELECT 1").execute(&state.db)).await {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(error)) => Err(("unreachable", error.to_string())),
+            Err(_) => Err((
+                "timeout",
+                format!("no answer within {} ms", limit.as_millis()),
+            )),
+        }
+    });
+    let redis = timed(async {
+        match crate::redis::ping(&state.redis, limit).await {
+            Ok(()) => Ok(()),
+            Err(crate::redis::PingError::Timeout(ms)) => {
+                Err(("timeout", format!("no answer within {ms} ms")))
+            }
+            Err(error) => Err(("unreachable", error.to_string())),
+        }
+    });
+    let (postgres, redis) = tokio::join!(postgres, redis);
+    let mut checks = BTreeMap::new();
+    checks.insert(
+        "postgres",
+        record("postgres", &state.health.postgres_down, postgres),
+    );
+    checks.insert("redis", record("redis", &state.health.redis_down, redis));
+    let healthy = checks.values().all(|c| c.status == "up");
+    HealthReport {
+        status: if healthy { "healthy" } else { "degraded" },
+        checks,
+        version: crate::VERSION,
+        mode: state.identity.mode,
+        service: state.identity.service.clone(),
+        replica: state.identity.replica.clone(),
+        uptime_s: state.started.elapsed().as_secs(),
+    }
+}
+
+type Outcome = Result<(), (&'static str, String)>;
+
+async fn timed(work: impl Future<Output = Outcome>) -> (Outcome, f64) {
+    let start = Instant::now();
+    let outcome = work.await;
+    (outcome, start.elapsed().as_secs_f64() * 1000.0)
+}
+
+/// Builds the check and logs a change of state once, with the cause.
+fn record(
+    name: &'static str,
+    was_down: &AtomicBool,
+    (outcome, latency_ms): (Outcome, f64),
+) -> Check {
+    let latency_ms = (latency_ms * 100.0).round() / 100.0;
+    match outcome {
+        Ok(()) => {
+            if was_down.swap(false, Ordering::Relaxed) {
+                tracing::info!(dependency = name, "dependency is back up");
+            }
+            Check {
+                status: "up",
+                latency_ms,
+                error: None,
+            }
+        }
+        Err((kind, cause)) => {
+            if !was_down.swap(true, Ordering::Relaxed) {
+                tracing::warn!(dependency = name, error = %cause, "dependency check failed");
+            }
+            Check {
+                status: "down",
+                latency_ms,
+                error: Some(kind.to_string()),
+            }
+        }
+    }
+}

@@ -1,0 +1,57 @@
+//! `GET /api/health` (dependencies, 200 or 503) and `GET /api/health/live` (the process
+//! answers). Both are open, as platform health checks send no token; any `Host` header,
+//! Railway's `healthcheck.railway.app` included, is accepted.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::health::{self, HealthReport};
+use crate::state::AppState;
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(health_check))
+        .routes(routes!(liveness))
+}
+
+/// Readiness: every dependency answers within its bound.
+#[utoipa::path(
+    get,
+    path = "/api/health",
+    tag = "operations",
+    responses(
+        (status = 200, description = "Every dependency is up", body = HealthReport),
+        (status = 503, description = "A dependency is down", body = HealthReport),
+    )
+)]
+async fn health_check(State(state): State<AppState>) -> Response {
+    let report = health::check(&state).await;
+    let status = if report.healthy() {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (status, axum::Json(report)).into_response()
+}
+
+#[derive(Serialize, ToSchema)]
+struct Alive {
+    #[schema(example = "alive")]
+    status: &'static str,
+}
+
+/// Liveness: the process runs and serves HTTP. Touches no dependency.
+#[utoipa::path(
+    get,
+    path = "/api/health/live",
+    tag = "operations",
+    responses((status = 200, description = "The process is running", body = Alive))
+)]
+async fn liveness() -> axum::Json<Alive> {
+    axum::Json(Alive { status: "alive" })
+}

@@ -1,0 +1,176 @@
+//! `GET /api/metrics` (JSON: system, database, redis, queues, instances) and `GET /metrics`
+//! (Prometheus text). Both need the admin token.
+
+use std::collections::BTreeMap;
+
+use axum::extract::State;
+use axum::http::header;
+use axum::response::IntoResponse;
+use serde::Serialize;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use super::problem::ApiError;
+use crate::instances::{self, Instance};
+use crate::state::AppState;
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(metrics_json))
+        .routes(routes!(prometheus))
+}
+
+#[derive(Serialize, ToSchema)]
+struct Metrics {
+    system: System,
+    database: Database,
+    redis: Redis,
+    /// Per-queue figures; filled by the job engine.
+    queues: BTreeMap<String, serde_json::Value>,
+    /// Processes that heartbeated within the last minute.
+    instances: Vec<Instance>,
+}
+
+#[derive(Serialize, ToSchema)]
+struct System {
+    version: &'static str,
+    mode: &'static str,
+    service: String,
+    replica: String,
+    pid: u32,
+    uptime_s: u64,
+    cpu_count: usize,
+    /// Resident memory of this process.
+    rss_bytes: Option<u64>,
+    /// 1, 5 and 15 minute load averages of the machine.
+    load_average: Option<[f64; 3]>,
+}
+
+#[derive(Serialize, ToSchema)]
+struct Database {
+    pool_size: u32,
+    pool_idle: usize,
+    pool_max: u32,
+    migrations_applied: usize,
+    migrations_pending: usize,
+}
+
+#[derive(Serialize, ToSchema)]
+struct Redis {
+    pool_size: usize,
+    pool_available: usize,
+    pool_max: usize,
+    pool_waiting: usize,
+    used_memory_bytes: Option<u64>,
+    connected_clients: Option<u64>,
+}
+
+/// Figures for a dashboard or a person.
+#[utoipa::path(
+    get,
+    path = "/api/metrics",
+    tag = "operations",
+    security(("admin_token" = [])),
+    responses(
+        (status = 200, description = "Current figures", body = Metrics),
+        (status = 401, description = "Missing or wrong admin token", body = super::problem::Problem),
+    )
+)]
+async fn metrics_json(State(state): State<AppState>) -> Result<axum::Json<Metrics>, ApiError> {
+    let migrations = crate::db::status(&state.db).await?;
+    let pool = state.redis.status();
+    let info = redis_info(&state).await;
+    Ok(axum::Json(Metrics {
+        system: System {
+            version: crate::VERSION,
+            mode: state.identity.mode,
+            service: state.identity.service.clone(),
+            replica: state.identity.replica.clone(),
+            pid: std::process::id(),
+            uptime_s: state.started.elapsed().as_secs(),
+            cpu_count: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            rss_bytes: rss_bytes(),
+            load_average: load_average(),
+        },
+        database: Database {
+            pool_size: state.db.size(),
+            pool_idle: state.db.num_idle(),
+            pool_max: state.settings.database.max_connections,
+            migrations_applied: migrations.iter().filter(|m| m.state == "applied").count(),
+            migrations_pending: migrations.iter().filter(|m| m.state == "pending").count(),
+        },
+        redis: Redis {
+            pool_size: pool.size,
+            pool_available: pool.available,
+            pool_max: pool.max_size,
+            pool_waiting: pool.waiting,
+            used_memory_bytes: info.get("used_memory").and_then(|v| v.parse().ok()),
+            connected_clients: info.get("connected_clients").and_then(|v| v.parse().ok()),
+        },
+        queues: BTreeMap::new(),
+        instances: instances::live(&state.db).await?,
+    }))
+}
+
+/// Prometheus exposition text for a scraper.
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    tag = "operations",
+    security(("admin_token" = [])),
+    responses(
+        (status = 200, description = "Prometheus text format", content_type = "text/plain", body = String),
+        (status = 401, description = "Missing or wrong admin token", body = super::problem::Problem),
+    )
+)]
+async fn prometheus(State(state): State<AppState>) -> impl IntoResponse {
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        state.metrics.render(),
+    )
+}
+
+/// `INFO` fields of interest; empty when Redis does not answer within the health bound.
+async fn redis_info(state: &AppState) -> BTreeMap<String, String> {
+    let query = async {
+        let mut conn = state.redis.get().await.ok()?;
+        deadpool_redis::redis::cmd("INFO")
+            .arg("memory")
+            .arg("clients")
+            .query_async::<String>(&mut conn)
+            .await
+            .ok()
+    };
+    let text = tokio::time::timeout(state.settings.health_check_timeout(), query)
+        .await
+        .ok()
+        .flatten()
+        .unwrap_or_default();
+    text.lines()
+        .filter_map(|line| line.split_once(':'))
+        .map(|(k, v)| (k.to_owned(), v.trim().to_owned()))
+        .collect()
+}
+
+fn rss_bytes() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let kb = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))?
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse::<u64>()
+        .ok()?;
+    Some(kb * 1024)
+}
+
+fn load_average() -> Option<[f64; 3]> {
+    let text = std::fs::read_to_string("/proc/loadavg").ok()?;
+    let mut fields = text.split_whitespace().map(|f| f.parse::<f64>().ok());
+    Some([fields.next()??, fields.next()??, fields.next()??])
+}

@@ -1,0 +1,68 @@
+//! The OpenAPI 3.1 document, assembled from the `#[utoipa::path]` of every route as the
+//! routers are merged, and served at `GET /api/openapi.json` (admin token).
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::header;
+use axum::response::IntoResponse;
+use axum::routing::get;
+use utoipa::Modify;
+use utoipa::OpenApi;
+use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
+
+use crate::state::AppState;
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Switchyard",
+        description = "Jobs, schedules, realtime, files, webhooks and audit logs for a Railway project, over HTTP. Errors are RFC 9457 problem documents.",
+    ),
+    modifiers(&AdminToken),
+    components(schemas(super::problem::Problem)),
+    tags((name = "operations", description = "Health, metrics and this document")),
+)]
+pub struct ApiDoc;
+
+struct AdminToken;
+
+impl Modify for AdminToken {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "admin_token",
+            SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)),
+        );
+    }
+}
+
+/// The document as served, rendered once.
+#[derive(Clone)]
+pub struct Document(Arc<Vec<u8>>);
+
+impl Document {
+    pub fn new(mut doc: utoipa::openapi::OpenApi) -> Self {
+        doc.info.version = crate::VERSION.to_owned();
+        Self(Arc::new(
+            serde_json::to_vec_pretty(&doc).unwrap_or_default(),
+        ))
+    }
+
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+/// `GET /api/openapi.json`; the caller adds the admin gate.
+pub fn router(document: Document) -> Router<AppState> {
+    Router::new().route("/api/openapi.json", get(serve).with_state(document))
+}
+
+async fn serve(State(document): State<Document>) -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        document.0.as_ref().clone(),
+    )
+}

@@ -1,0 +1,19 @@
+//! Switchyard: one binary that gives a Railway project its HTTP API, job workers, cron
+//! scheduler, realtime hub, migrations and file storage. `app <mode>` picks what a process
+//! does; every mode shares the modules below.
+
+pub mod cli;
+pub mod config;
+pub mod db;
+pub mod health;
+pub mod http;
+pub mod instances;
+pub mod modes;
+pub mod redis;
+pub mod retry;
+pub mod shutdown;
+pub mod state;
+pub mod telemetry;
+
+/// The version every mode reports in health, logs and the instance registry.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");

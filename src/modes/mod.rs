@@ -1,0 +1,56 @@
+//! One module per `app` subcommand. Each wires shared parts together and runs; none holds
+//! business logic. Every long-running mode has the shape `run(state, listener, shutdown)`
+//! so tests can call it in-process.
+
+pub mod config_check;
+pub mod dev;
+pub mod healthcheck;
+pub mod migrate;
+pub mod realtime;
+pub mod scheduler;
+pub mod serve;
+pub mod worker;
+
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use crate::http;
+use crate::instances::Registration;
+use crate::state::AppState;
+
+/// The routes every mode serves on its port: health (open) and metrics (admin token).
+pub fn operations_router(state: AppState) -> axum::Router {
+    http::build(state, http::public_routes(), http::metrics::router())
+}
+
+/// Registers the instance, serves the operations routes when a listener is given, and
+/// waits for shutdown. The worker, scheduler and realtime modes run their own loops beside
+/// this.
+pub async fn serve_operations(
+    state: &AppState,
+    listener: Option<TcpListener>,
+    shutdown: CancellationToken,
+    details: serde_json::Value,
+) -> anyhow::Result<()> {
+    let registration = Registration::start(&state.db, &state.identity, details).await;
+    tracing::info!(mode = state.identity.mode, "ready");
+    let result = match listener {
+        Some(listener) => {
+            http::serve(
+                listener,
+                operations_router(state.clone()),
+                shutdown,
+                state.settings.drain(),
+            )
+            .await
+        }
+        None => {
+            shutdown.cancelled().await;
+            Ok(())
+        }
+    };
+    if let Some(registration) = registration {
+        registration.finish().await;
+    }
+    result
+}

@@ -1,0 +1,34 @@
+//! `app serve`: the HTTP API.
+
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use crate::http;
+use crate::instances::Registration;
+use crate::state::AppState;
+
+/// Serves the API on `listener` until `shutdown`, then drains.
+pub async fn run(
+    state: AppState,
+    listener: TcpListener,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    let address = listener.local_addr()?.to_string();
+    let registration = Registration::start(
+        &state.db,
+        &state.identity,
+        serde_json::json!({ "address": address }),
+    )
+    .await;
+    let result = http::serve(
+        listener,
+        http::router(state.clone()),
+        shutdown,
+        state.settings.drain(),
+    )
+    .await;
+    if let Some(registration) = registration {
+        registration.finish().await;
+    }
+    result
+}

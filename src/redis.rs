@@ -1,0 +1,85 @@
+//! Redis: the connection pool every mode shares, opened with start-up retries. Plain
+//! `redis://`, TLS `rediss://` and `unix://` URLs work, IPv6 hosts included.
+
+use std::time::Duration;
+
+use anyhow::anyhow;
+use deadpool_redis::redis::{ErrorKind, RedisError};
+use deadpool_redis::{Config, Pool, PoolConfig, PoolError, Runtime, Timeouts};
+
+use crate::config::RedisSettings;
+use crate::retry::{self, Attempt};
+
+/// Builds the pool and waits until Redis answers PING, for at most `wait`.
+pub async fn connect(settings: &RedisSettings, wait: Duration) -> anyhow::Result<Pool> {
+    let timeout = Duration::from_secs(settings.timeout_seconds);
+    let mut config = Config::from_url(settings.url.expose());
+    let mut pool_config = PoolConfig::new(settings.pool_size);
+    pool_config.timeouts = Timeouts {
+        wait: Some(timeout),
+        create: Some(timeout),
+        recycle: Some(timeout),
+    };
+    config.pool = Some(pool_config);
+    // The error can quote the URL, password included, so it is not passed on.
+    let pool = config
+        .create_pool(Some(Runtime::Tokio1))
+        .map_err(|_| anyhow!("REDIS_URL is not a usable Redis URL ({})", settings.url))?;
+    let endpoint = settings.url.endpoint();
+    retry::until_ready("redis", wait, || async {
+        match ping(&pool, timeout).await {
+            Ok(()) => Attempt::Ready(()),
+            Err(PingError::Pool(error)) => {
+                let fatal = matches!(&error, PoolError::Backend(e) if is_permanent(e));
+                let error = anyhow!("Redis at {endpoint}: {error}");
+                if fatal {
+                    Attempt::Fatal(error)
+                } else {
+                    Attempt::Retry(error)
+                }
+            }
+            Err(PingError::Redis(error)) if is_permanent(&error) => {
+                Attempt::Fatal(anyhow!("Redis at {endpoint}: {error}"))
+            }
+            Err(error) => Attempt::Retry(anyhow!("Redis at {endpoint}: {error}")),
+        }
+    })
+    .await?;
+    tracing::info!(endpoint = %endpoint, "connected to redis");
+    Ok(pool)
+}
+
+/// Why a PING did not come back.
+#[derive(Debug, thiserror::Error)]
+pub enum PingError {
+    #[error("{0}")]
+    Pool(#[from] PoolError),
+    #[error("{0}")]
+    Redis(#[from] RedisError),
+    #[error("timed out after {0} ms")]
+    Timeout(u128),
+}
+
+/// PING through the pool, bounded by `limit` in all.
+pub async fn ping(pool: &Pool, limit: Duration) -> Result<(), PingError> {
+    let work = async {
+        let mut conn = pool.get().await?;
+        deadpool_redis::redis::cmd("PING")
+            .query_async::<()>(&mut conn)
+            .await?;
+        Ok(())
+    };
+    tokio::time::timeout(limit, work)
+        .await
+        .unwrap_or(Err(PingError::Timeout(limit.as_millis())))
+}
+
+/// Wrong credentials or a refused command will not fix themselves.
+fn is_permanent(error: &RedisError) -> bool {
+    matches!(
+        error.kind(),
+        ErrorKind::AuthenticationFailed | ErrorKind::InvalidClientConfig
+    ) || error
+        .code()
+        .is_some_and(|c| c == "NOAUTH" || c == "WRONGPASS" || c == "NOPERM")
+}

@@ -1,0 +1,83 @@
+//! What every mode shares once it has started: the settings, both pools and who this
+//! process is. Cloning is cheap; handlers and background tasks each hold a clone.
+
+use std::ops::Deref;
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::Context;
+use metrics_exporter_prometheus::PrometheusHandle;
+use sqlx::PgPool;
+
+use crate::config::Settings;
+use crate::health::HealthMonitor;
+use crate::telemetry::{self, Identity};
+
+/// Shared state of a running process.
+#[derive(Clone)]
+pub struct AppState(Arc<Shared>);
+
+pub struct Shared {
+    pub settings: Settings,
+    pub identity: Identity,
+    pub db: PgPool,
+    pub redis: deadpool_redis::Pool,
+    /// When the process started, for `uptime_s`.
+    pub started: Instant,
+    /// Renders the Prometheus text for `/metrics`.
+    pub metrics: PrometheusHandle,
+    /// Remembers each dependency's last state so changes are logged once.
+    pub health: HealthMonitor,
+}
+
+impl Deref for AppState {
+    type Target = Shared;
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
+}
+
+impl AppState {
+    /// Connects to Postgres and Redis at once, each retried for up to
+    /// `startup.dependency_wait_seconds`.
+    pub async fn connect(settings: Settings, identity: Identity) -> anyhow::Result<Self> {
+        let wait = settings.dependency_wait();
+        let (db, redis) = tokio::try_join!(
+            async {
+                crate::db::connect(&settings.database, wait)
+                    .await
+                    .context("failed to connect to Postgres (DATABASE_URL)")
+            },
+            async {
+                crate::redis::connect(&settings.redis, wait)
+                    .await
+                    .context("failed to connect to Redis (REDIS_URL)")
+            },
+        )?;
+        Ok(Self::from_parts(settings, identity, db, redis))
+    }
+
+    /// Builds the state from pools that are already open.
+    pub fn from_parts(
+        settings: Settings,
+        identity: Identity,
+        db: PgPool,
+        redis: deadpool_redis::Pool,
+    ) -> Self {
+        Self(Arc::new(Shared {
+            settings,
+            identity,
+            db,
+            redis,
+            started: Instant::now(),
+            metrics: telemetry::metrics(),
+            health: HealthMonitor::default(),
+        }))
+    }
+
+    /// Closes both pools, waiting for connections in use to come back.
+    pub async fn close(&self) {
+        self.redis.close();
+        self.db.close().await;
+    }
+}
