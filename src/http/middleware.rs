@@ -126,15 +126,19 @@ fn acceptable_request_id(value: &str) -> bool {
     (1..=128).contains(&value.len()) && value.bytes().all(|b| b.is_ascii_graphic())
 }
 
-/// Rewrites an error response that is not yet a problem document (axum's 405, a layer's
-/// plain-text rejection) into one, keeping its headers (`Allow`, `Retry-After`).
+/// Rewrites an error response that has no JSON body (axum's empty 405, a layer's
+/// plain-text rejection) into a problem document, keeping its headers (`Allow`,
+/// `Retry-After`). Problem documents and JSON reports such as a 503 health body pass.
 async fn as_problem(response: Response) -> Response {
     let status = response.status();
-    let is_problem = response
+    let is_json = response
         .headers()
         .get(header::CONTENT_TYPE)
-        .is_some_and(|v| v.as_bytes().starts_with(PROBLEM_JSON.as_bytes()));
-    if status.as_u16() < 400 || is_problem {
+        .is_some_and(|v| {
+            let v = v.as_bytes();
+            v.starts_with(PROBLEM_JSON.as_bytes()) || v.starts_with(b"application/json")
+        });
+    if status.as_u16() < 400 || is_json {
         return response;
     }
     let is_text = response

@@ -1,0 +1,10 @@
+//! Black-box tests of the HTTP API, served in-process on a loopback port against the real
+//! Postgres and Redis, each test with its own database and key prefix.
+
+#[path = "../common/mod.rs"]
+mod common;
+
+mod errors;
+mod health;
+mod operations;
+mod outages;

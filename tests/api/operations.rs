@@ -1,0 +1,125 @@
+use crate::common::TestApp;
+
+#[tokio::test]
+async fn json_metrics_report_system_database_redis_queues_and_instances() {
+    let app = TestApp::spawn().await;
+
+    let reply = app.admin_get("/api/metrics").await;
+
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    let body = reply.json();
+    assert_eq!(body["system"]["version"], env!("CARGO_PKG_VERSION"));
+    assert!(body["system"]["rss_bytes"].as_u64().unwrap() > 0);
+    assert_eq!(body["database"]["pool_max"], 10);
+    assert_eq!(body["database"]["migrations_pending"], 0);
+    assert!(body["database"]["migrations_applied"].as_u64().unwrap() >= 1);
+    assert!(body["redis"]["used_memory_bytes"].as_u64().unwrap() > 0);
+    assert!(body["queues"].is_object());
+    assert!(body["instances"].is_array());
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn prometheus_text_counts_requests_by_route_and_status() {
+    let app = TestApp::spawn().await;
+    app.get("/api/health/live").await;
+    app.get("/no/such/route").await;
+
+    let reply = app.admin_get("/metrics").await;
+
+    assert_eq!(reply.status, 200);
+    assert!(
+        reply
+            .header("content-type")
+            .unwrap()
+            .starts_with("text/plain")
+    );
+    assert!(
+        reply
+            .body
+            .contains(r#"http_requests_total{method="GET",route="/api/health/live",status="200"}"#),
+        "{}",
+        reply.body
+    );
+    assert!(
+        reply.body.contains(r#"route="unmatched",status="404""#),
+        "{}",
+        reply.body
+    );
+    assert!(reply.body.contains("http_request_duration_seconds_bucket"));
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn the_openapi_document_is_3_1_and_describes_every_route() {
+    let app = TestApp::spawn().await;
+
+    let reply = app.admin_get("/api/openapi.json").await;
+    let refused = app.get("/api/openapi.json").await;
+
+    assert_eq!(reply.status, 200);
+    let doc = reply.json();
+    assert!(
+        doc["openapi"].as_str().unwrap().starts_with("3.1"),
+        "{}",
+        doc["openapi"]
+    );
+    assert_eq!(doc["info"]["version"], env!("CARGO_PKG_VERSION"));
+    for path in [
+        "/api/health",
+        "/api/health/live",
+        "/api/metrics",
+        "/metrics",
+    ] {
+        assert!(
+            doc["paths"][path]["get"].is_object(),
+            "{path} missing from the document"
+        );
+    }
+    assert!(doc["components"]["securitySchemes"]["admin_token"].is_object());
+    assert!(doc["components"]["schemas"]["Problem"].is_object());
+    refused.assert_problem(401, "unauthorized");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_running_server_is_listed_in_the_instance_registry_until_it_stops() {
+    let db = crate::common::TestDb::migrated().await;
+    let pool = db.pool().await;
+    let settings = crate::common::settings(crate::common::environment(
+        &db.url,
+        &crate::common::server_redis_url(),
+    ));
+    let identity = switchyard::telemetry::Identity::new("serve", &settings);
+    let state = switchyard::state::AppState::connect(settings, identity)
+        .await
+        .unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let server = tokio::spawn(switchyard::modes::serve::run(
+        state.clone(),
+        listener,
+        shutdown.clone(),
+    ));
+    let count = || async {
+        sqlx::query_scalar::<_, i64>("SELECT count(*) FROM instances WHERE mode = 'serve'")
+            .fetch_one(&pool)
+            .await
+            .unwrap()
+    };
+    let mut registered = 0;
+    for _ in 0..100 {
+        registered = count().await;
+        if registered == 1 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+
+    shutdown.cancel();
+    server.await.unwrap().unwrap();
+
+    assert_eq!(registered, 1);
+    assert_eq!(count().await, 0, "the row is removed on a clean stop");
+    state.close().await;
+}

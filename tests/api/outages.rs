@@ -1,0 +1,108 @@
+//! A dependency that goes away while `serve` runs: health turns 503 within about a second
+//! and returns to 200 when it is back, with no restart.
+
+use std::time::{Duration, Instant};
+
+use utoipa_axum::router::OpenApiRouter;
+
+use crate::common::proxy::{Mode, Proxy, upstream_of};
+use crate::common::{TestApp, server_database_url, server_redis_url};
+
+/// Polls `/api/health` until it answers `status`, returning how long that took.
+async fn until_health(
+    app: &TestApp,
+    status: u16,
+    limit: Duration,
+) -> (Duration, serde_json::Value) {
+    let start = Instant::now();
+    loop {
+        let reply = app.get("/api/health").await;
+        if reply.status == status {
+            return (start.elapsed(), reply.json());
+        }
+        assert!(
+            start.elapsed() < limit,
+            "health stayed {} ({})",
+            reply.status,
+            reply.body
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn app_behind(proxy_for: &str) -> (TestApp, Proxy) {
+    let base = if proxy_for == "redis" {
+        server_redis_url()
+    } else {
+        server_database_url()
+    };
+    let proxy = Proxy::start(upstream_of(&base)).await;
+    let app = TestApp::spawn_with(
+        |env| {
+            if proxy_for == "redis" {
+                env.insert("REDIS_URL".into(), proxy.url_for(&base));
+            } else {
+                let db = url::Url::parse(&env["DATABASE_URL"]).unwrap();
+                let mut through = url::Url::parse(&proxy.url_for(&base)).unwrap();
+                through.set_path(db.path());
+                env.insert("DATABASE_URL".into(), through.to_string());
+            }
+        },
+        OpenApiRouter::new(),
+    )
+    .await;
+    (app, proxy)
+}
+
+#[tokio::test]
+async fn health_turns_503_when_postgres_goes_away_and_200_when_it_returns() {
+    let (app, proxy) = app_behind("postgres").await;
+    until_health(&app, 200, Duration::from_secs(10)).await;
+
+    proxy.set(Mode::Cut);
+    let (took, body) = until_health(&app, 503, Duration::from_secs(10)).await;
+    proxy.set(Mode::Pass);
+    let (_, back) = until_health(&app, 200, Duration::from_secs(15)).await;
+
+    assert!(took < Duration::from_secs(3), "took {took:?}");
+    assert_eq!(body["status"], "degraded");
+    assert_eq!(body["checks"]["postgres"]["status"], "down");
+    assert_eq!(body["checks"]["redis"]["status"], "up");
+    assert_eq!(back["status"], "healthy");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn health_turns_503_when_redis_goes_away_and_200_when_it_returns() {
+    let (app, proxy) = app_behind("redis").await;
+    until_health(&app, 200, Duration::from_secs(10)).await;
+
+    proxy.set(Mode::Cut);
+    let (took, body) = until_health(&app, 503, Duration::from_secs(10)).await;
+    proxy.set(Mode::Pass);
+    let (_, back) = until_health(&app, 200, Duration::from_secs(15)).await;
+
+    assert!(took < Duration::from_secs(3), "took {took:?}");
+    assert_eq!(body["checks"]["redis"]["status"], "down");
+    assert_eq!(body["checks"]["postgres"]["status"], "up");
+    assert_eq!(back["status"], "healthy");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_hanging_dependency_makes_health_answer_503_within_its_bound_not_hang() {
+    let (app, proxy) = app_behind("redis").await;
+    until_health(&app, 200, Duration::from_secs(10)).await;
+
+    proxy.set(Mode::Stall);
+    let start = Instant::now();
+    let reply = app.get("/api/health").await;
+    let took = start.elapsed();
+    proxy.set(Mode::Pass);
+
+    assert_eq!(reply.status, 503, "{}", reply.body);
+    assert_eq!(reply.json()["checks"]["redis"]["error"], "timeout");
+    // The bound is 1 s; allow a loaded machine generous slack without accepting a hang.
+    assert!(took < Duration::from_secs(4), "took {took:?}");
+    app.stop().await;
+}
