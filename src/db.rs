@@ -6,8 +6,9 @@ use std::time::Duration;
 
 use anyhow::{Context, anyhow};
 use serde::Serialize;
+use sqlx::Connection;
 use sqlx::migrate::Migrator;
-use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions};
 
 use crate::config::DatabaseSettings;
 use crate::retry::{self, Attempt};
@@ -21,36 +22,44 @@ pub fn migrator() -> Migrator {
     migrator
 }
 
-/// Opens the pool and waits until Postgres answers, for at most `wait`.
+/// Waits until Postgres accepts a connection, for at most `wait`, then opens the pool.
+/// Each attempt is one plain connection, bounded by `connect_timeout_seconds` and by what
+/// is left of the wait, so the deadline holds (the pool's own acquire would keep retrying
+/// for its full acquire timeout).
 pub async fn connect(settings: &DatabaseSettings, wait: Duration) -> anyhow::Result<PgPool> {
     let options = PgConnectOptions::from_str(settings.url.expose())
         .map_err(|e| anyhow!("DATABASE_URL is not a usable Postgres URL: {e}"))?
         .application_name("switchyard");
     let connect_timeout = Duration::from_secs(settings.connect_timeout_seconds);
+    let endpoint = settings.url.endpoint();
+    let deadline = tokio::time::Instant::now() + wait;
+    let first = retry::until_ready("postgres", wait, || async {
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        let limit = connect_timeout.min(left).max(Duration::from_millis(100));
+        match tokio::time::timeout(limit, PgConnection::connect_with(&options)).await {
+            Ok(Ok(conn)) => Attempt::Ready(conn),
+            Ok(Err(error)) => classify(error, &endpoint),
+            Err(_) => Attempt::Retry(anyhow!(
+                "connecting to Postgres at {endpoint} timed out after {} ms",
+                limit.as_millis()
+            )),
+        }
+    })
+    .await?;
+    // The probe proved the server answers; the pool opens its own connections.
+    let _ = first.close().await;
     let pool = PgPoolOptions::new()
         .max_connections(settings.max_connections)
         .min_connections(settings.min_connections)
         .acquire_timeout(Duration::from_secs(settings.acquire_timeout_seconds))
         .connect_lazy_with(options);
-    let endpoint = settings.url.endpoint();
-    retry::until_ready("postgres", wait, || async {
-        match tokio::time::timeout(connect_timeout, sqlx::query("SELECT 1").execute(&pool)).await {
-            Ok(Ok(_)) => Attempt::Ready(()),
-            Ok(Err(error)) => classify(error, &endpoint),
-            Err(_) => Attempt::Retry(anyhow!(
-                "connecting to Postgres at {endpoint} timed out after {}s",
-                connect_timeout.as_secs()
-            )),
-        }
-    })
-    .await?;
     tracing::info!(endpoint = %endpoint, "connected to postgres");
     Ok(pool)
 }
 
 /// A server that answered with an error other than "starting up" or "too many
 /// connections" will answer the same way next time.
-fn classify(error: sqlx::Error, endpoint: &str) -> Attempt<()> {
+fn classify<T>(error: sqlx::Error, endpoint: &str) -> Attempt<T> {
     const RETRYABLE: [&str; 3] = ["57P03", "53300", "08006"];
     let transient = match &error {
         sqlx::Error::Database(db) => db.code().is_some_and(|c| RETRYABLE.contains(&c.as_ref())),

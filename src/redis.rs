@@ -26,8 +26,12 @@ pub async fn connect(settings: &RedisSettings, wait: Duration) -> anyhow::Result
         .create_pool(Some(Runtime::Tokio1))
         .map_err(|_| anyhow!("REDIS_URL is not a usable Redis URL ({})", settings.url))?;
     let endpoint = settings.url.endpoint();
+    let deadline = tokio::time::Instant::now() + wait;
     retry::until_ready("redis", wait, || async {
-        match ping(&pool, timeout).await {
+        // Bounded by what is left of the wait too, so the deadline holds.
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        let limit = timeout.min(left).max(Duration::from_millis(100));
+        match ping(&pool, limit).await {
             Ok(()) => Attempt::Ready(()),
             Err(PingError::Pool(error)) => {
                 let fatal = matches!(&error, PoolError::Backend(e) if is_permanent(e));

@@ -132,11 +132,7 @@ pub(super) fn layered(options: &LoadOptions) -> Result<Figment, ConfigError> {
         )));
     }
 
-    let mut figment = Figment::new().merge(BuiltIn).merge(Single {
-        origin: "APP_ENV (or RAILWAY_ENVIRONMENT_NAME)".into(),
-        key: "app.env",
-        value: Value::from(app_env.clone()),
-    });
+    let mut figment = Figment::new().merge(BuiltIn);
     for file in [
         dir.join("default.toml"),
         dir.join(format!("{app_env}.toml")),
@@ -145,6 +141,12 @@ pub(super) fn layered(options: &LoadOptions) -> Result<Figment, ConfigError> {
             figment = figment.merge(Toml::file_exact(&file));
         }
     }
+    // The environment name chose the files, so no file may contradict it.
+    figment = figment.merge(Single {
+        origin: "APP_ENV (or RAILWAY_ENVIRONMENT_NAME)".into(),
+        key: "app.env",
+        value: Value::from(app_env.clone()),
+    });
     for (var, key) in ENVIRONMENT {
         if let Some(raw) = env.get(*var) {
             figment = figment.merge(Single {

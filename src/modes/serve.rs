@@ -20,6 +20,7 @@ pub async fn run(
         serde_json::json!({ "address": address }),
     )
     .await;
+    tracing::info!(mode = state.identity.mode, "ready");
     let result = http::serve(
         listener,
         http::router(state.clone()),

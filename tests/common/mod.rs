@@ -176,7 +176,7 @@ pub fn environment(db_url: &str, redis_url: &str) -> BTreeMap<String, String> {
         ("REDIS_URL".into(), redis_url.into()),
         ("REDIS_KEY_PREFIX".into(), prefix),
         ("ADMIN_TOKEN".into(), ADMIN_TOKEN.into()),
-        ("LOG_LEVEL".into(), "warn".into()),
+        ("LOG_LEVEL".into(), "info".into()),
         ("STARTUP_DEPENDENCY_WAIT_SECONDS".into(), "5".into()),
     ])
 }

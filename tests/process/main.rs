@@ -1,0 +1,10 @@
+//! Tests of the built `app` binary as a process: exit codes, signals, logs, concurrent
+//! migrations and start-up against unreachable dependencies.
+
+#[path = "../common/mod.rs"]
+mod common;
+
+mod cli;
+mod lifecycle;
+mod migrate;
+mod startup;

@@ -1,0 +1,143 @@
+use std::time::{Duration, Instant};
+
+use crate::common::{TestDb, app, environment, free_port, server_database_url, server_redis_url};
+
+#[test]
+fn unreachable_postgres_is_retried_until_the_deadline_then_exit_1() {
+    let env = environment(
+        &format!("postgres://nobody:pw@127.0.0.1:{}/none", free_port()),
+        &server_redis_url(),
+    );
+    let start = Instant::now();
+
+    let output = app()
+        .arg("serve")
+        .envs(&env)
+        .env("STARTUP_DEPENDENCY_WAIT_SECONDS", "2")
+        .env("PORT", free_port().to_string())
+        .output()
+        .unwrap();
+
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(output.status.code(), Some(1), "{stdout}");
+    assert!(
+        start.elapsed() >= Duration::from_secs(2),
+        "gave up before the deadline"
+    );
+    assert!(
+        stdout.contains("dependency not reachable yet; retrying"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("failed to connect to Postgres (DATABASE_URL)"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("not reachable within 2s"), "{stdout}");
+    assert!(
+        !stdout.contains(":pw@"),
+        "the password stays out of the logs: {stdout}"
+    );
+}
+
+#[test]
+fn unreachable_redis_is_retried_until_the_deadline_then_exit_1() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let db = rt.block_on(TestDb::migrated());
+    let env = environment(
+        &db.url,
+        &format!("redis://:redis-pw@127.0.0.1:{}", free_port()),
+    );
+
+    let output = app()
+        .arg("worker")
+        .envs(&env)
+        .env("STARTUP_DEPENDENCY_WAIT_SECONDS", "1")
+        .output()
+        .unwrap();
+
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(output.status.code(), Some(1), "{stdout}");
+    assert!(
+        stdout.contains("failed to connect to Redis (REDIS_URL)"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("not reachable within 1s"), "{stdout}");
+    assert!(
+        !stdout.contains("redis-pw"),
+        "the password stays out of the logs: {stdout}"
+    );
+    drop(db);
+}
+
+#[test]
+fn a_dependency_that_appears_during_the_wait_is_used() {
+    // Postgres behind a proxy port that starts listening only after the app has begun.
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let db = rt.block_on(TestDb::migrated());
+    let port = free_port();
+    let mut url = url::Url::parse(&db.url).unwrap();
+    url.set_port(Some(port)).unwrap();
+    let env = environment(url.as_str(), &server_redis_url());
+    let upstream = crate::common::proxy::upstream_of(&server_database_url());
+    let late = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(1500));
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        rt.block_on(async move {
+            let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
+                .await
+                .unwrap();
+            for _ in 0..8 {
+                let (client, _) = listener.accept().await.unwrap();
+                tokio::spawn(async move {
+                    let mut server = tokio::net::TcpStream::connect(upstream).await.unwrap();
+                    let mut client = client;
+                    let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
+                });
+            }
+            tokio::time::sleep(Duration::from_secs(5)).await;
+        });
+    });
+
+    let output = app()
+        .args(["migrate", "--check"])
+        .envs(&env)
+        .env("STARTUP_DEPENDENCY_WAIT_SECONDS", "20")
+        .output()
+        .unwrap();
+
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(output.status.code(), Some(0), "{stdout}");
+    assert!(
+        stdout.contains("dependency not reachable yet; retrying"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("database schema is up to date"), "{stdout}");
+    drop(late);
+    drop(db);
+}
+
+#[test]
+fn wrong_postgres_credentials_fail_at_once_instead_of_waiting() {
+    let mut url = url::Url::parse(&server_database_url()).unwrap();
+    url.set_password(Some("definitely-wrong")).unwrap();
+    let start = Instant::now();
+
+    let output = app()
+        .args(["migrate", "--status"])
+        .env("DATABASE_URL", url.as_str())
+        .env("STARTUP_DEPENDENCY_WAIT_SECONDS", "30")
+        .output()
+        .unwrap();
+
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(output.status.code(), Some(1), "{stdout}");
+    assert!(
+        start.elapsed() < Duration::from_secs(20),
+        "retried an answer that cannot change"
+    );
+    assert!(
+        stdout.contains("password authentication failed"),
+        "{stdout}"
+    );
+    assert!(!stdout.contains("definitely-wrong"), "{stdout}");
+}
