@@ -1,0 +1,72 @@
+// The whole Switchyard project in Railway's Infrastructure as Code: Postgres, Redis, a
+// bucket, and the four services that run the same image with different start commands.
+//
+// Preview with `railway config plan`, apply with `railway config apply`.
+//
+// Migrations: railway.json runs `app migrate` as a pre-deploy command. This file cannot
+// count on a pre-deploy step, so the api runs `app serve --migrate`. That is safe with
+// several replicas: migrations take a Postgres advisory lock, and each one runs in a
+// transaction. Manage each service from this file or from railway.json, never both.
+import { bucket, defineRailway, postgres, preserve, project, redis, ref, service } from "railway/iac";
+
+export default defineRailway(() => {
+  const db = postgres("postgres");
+  const cache = redis("redis");
+  const files = bucket("files");
+
+  const build = { builder: "DOCKERFILE", dockerfilePath: "Dockerfile" };
+
+  // What every service reads: the stores, the shared secrets and the bucket's variables
+  // under the names Railway injects for buckets.
+  const shared = {
+    DATABASE_URL: db.env.DATABASE_URL,
+    REDIS_URL: cache.env.REDIS_URL,
+    ADMIN_TOKEN: preserve(),
+    APP_SECRET: preserve(),
+    BUCKET: ref(files, "BUCKET"),
+    ACCESS_KEY_ID: ref(files, "ACCESS_KEY_ID"),
+    SECRET_ACCESS_KEY: ref(files, "SECRET_ACCESS_KEY"),
+    ENDPOINT: ref(files, "ENDPOINT"),
+    REGION: ref(files, "REGION"),
+  };
+
+  const api = service("api", {
+    build,
+    start: "app serve --migrate",
+    healthcheck: "/api/health",
+    healthcheckTimeout: 120,
+    deploy: { restartPolicyType: "ON_FAILURE", restartPolicyMaxRetries: 10, drainingSeconds: 30 },
+    env: { ...shared, SHUTDOWN_DRAIN_SECONDS: "25" },
+  });
+
+  const worker = service("worker", {
+    build,
+    start: "app worker --queues=webhooks,audits,deletes,mails,http",
+    healthcheck: "/api/health",
+    healthcheckTimeout: 120,
+    deploy: { restartPolicyType: "ON_FAILURE", restartPolicyMaxRetries: 10, drainingSeconds: 60 },
+    env: { ...shared, SHUTDOWN_DRAIN_SECONDS: "55", WORKER_CONCURRENCY: "16" },
+  });
+
+  const cron = service("cron", {
+    build,
+    start: "app scheduler",
+    healthcheck: "/api/health",
+    healthcheckTimeout: 120,
+    deploy: { restartPolicyType: "ON_FAILURE", restartPolicyMaxRetries: 10, drainingSeconds: 15 },
+    env: { ...shared, SHUTDOWN_DRAIN_SECONDS: "10" },
+  });
+
+  const realtime = service("realtime", {
+    build,
+    start: "app realtime",
+    healthcheck: "/api/health",
+    healthcheckTimeout: 120,
+    deploy: { restartPolicyType: "ON_FAILURE", restartPolicyMaxRetries: 10, drainingSeconds: 30 },
+    env: { ...shared, SHUTDOWN_DRAIN_SECONDS: "25" },
+  });
+
+  return project("switchyard", {
+    resources: [db, cache, files, api, worker, cron, realtime],
+  });
+});

@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# Runs the full test suite against real PostgreSQL and Redis: ensures both are running
+# (installing them with apt-get where missing), then runs every test. Extra arguments go
+# to the test runner, e.g. `scripts/test.sh outages`.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source scripts/services.sh
+if cargo nextest --version >/dev/null 2>&1; then
+  say "running the tests with cargo nextest"
+  cargo nextest run --workspace --all-targets --no-fail-fast "$@"
+else
+  say "running the tests with cargo test"
+  cargo test --workspace --all-targets --no-fail-fast "$@"
+fi
