@@ -30,6 +30,11 @@ pub async fn connect(settings: &DatabaseSettings, wait: Duration) -> anyhow::Res
     let options = PgConnectOptions::from_str(settings.url.expose())
         .map_err(|e| anyhow!("DATABASE_URL is not a usable Postgres URL: {e}"))?
         .application_name("switchyard");
+    // sqlx keeps the brackets of an IPv6 host (`[::1]`) and then fails to resolve it.
+    let options = match settings.url.url().host() {
+        Some(url::Host::Ipv6(ip)) => options.host(&ip.to_string()),
+        _ => options,
+    };
     let connect_timeout = Duration::from_secs(settings.connect_timeout_seconds);
     let endpoint = settings.url.endpoint();
     let deadline = tokio::time::Instant::now() + wait;

@@ -28,7 +28,12 @@ pub struct Proxy {
 
 impl Proxy {
     pub async fn start(upstream: SocketAddr) -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        Self::start_on("127.0.0.1:0", upstream).await
+    }
+
+    /// Listens on `bind` (e.g. `[::1]:0` for an IPv6-only front).
+    pub async fn start_on(bind: &str, upstream: SocketAddr) -> Self {
+        let listener = TcpListener::bind(bind).await.unwrap();
         let address = listener.local_addr().unwrap();
         let (mode, watcher) = watch::channel(Mode::Pass);
         let connections: Arc<Mutex<Vec<AbortHandle>>> = Arc::default();
@@ -69,7 +74,11 @@ impl Proxy {
     /// A URL like `base` that goes through this proxy.
     pub fn url_for(&self, base: &str) -> String {
         let mut url = url::Url::parse(base).unwrap();
-        url.set_host(Some("127.0.0.1")).unwrap();
+        let host = match self.address {
+            SocketAddr::V4(a) => a.ip().to_string(),
+            SocketAddr::V6(a) => format!("[{}]", a.ip()),
+        };
+        url.set_host(Some(&host)).unwrap();
         url.set_port(Some(self.address.port())).unwrap();
         url.to_string()
     }

@@ -8,3 +8,4 @@ mod cli;
 mod lifecycle;
 mod migrate;
 mod startup;
+mod tls;
