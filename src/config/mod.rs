@@ -369,3 +369,96 @@ fn list_or_csv<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<String>
             .collect(),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load_with(vars: &[(&str, &str)]) -> Result<Loaded, ConfigError> {
+        load(LoadOptions {
+            config_dir: Some(concat!(env!("CARGO_MANIFEST_DIR"), "/config").into()),
+            environment: vars
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            overrides: Vec::new(),
+        })
+    }
+
+    #[test]
+    fn every_setting_and_variable_is_documented_in_the_readme_and_default_toml() {
+        let readme = include_str!("../../README.md");
+        let loaded = load_with(&[]).unwrap();
+        for (key, _, _) in loaded.report() {
+            let leaf = key.rsplit('.').next().unwrap();
+            assert!(readme.contains(&format!("`{key}`")), "README lacks {key}");
+            assert!(DEFAULTS_TOML.contains(leaf), "default.toml lacks {key}");
+        }
+        for (var, _) in ENVIRONMENT {
+            assert!(readme.contains(&format!("`{var}`")), "README lacks {var}");
+            assert!(DEFAULTS_TOML.contains(var), "default.toml lacks {var}");
+        }
+    }
+
+    #[test]
+    fn a_token_made_of_digits_stays_a_string() {
+        let loaded = load_with(&[("ADMIN_TOKEN", "1234567890123456789")]).unwrap();
+        let token = loaded.settings.app.admin_token.unwrap();
+        assert_eq!(token.expose(), "1234567890123456789");
+    }
+
+    #[test]
+    fn worker_queues_accept_a_comma_separated_variable() {
+        let loaded = load_with(&[("WORKER_QUEUES", "webhooks, audits,mails")]).unwrap();
+        assert_eq!(
+            loaded.settings.worker.queues,
+            ["webhooks", "audits", "mails"]
+        );
+    }
+
+    #[test]
+    fn an_invalid_queue_name_names_the_setting() {
+        let error = load_with(&[("WORKER_QUEUES", "Bad Queue")])
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(
+            error.contains("worker.queues") && error.contains("WORKER_QUEUES"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn a_short_admin_token_is_refused_without_printing_it() {
+        let error = load_with(&[("ADMIN_TOKEN", "short-tok")])
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(
+            error.contains("ADMIN_TOKEN") && error.contains("16"),
+            "{error}"
+        );
+        assert!(!error.contains("short-tok"), "{error}");
+    }
+
+    #[test]
+    fn an_invalid_log_filter_names_rust_log() {
+        let error = load_with(&[("RUST_LOG", "info,[[[")])
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(
+            error.contains("log.filter") && error.contains("RUST_LOG"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn an_app_env_that_is_not_a_file_name_is_refused() {
+        let error = load_with(&[("APP_ENV", "../etc")])
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(error.contains("APP_ENV"), "{error}");
+    }
+}
