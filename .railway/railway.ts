@@ -30,41 +30,28 @@ export default defineRailway(() => {
     REGION: ref(files, "REGION"),
   };
 
-  const api = service("api", {
-    build,
-    start: "app serve --migrate",
-    healthcheck: "/api/health",
-    healthcheckTimeout: 120,
-    deploy: { restartPolicyType: "ON_FAILURE", restartPolicyMaxRetries: 10, drainingSeconds: 30 },
-    env: { ...shared, SHUTDOWN_DRAIN_SECONDS: "25" },
-  });
+  // Every service runs the same image; only the start command, the drain time and the
+  // platform's grace period around it differ.
+  const appService = (name: string, start: string, drainSeconds: number, extraEnv = {}) =>
+    service(name, {
+      build,
+      start,
+      healthcheck: "/api/health",
+      healthcheckTimeout: 120,
+      deploy: {
+        restartPolicyType: "ON_FAILURE",
+        restartPolicyMaxRetries: 10,
+        drainingSeconds: drainSeconds + 5,
+      },
+      env: { ...shared, SHUTDOWN_DRAIN_SECONDS: String(drainSeconds), ...extraEnv },
+    });
 
-  const worker = service("worker", {
-    build,
-    start: "app worker --queues=webhooks,audits,deletes,mails,http",
-    healthcheck: "/api/health",
-    healthcheckTimeout: 120,
-    deploy: { restartPolicyType: "ON_FAILURE", restartPolicyMaxRetries: 10, drainingSeconds: 60 },
-    env: { ...shared, SHUTDOWN_DRAIN_SECONDS: "55", WORKER_CONCURRENCY: "16" },
+  const api = appService("api", "app serve --migrate", 25);
+  const worker = appService("worker", "app worker --queues=webhooks,audits,deletes,mails,http", 55, {
+    WORKER_CONCURRENCY: "16",
   });
-
-  const cron = service("cron", {
-    build,
-    start: "app scheduler",
-    healthcheck: "/api/health",
-    healthcheckTimeout: 120,
-    deploy: { restartPolicyType: "ON_FAILURE", restartPolicyMaxRetries: 10, drainingSeconds: 15 },
-    env: { ...shared, SHUTDOWN_DRAIN_SECONDS: "10" },
-  });
-
-  const realtime = service("realtime", {
-    build,
-    start: "app realtime",
-    healthcheck: "/api/health",
-    healthcheckTimeout: 120,
-    deploy: { restartPolicyType: "ON_FAILURE", restartPolicyMaxRetries: 10, drainingSeconds: 30 },
-    env: { ...shared, SHUTDOWN_DRAIN_SECONDS: "25" },
-  });
+  const cron = appService("cron", "app scheduler", 10);
+  const realtime = appService("realtime", "app realtime", 25);
 
   return project("switchyard", {
     resources: [db, cache, files, api, worker, cron, realtime],
