@@ -81,6 +81,7 @@ struct ServeArgs {
     #[command(flatten)]
     listen: ListenArgs,
     /// Apply pending migrations before serving, for platforms without a pre-deploy step
+    /// [env: MIGRATE_ON_START]
     #[arg(long)]
     migrate: bool,
 }
@@ -159,6 +160,11 @@ impl Cli {
             if let Some(port) = listen.port {
                 out.push(Override::new("--port", "http.port", port));
             }
+        }
+        if let Command::Serve(args) = &self.command
+            && args.migrate
+        {
+            out.push(Override::new("--migrate", "startup.migrate", true));
         }
         if let Command::Worker(args) = &self.command {
             if let Some(queues) = &args.queues {
@@ -268,8 +274,8 @@ async fn dispatch(
     let port = settings.http.port;
     let state = AppState::connect(settings, identity).await?;
     let result = match command {
-        Command::Serve(args) => {
-            if args.migrate {
+        Command::Serve(_) => {
+            if state.settings.startup.migrate {
                 crate::db::migrate(&state.db).await?;
             }
             let listener = crate::http::bind(host, port.unwrap_or(8080)).await?;

@@ -107,6 +107,9 @@ pub struct RedisSettings {
 #[serde(deny_unknown_fields)]
 pub struct StartupSettings {
     pub dependency_wait_seconds: u64,
+    /// `serve` applies pending migrations before listening (`--migrate`), for platforms
+    /// without a pre-deploy step.
+    pub migrate: bool,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]

@@ -45,6 +45,7 @@ pub const ENVIRONMENT: &[(&str, &str)] = &[
         "STARTUP_DEPENDENCY_WAIT_SECONDS",
         "startup.dependency_wait_seconds",
     ),
+    ("MIGRATE_ON_START", "startup.migrate"),
     ("SHUTDOWN_DRAIN_SECONDS", "shutdown.drain_seconds"),
     ("HEALTH_CHECK_TIMEOUT_MS", "health.check_timeout_ms"),
     ("WORKER_QUEUES", "worker.queues"),

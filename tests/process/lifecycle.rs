@@ -203,38 +203,50 @@ fn dev_migrates_first_prints_a_generated_token_once_and_serves_everything() {
     assert_eq!(status.code(), Some(0), "{}", app.output());
 }
 
-#[test]
-fn serve_migrates_only_when_asked_with_the_migrate_flag() {
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    let db = rt.block_on(TestDb::empty());
-    let env = environment(&db.url, &server_redis_url());
-    let applied = |rt: &tokio::runtime::Runtime| -> bool {
-        rt.block_on(async {
-            let pool = db.pool().await;
-            let exists: Option<String> =
-                sqlx::query_scalar("SELECT to_regclass('instances')::text")
-                    .fetch_one(&pool)
-                    .await
-                    .unwrap();
-            pool.close().await;
-            exists.is_some()
-        })
-    };
+/// Whether the first migration's table exists in `db`.
+fn is_migrated(rt: &tokio::runtime::Runtime, db: &TestDb) -> bool {
+    rt.block_on(async {
+        let pool = db.pool().await;
+        let exists: Option<String> = sqlx::query_scalar("SELECT to_regclass('instances')::text")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+        pool.close().await;
+        exists.is_some()
+    })
+}
 
-    let mut plain = Process::start(&["serve"], &env);
-    let untouched = !applied(&rt);
+#[test]
+fn serve_migrates_only_when_asked_by_flag_or_variable() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let by_flag = rt.block_on(TestDb::empty());
+    let by_variable = rt.block_on(TestDb::empty());
+    let flag_env = environment(&by_flag.url, &server_redis_url());
+    let mut variable_env = environment(&by_variable.url, &server_redis_url());
+    variable_env.insert("MIGRATE_ON_START".into(), "true".into());
+
+    let mut plain = Process::start(&["serve"], &flag_env);
+    let untouched = !is_migrated(&rt, &by_flag);
     plain.signal(libc::SIGTERM);
     plain.wait_exit(Duration::from_secs(20));
-    let mut migrating = Process::start(&["serve", "--migrate"], &env);
-    let migrated = applied(&rt);
-    migrating.signal(libc::SIGTERM);
-    migrating.wait_exit(Duration::from_secs(20));
+    let mut flagged = Process::start(&["serve", "--migrate"], &flag_env);
+    let migrated_by_flag = is_migrated(&rt, &by_flag);
+    flagged.signal(libc::SIGTERM);
+    flagged.wait_exit(Duration::from_secs(20));
+    let mut variable = Process::start(&["serve"], &variable_env);
+    let migrated_by_variable = is_migrated(&rt, &by_variable);
+    variable.signal(libc::SIGTERM);
+    variable.wait_exit(Duration::from_secs(20));
 
-    assert!(untouched, "serve migrated without --migrate");
+    assert!(untouched, "serve migrated without being asked");
     assert!(
         plain.output().contains("are migrations applied"),
         "{}",
         plain.output()
     );
-    assert!(migrated, "serve --migrate did not migrate");
+    assert!(migrated_by_flag, "serve --migrate did not migrate");
+    assert!(
+        migrated_by_variable,
+        "MIGRATE_ON_START=true did not migrate"
+    );
 }
