@@ -77,12 +77,16 @@ impl Registration {
     pub async fn finish(self) {
         self.stop.cancel();
         let _ = self.heartbeat.await;
-        if let Err(error) = sqlx::query("DELETE FROM instances WHERE id = $1")
+        let delete = sqlx::query("DELETE FROM instances WHERE id = $1")
             .bind(self.id)
-            .execute(&self.db)
-            .await
-        {
-            tracing::warn!(error = %error, "could not remove this instance's registry row");
+            .execute(&self.db);
+        // A database that is down at exit must not hold the exit; the row then ages out.
+        match tokio::time::timeout(Duration::from_secs(3), delete).await {
+            Ok(Ok(_)) => {}
+            Ok(Err(error)) => {
+                tracing::warn!(error = %error, "could not remove this instance's registry row")
+            }
+            Err(_) => tracing::warn!("removing this instance's registry row timed out"),
         }
     }
 }

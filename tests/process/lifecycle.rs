@@ -250,3 +250,38 @@ fn serve_migrates_only_when_asked_by_flag_or_variable() {
         "MIGRATE_ON_START=true did not migrate"
     );
 }
+
+#[test]
+fn work_still_running_at_the_drain_deadline_does_not_hold_the_exit() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let db = rt.block_on(TestDb::migrated());
+    let proxy = rt.block_on(Proxy::start(upstream_of(&server_redis_url())));
+    let mut env = environment(&db.url, &proxy.url_for(&server_redis_url()));
+    env.insert("SHUTDOWN_DRAIN_SECONDS".into(), "1".into());
+    env.insert("HEALTH_CHECK_TIMEOUT_MS".into(), "30000".into());
+    let mut app = Process::start(&["serve"], &env);
+
+    // A health check that will hang for 30 s, far past the 1 s drain.
+    proxy.set(Mode::Stall);
+    let url = app.url("/api/health");
+    let _hanging = std::thread::spawn(move || {
+        let _ = std::panic::catch_unwind(|| blocking_call("GET", &url, &[], None));
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    let signalled = std::time::Instant::now();
+    app.signal(libc::SIGTERM);
+    let status = app.wait_exit(Duration::from_secs(20));
+    let took = signalled.elapsed();
+    proxy.set(Mode::Pass);
+
+    assert_eq!(status.code(), Some(0), "{}", app.output());
+    assert!(
+        took < Duration::from_secs(15),
+        "exit waited {took:?} for the hanging request"
+    );
+    assert!(
+        app.output().contains("drain deadline passed"),
+        "{}",
+        app.output()
+    );
+}
