@@ -22,10 +22,14 @@ pub fn migrator() -> Migrator {
     migrator
 }
 
-/// Waits until Postgres accepts a connection, for at most `wait`, then opens the pool.
-/// Each attempt is one plain connection, bounded by `connect_timeout_seconds` and by what
-/// is left of the wait, so the deadline holds (the pool's own acquire would keep retrying
-/// for its full acquire timeout).
+/// Opens the pool and waits until Postgres accepts a connection, for at most `wait`.
+///
+/// The first attempt goes through the pool, so on a normal boot the connection it opens
+/// is the one the process goes on using (each new Postgres connection costs tens of
+/// milliseconds of fork and authentication). When that attempt does not succeed quickly,
+/// later ones are plain connections, each bounded by `connect_timeout_seconds` and by
+/// what is left of the wait, so that every retry is logged with its real cause and the
+/// deadline holds.
 pub async fn connect(settings: &DatabaseSettings, wait: Duration) -> anyhow::Result<PgPool> {
     let options = PgConnectOptions::from_str(settings.url.expose())
         .map_err(|e| anyhow!("DATABASE_URL is not a usable Postgres URL: {e}"))?
@@ -35,29 +39,52 @@ pub async fn connect(settings: &DatabaseSettings, wait: Duration) -> anyhow::Res
         Some(url::Host::Ipv6(ip)) => options.host(&ip.to_string()),
         _ => options,
     };
-    let connect_timeout = Duration::from_secs(settings.connect_timeout_seconds);
-    let endpoint = settings.url.endpoint();
-    let deadline = tokio::time::Instant::now() + wait;
-    let first = retry::until_ready("postgres", wait, || async {
-        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
-        let limit = connect_timeout.min(left).max(Duration::from_millis(100));
-        match tokio::time::timeout(limit, PgConnection::connect_with(&options)).await {
-            Ok(Ok(conn)) => Attempt::Ready(conn),
-            Ok(Err(error)) => classify(error, &endpoint),
-            Err(_) => Attempt::Retry(anyhow!(
-                "connecting to Postgres at {endpoint} timed out after {} ms",
-                limit.as_millis()
-            )),
-        }
-    })
-    .await?;
-    // The probe proved the server answers; the pool opens its own connections.
-    let _ = first.close().await;
     let pool = PgPoolOptions::new()
         .max_connections(settings.max_connections)
         .min_connections(settings.min_connections)
         .acquire_timeout(Duration::from_secs(settings.acquire_timeout_seconds))
-        .connect_lazy_with(options);
+        .connect_lazy_with(options.clone());
+    let connect_timeout = Duration::from_secs(settings.connect_timeout_seconds);
+    let endpoint = settings.url.endpoint();
+    let deadline = tokio::time::Instant::now() + wait;
+    let mut attempts = 0u32;
+    retry::until_ready("postgres", wait, || {
+        attempts += 1;
+        let first = attempts == 1;
+        let (pool, options, endpoint) = (pool.clone(), options.clone(), endpoint.clone());
+        async move {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            let limit = connect_timeout.min(left).max(Duration::from_millis(100));
+            if first {
+                let limit = limit.min(Duration::from_secs(1));
+                return match tokio::time::timeout(limit, pool.acquire()).await {
+                    Ok(Ok(mut connection)) => {
+                        // Back in the pool before anyone asks, or the next query opens
+                        // a second connection.
+                        connection.return_to_pool().await;
+                        Attempt::Ready(())
+                    }
+                    Ok(Err(sqlx::Error::PoolTimedOut)) | Err(_) => Attempt::Retry(anyhow!(
+                        "Postgres at {endpoint} did not accept a connection within {} ms",
+                        limit.as_millis()
+                    )),
+                    Ok(Err(error)) => classify(error, &endpoint),
+                };
+            }
+            match tokio::time::timeout(limit, PgConnection::connect_with(&options)).await {
+                Ok(Ok(probe)) => {
+                    let _ = probe.close().await;
+                    Attempt::Ready(())
+                }
+                Ok(Err(error)) => classify(error, &endpoint),
+                Err(_) => Attempt::Retry(anyhow!(
+                    "connecting to Postgres at {endpoint} timed out after {} ms",
+                    limit.as_millis()
+                )),
+            }
+        }
+    })
+    .await?;
     tracing::info!(endpoint = %endpoint, "connected to postgres");
     Ok(pool)
 }

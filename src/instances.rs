@@ -44,18 +44,26 @@ impl Registration {
         details: serde_json::Value,
     ) -> Option<Self> {
         let id = Uuid::now_v7();
-        let inserted = sqlx::query(
-            "INSERT INTO instances (id, mode, service, replica, version, details) \
-             VALUES ($1, $2, $3, $4, $5, $6)",
-        )
-        .bind(id)
-        .bind(identity.mode)
-        .bind(&identity.service)
-        .bind(&identity.replica)
-        .bind(crate::VERSION)
-        .bind(&details)
-        .execute(db)
-        .await;
+        let insert = async {
+            let mut conn = db.acquire().await?;
+            let result = sqlx::query(
+                "INSERT INTO instances (id, mode, service, replica, version, details) \
+                 VALUES ($1, $2, $3, $4, $5, $6)",
+            )
+            .bind(id)
+            .bind(identity.mode)
+            .bind(&identity.service)
+            .bind(&identity.replica)
+            .bind(crate::VERSION)
+            .bind(&details)
+            .execute(&mut *conn)
+            .await;
+            // Returned before the process starts serving, so the first request reuses
+            // this connection instead of racing its return and opening another.
+            conn.return_to_pool().await;
+            result
+        };
+        let inserted = insert.await;
         if let Err(error) = inserted {
             tracing::warn!(
                 error = %error,
