@@ -7,7 +7,7 @@ use axum::extract::{FromRequest, Request};
 use axum::http::StatusCode;
 use serde::de::DeserializeOwned;
 
-use super::middleware::BodyLimit;
+use super::middleware::current_body_limit;
 use super::problem::ApiError;
 
 /// A JSON request body.
@@ -21,7 +21,6 @@ where
     type Rejection = ApiError;
 
     async fn from_request(request: Request, state: &S) -> Result<Self, ApiError> {
-        let limit = request.extensions().get::<BodyLimit>().map_or(0, |l| l.0);
         match axum::Json::<T>::from_request(request, state).await {
             Ok(axum::Json(value)) => Ok(Self(value)),
             Err(JsonRejection::MissingJsonContentType(_)) => Err(ApiError::UnsupportedMediaType(
@@ -32,7 +31,9 @@ where
             Err(JsonRejection::BytesRejection(e))
                 if e.status() == StatusCode::PAYLOAD_TOO_LARGE =>
             {
-                Err(ApiError::PayloadTooLarge { limit })
+                Err(ApiError::PayloadTooLarge {
+                    limit: current_body_limit().unwrap_or_default(),
+                })
             }
             Err(other) => Err(ApiError::BadRequest(other.body_text())),
         }

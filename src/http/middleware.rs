@@ -2,18 +2,53 @@
 //! access-log line with metrics, and the rewrite of bare error responses from routing and
 //! layers into problem documents.
 
+use std::any::Any;
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::panic::{self, AssertUnwindSafe};
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use axum::body::Body;
-use axum::extract::{MatchedPath, Request, State};
-use axum::http::{HeaderName, HeaderValue, StatusCode, header};
-use axum::middleware::Next;
+use axum::extract::{MatchedPath, Request};
+use axum::http::{HeaderName, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use metrics::{Counter, Histogram};
+use tower::{Layer, Service};
 
-use super::problem::{ApiError, PROBLEM_JSON, Problem, REQUEST_ID};
+use super::problem::{ApiError, PROBLEM_JSON, Problem};
 
 /// `X-Request-Id`.
 pub static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+tokio::task_local! {
+    /// The request being handled, set by [`edge`] so that error bodies, logs and
+    /// extractors can read it without touching the request's extension map.
+    static REQUEST: RequestContext;
+}
+
+#[derive(Clone)]
+struct RequestContext {
+    /// Kept as the header value: cloning it is a reference count, not a copy.
+    id: HeaderValue,
+    body_limit: usize,
+}
+
+/// The current request's id, when called inside a request.
+pub fn current_request_id() -> Option<String> {
+    REQUEST
+        .try_with(|r| r.id.to_str().ok().map(str::to_owned))
+        .ok()
+        .flatten()
+}
+
+/// The configured body limit, when called inside a request.
+pub fn current_body_limit() -> Option<usize> {
+    REQUEST.try_with(|r| r.body_limit).ok()
+}
 
 /// The limits the edge enforces, from `[http]`.
 #[derive(Clone, Copy, Debug)]
@@ -22,115 +57,415 @@ pub struct Limits {
     pub body_limit: usize,
 }
 
-/// The configured body limit, for extractors that report it.
-#[derive(Clone, Copy, Debug)]
-pub struct BodyLimit(pub usize);
+/// The edge as a tower layer, and what it keeps between requests.
+#[derive(Clone)]
+pub struct Edge(Arc<EdgeInner>);
 
-/// The matched route template (`/api/v1/jobs/{id}`), carried from routing back to the edge
-/// on the response so that logs and metrics never use raw paths as labels.
-#[derive(Clone, Debug)]
-struct Route(String);
-
-/// Copies the matched route onto the response; installed as a route layer.
-pub async fn record_route(request: Request, next: Next) -> Response {
-    let route = request
-        .extensions()
-        .get::<MatchedPath>()
-        .map(|m| m.as_str().to_owned());
-    let mut response = next.run(request).await;
-    if let Some(route) = route {
-        response.extensions_mut().insert(Route(route));
-    }
-    response
+struct EdgeInner {
+    limits: Limits,
+    ids: RequestIds,
+    metrics: HttpMetrics,
 }
 
-/// The outermost middleware.
-pub async fn edge(State(limits): State<Limits>, mut request: Request, next: Next) -> Response {
-    let started = Instant::now();
-    let request_id = request
-        .headers()
-        .get(&X_REQUEST_ID)
-        .and_then(|v| v.to_str().ok())
-        .filter(|v| acceptable_request_id(v))
-        .map(str::to_owned)
-        .unwrap_or_else(|| uuid::Uuid::now_v7().to_string());
-    if let Ok(value) = HeaderValue::from_str(&request_id) {
-        request.headers_mut().insert(X_REQUEST_ID.clone(), value);
+impl Edge {
+    pub fn new(limits: Limits) -> Self {
+        Self(Arc::new(EdgeInner {
+            limits,
+            ids: RequestIds::new(),
+            metrics: HttpMetrics::default(),
+        }))
     }
-    request
-        .extensions_mut()
-        .insert(BodyLimit(limits.body_limit));
-    let method = request.method().clone();
-    // Upgraded connections (WebSockets) live as long as the client stays.
-    let bounded = !request.headers().contains_key(header::UPGRADE);
-    let declared_length = request
-        .headers()
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
+}
 
-    let mut response = REQUEST_ID
-        .scope(request_id.clone(), async move {
-            if declared_length.is_some_and(|n| n > limits.body_limit as u64) {
-                return ApiError::PayloadTooLarge {
+/// Request ids: a random 64-bit prefix drawn once per process, then a counter, as 32 hex
+/// digits. Unique across replicas in practice, with no system call per request.
+struct RequestIds {
+    prefix: u64,
+    next: AtomicU64,
+}
+
+impl RequestIds {
+    fn new() -> Self {
+        let mut seed = [0u8; 16];
+        // Without randomness the ids are still unique within this process.
+        let _ = getrandom::fill(&mut seed);
+        let (prefix, start) = seed.split_at(8);
+        Self {
+            prefix: u64::from_le_bytes(prefix.try_into().unwrap_or_default()),
+            next: AtomicU64::new(u64::from_le_bytes(start.try_into().unwrap_or_default())),
+        }
+    }
+
+    fn next(&self) -> HeaderValue {
+        const HEX: &[u8; 16] = b"0123456789abcdef";
+        let n = self.next.fetch_add(1, Ordering::Relaxed);
+        let mut text = [0u8; 32];
+        for (i, word) in [self.prefix, n].into_iter().enumerate() {
+            for j in 0..16 {
+                text[i * 16 + j] = HEX[((word >> (60 - 4 * j)) & 0xf) as usize];
+            }
+        }
+        HeaderValue::from_bytes(&text).unwrap_or(HeaderValue::from_static("unknown"))
+    }
+}
+
+/// Request counters and latency histograms by route, method and status. Handles are
+/// looked up once per label set and kept, so a request costs a map lookup and two atomic
+/// updates rather than building and hashing a metric key.
+#[derive(Default)]
+struct HttpMetrics {
+    by_route: RwLock<HashMap<Box<str>, RouteMetrics>>,
+}
+
+/// One route's handles by method and status.
+type RouteMetrics = HashMap<(Method, u16), (Counter, Histogram)>;
+
+impl HttpMetrics {
+    fn record(&self, method: &Method, route: &str, status: u16, elapsed: Duration) {
+        // Arbitrary methods would make arbitrary label sets.
+        let method = match *method {
+            Method::GET
+            | Method::POST
+            | Method::PUT
+            | Method::PATCH
+            | Method::DELETE
+            | Method::HEAD
+            | Method::OPTIONS => method.clone(),
+            _ => Method::from_bytes(b"OTHER").unwrap_or(Method::GET),
+        };
+        let key = (method, status);
+        if let Ok(map) = self.by_route.read()
+            && let Some((counter, histogram)) = map.get(route).and_then(|r| r.get(&key))
+        {
+            counter.increment(1);
+            histogram.record(elapsed.as_secs_f64());
+            return;
+        }
+        let labels = [
+            ("method", key.0.as_str().to_owned()),
+            ("route", route.to_owned()),
+        ];
+        let counter = metrics::counter!(
+            "http_requests_total",
+            &[
+                labels[0].clone(),
+                labels[1].clone(),
+                ("status", status.to_string())
+            ]
+        );
+        let histogram = metrics::histogram!("http_request_duration_seconds", &labels);
+        counter.increment(1);
+        histogram.record(elapsed.as_secs_f64());
+        if let Ok(mut map) = self.by_route.write() {
+            map.entry(route.into())
+                .or_default()
+                .insert(key, (counter, histogram));
+        }
+    }
+}
+
+/// Reports the matched route template back to the edge on the response; runs per route,
+/// where axum has matched it.
+#[derive(Clone, Copy)]
+pub struct RecordRouteLayer;
+
+impl<S> Layer<S> for RecordRouteLayer {
+    type Service = RecordRoute<S>;
+
+    fn layer(&self, inner: S) -> RecordRoute<S> {
+        RecordRoute(inner)
+    }
+}
+
+#[derive(Clone)]
+pub struct RecordRoute<S>(S);
+
+impl<S> Service<Request> for RecordRoute<S>
+where
+    S: Service<Request, Response = Response>,
+{
+    type Response = Response;
+    type Error = S::Error;
+    type Future = RecordRouteFuture<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
+        self.0.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request) -> Self::Future {
+        let route = request.extensions().get::<MatchedPath>().cloned();
+        RecordRouteFuture {
+            inner: self.0.call(request),
+            route,
+        }
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// A handler's future whose panic becomes an error value instead of unwinding into
+    /// the connection task.
+    struct CatchUnwind<F> {
+        #[pin]
+        inner: F,
+    }
+}
+
+impl<F: Future> Future for CatchUnwind<F> {
+    type Output = Result<F::Output, Box<dyn Any + Send>>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let inner = self.project().inner;
+        match panic::catch_unwind(AssertUnwindSafe(|| inner.poll(cx))) {
+            Ok(Poll::Pending) => Poll::Pending,
+            Ok(Poll::Ready(output)) => Poll::Ready(Ok(output)),
+            Err(panic) => Poll::Ready(Err(panic)),
+        }
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// The route's response with its matched route attached.
+    pub struct RecordRouteFuture<F> {
+        #[pin]
+        inner: F,
+        route: Option<MatchedPath>,
+    }
+}
+
+impl<F, E> Future for RecordRouteFuture<F>
+where
+    F: Future<Output = Result<Response, E>>,
+{
+    type Output = Result<Response, E>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let mut response = std::task::ready!(this.inner.poll(cx))?;
+        if let Some(route) = this.route.take() {
+            response.extensions_mut().insert(route);
+        }
+        Poll::Ready(Ok(response))
+    }
+}
+
+impl<S> Layer<S> for Edge {
+    type Service = EdgeService<S>;
+
+    fn layer(&self, inner: S) -> EdgeService<S> {
+        EdgeService {
+            inner,
+            edge: self.clone(),
+        }
+    }
+}
+
+/// The edge around the whole router.
+#[derive(Clone)]
+pub struct EdgeService<S> {
+    inner: S,
+    edge: Edge,
+}
+
+impl<S> Service<Request> for EdgeService<S>
+where
+    S: Service<Request, Response = Response, Error = Infallible> + Send + 'static,
+    S::Future: Send + 'static,
+{
+    type Response = Response;
+    type Error = Infallible;
+    type Future = EdgeFuture<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut request: Request) -> Self::Future {
+        let started = Instant::now();
+        let limits = self.edge.0.limits;
+        let request_id = request
+            .headers()
+            .get(&X_REQUEST_ID)
+            .filter(|v| acceptable_request_id(v.as_bytes()))
+            .cloned()
+            .unwrap_or_else(|| self.edge.0.ids.next());
+        request
+            .headers_mut()
+            .insert(X_REQUEST_ID.clone(), request_id.clone());
+        let context = RequestContext {
+            id: request_id,
+            body_limit: limits.body_limit,
+        };
+        let method = request.method().clone();
+        // Upgraded connections (WebSockets) live as long as the client stays.
+        let deadline = (!request.headers().contains_key(header::UPGRADE))
+            .then(|| tokio::time::Instant::from_std(started) + limits.request_timeout);
+        let too_large = request
+            .headers()
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok())
+            .is_some_and(|n| n > limits.body_limit as u64);
+        // The handler runs only for a body that may fit. A panic, while the route is
+        // called or later while it runs, fails this request alone with an opaque 500.
+        let (handler, early) = if too_large {
+            let refusal = REQUEST.sync_scope(context.clone(), || {
+                ApiError::PayloadTooLarge {
                     limit: limits.body_limit,
                 }
-                .into_response();
+                .into_response()
+            });
+            (None, Some(refusal))
+        } else {
+            match panic::catch_unwind(AssertUnwindSafe(|| self.inner.call(request))) {
+                Ok(inner) => (Some(CatchUnwind { inner }), None),
+                Err(panic) => (
+                    None,
+                    Some(REQUEST.sync_scope(context.clone(), || panic_response(panic))),
+                ),
             }
-            let response = if bounded {
-                match tokio::time::timeout(limits.request_timeout, next.run(request)).await {
-                    Ok(response) => response,
-                    Err(_) => ApiError::Timeout {
-                        seconds: limits.request_timeout.as_secs(),
-                    }
-                    .into_response(),
-                }
-            } else {
-                next.run(request).await
-            };
-            as_problem(response).await
-        })
-        .await;
+        };
+        EdgeFuture {
+            handler,
+            early,
+            timer: None,
+            rewrite: None,
+            done: Done {
+                edge: self.edge.clone(),
+                context,
+                method,
+                started,
+                deadline,
+            },
+        }
+    }
+}
 
-    if let Ok(value) = HeaderValue::from_str(&request_id) {
-        response.headers_mut().insert(X_REQUEST_ID.clone(), value);
+pin_project_lite::pin_project! {
+    /// One request through the edge, as a state machine rather than a boxed async block:
+    /// the common case (a handler that answers at once with a success) allocates nothing
+    /// here. The timer exists only once the handler has had to wait.
+    pub struct EdgeFuture<F> {
+        #[pin]
+        handler: Option<CatchUnwind<F>>,
+        early: Option<Response>,
+        timer: Option<Pin<Box<tokio::time::Sleep>>>,
+        rewrite: Option<Pin<Box<dyn Future<Output = Response> + Send>>>,
+        done: Done,
     }
-    let route = response
-        .extensions()
-        .get::<Route>()
-        .map(|r| r.0.clone())
-        .unwrap_or_else(|| "unmatched".to_owned());
-    let status = response.status().as_u16();
-    let elapsed = started.elapsed();
-    let duration_ms = (elapsed.as_secs_f64() * 1_000_000.0).round() / 1000.0;
-    // Probes arrive every few seconds from the platform; keep them out of the info stream.
-    if route.starts_with("/api/health") {
-        tracing::debug!(method = %method, route, status, duration_ms, request_id, "request");
-    } else {
-        tracing::info!(method = %method, route, status, duration_ms, request_id, "request");
+}
+
+/// What the edge needs once the response exists.
+struct Done {
+    edge: Edge,
+    context: RequestContext,
+    method: Method,
+    started: Instant,
+    deadline: Option<tokio::time::Instant>,
+}
+
+impl<F> Future for EdgeFuture<F>
+where
+    F: Future<Output = Result<Response, Infallible>>,
+{
+    type Output = Result<Response, Infallible>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let mut this = self.project();
+        let done = &*this.done;
+        let in_scope =
+            |f: &mut dyn FnMut() -> Poll<Response>| REQUEST.sync_scope(done.context.clone(), f);
+        if let Some(response) = this.early.take() {
+            return Poll::Ready(Ok(done.finish(response)));
+        }
+        if let Some(rewrite) = this.rewrite.as_mut() {
+            let response = std::task::ready!(in_scope(&mut || rewrite.as_mut().poll(cx)));
+            return Poll::Ready(Ok(done.finish(response)));
+        }
+        let Some(mut handler) = this.handler.as_mut().as_pin_mut() else {
+            return Poll::Pending;
+        };
+        let mut outcome = None;
+        let polled = in_scope(&mut || match handler.as_mut().poll(cx) {
+            Poll::Pending => Poll::Pending,
+            Poll::Ready(Ok(Ok(response))) => {
+                outcome = Some(response);
+                Poll::Ready(Response::default())
+            }
+            Poll::Ready(Err(panic)) => Poll::Ready(panic_response(panic)),
+        });
+        match polled {
+            Poll::Ready(response) => {
+                this.handler.set(None);
+                let response = outcome.unwrap_or(response);
+                if !needs_problem_body(&response) {
+                    return Poll::Ready(Ok(done.finish(response)));
+                }
+                let mut rewrite: Pin<Box<dyn Future<Output = Response> + Send>> =
+                    Box::pin(as_problem(response));
+                match in_scope(&mut || rewrite.as_mut().poll(cx)) {
+                    Poll::Ready(response) => Poll::Ready(Ok(done.finish(response))),
+                    Poll::Pending => {
+                        *this.rewrite = Some(rewrite);
+                        Poll::Pending
+                    }
+                }
+            }
+            Poll::Pending => {
+                let Some(deadline) = done.deadline else {
+                    return Poll::Pending;
+                };
+                let timer = this
+                    .timer
+                    .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
+                if timer.as_mut().poll(cx).is_pending() {
+                    return Poll::Pending;
+                }
+                this.handler.set(None);
+                let seconds = done.edge.0.limits.request_timeout.as_secs();
+                let response = REQUEST.sync_scope(done.context.clone(), || {
+                    ApiError::Timeout { seconds }.into_response()
+                });
+                Poll::Ready(Ok(done.finish(response)))
+            }
+        }
     }
-    let method = method.to_string();
-    metrics::counter!(
-        "http_requests_total",
-        "method" => method.clone(), "route" => route.clone(), "status" => status.to_string()
-    )
-    .increment(1);
-    metrics::histogram!("http_request_duration_seconds", "method" => method, "route" => route)
-        .record(elapsed.as_secs_f64());
-    response
+}
+
+impl Done {
+    /// Stamps the request id, writes the access-log line and records the metrics.
+    fn finish(&self, mut response: Response) -> Response {
+        response
+            .headers_mut()
+            .insert(X_REQUEST_ID.clone(), self.context.id.clone());
+        let request_id = self.context.id.to_str().unwrap_or_default();
+        let route = response.extensions().get::<MatchedPath>().cloned();
+        let route = route.as_ref().map_or("unmatched", MatchedPath::as_str);
+        let method = &self.method;
+        let status = response.status().as_u16();
+        let elapsed = self.started.elapsed();
+        let duration_ms = (elapsed.as_secs_f64() * 1_000_000.0).round() / 1000.0;
+        // Probes arrive every few seconds from the platform; keep them out of the info
+        // stream.
+        if route.starts_with("/api/health") {
+            tracing::debug!(method = %method, route, status, duration_ms, request_id, "request");
+        } else {
+            tracing::info!(method = %method, route, status, duration_ms, request_id, "request");
+        }
+        self.edge.0.metrics.record(method, route, status, elapsed);
+        response
+    }
 }
 
 /// Client-chosen ids are kept when they are short and printable, so a trace can cross
 /// services; anything else is replaced.
-fn acceptable_request_id(value: &str) -> bool {
-    (1..=128).contains(&value.len()) && value.bytes().all(|b| b.is_ascii_graphic())
+fn acceptable_request_id(value: &[u8]) -> bool {
+    (1..=128).contains(&value.len()) && value.iter().all(u8::is_ascii_graphic)
 }
 
-/// Rewrites an error response that has no JSON body (axum's empty 405, a layer's
-/// plain-text rejection) into a problem document, keeping its headers (`Allow`,
-/// `Retry-After`). Problem documents and JSON reports such as a 503 health body pass.
-async fn as_problem(response: Response) -> Response {
-    let status = response.status();
+/// Whether a response is an error without a JSON body (axum's empty 405, a layer's
+/// plain-text rejection), which [`as_problem`] turns into a problem document. Problem
+/// documents and JSON reports such as a 503 health body pass as they are.
+fn needs_problem_body(response: &Response) -> bool {
     let is_json = response
         .headers()
         .get(header::CONTENT_TYPE)
@@ -138,9 +473,13 @@ async fn as_problem(response: Response) -> Response {
             let v = v.as_bytes();
             v.starts_with(PROBLEM_JSON.as_bytes()) || v.starts_with(b"application/json")
         });
-    if status.as_u16() < 400 || is_json {
-        return response;
-    }
+    response.status().as_u16() >= 400 && !is_json
+}
+
+/// Rewrites such a response into a problem document, keeping its headers (`Allow`,
+/// `Retry-After`) and, for a client error, its short text as the detail.
+async fn as_problem(response: Response) -> Response {
+    let status = response.status();
     let is_text = response
         .headers()
         .get(header::CONTENT_TYPE)
@@ -171,7 +510,7 @@ pub async fn not_found() -> Response {
 
 /// A handler panicked: the task survives, the client gets an opaque 500, the log gets
 /// the panic message once.
-pub fn panic_response(panic: Box<dyn std::any::Any + Send + 'static>) -> Response {
+fn panic_response(panic: Box<dyn Any + Send>) -> Response {
     let message = panic
         .downcast_ref::<&str>()
         .map(|s| (*s).to_owned())

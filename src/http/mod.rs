@@ -12,11 +12,18 @@ pub mod problem;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use axum::Router;
-use axum::extract::DefaultBodyLimit;
+use std::convert::Infallible;
+
+use axum::body::Body;
+use axum::extract::{DefaultBodyLimit, Request};
+use axum::response::Response;
+use hyper::server::conn::http1;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
-use tower_http::catch_panic::CatchPanicLayer;
+use tokio_util::task::TaskTracker;
+use tower::{Service, ServiceBuilder};
 use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
 
@@ -33,17 +40,40 @@ pub fn admin_routes() -> OpenApiRouter<AppState> {
 }
 
 /// The whole API of `app serve`.
-pub fn router(state: AppState) -> Router {
+pub fn router(state: AppState) -> impl HttpService {
     build(state, public_routes(), admin_routes())
+}
+
+/// The service `serve` runs: the routes wrapped in the edge middleware.
+pub trait HttpService:
+    Service<Request, Response = Response, Error = Infallible, Future: Send + 'static>
+    + Clone
+    + Send
+    + Sync
+    + 'static
+{
+}
+
+impl<S> HttpService for S where
+    S: Service<Request, Response = Response, Error = Infallible, Future: Send + 'static>
+        + Clone
+        + Send
+        + Sync
+        + 'static
+{
 }
 
 /// Puts the admin gate on `admin`, adds the OpenAPI document of both, and wraps everything
 /// in the edge middleware.
+///
+/// The edge wraps the router as a whole rather than each route: axum clones a route's
+/// layered service for every request, so per-route layers cost an allocation each. Only
+/// the small layer that reports the matched route runs per route.
 pub fn build(
     state: AppState,
     public: OpenApiRouter<AppState>,
     admin: OpenApiRouter<AppState>,
-) -> Router {
+) -> impl HttpService {
     let gate = axum::middleware::from_fn_with_state(state.clone(), auth::require_admin);
     let (router, doc) = public
         .merge(admin.route_layer(gate.clone()))
@@ -53,17 +83,15 @@ pub fn build(
         request_timeout: state.settings.request_timeout(),
         body_limit: state.settings.http.body_limit_bytes,
     };
-    router
+    let router = router
         .merge(openapi::router(document).route_layer(gate))
-        .route_layer(axum::middleware::from_fn(middleware::record_route))
+        .layer(middleware::RecordRouteLayer)
         .fallback(middleware::not_found)
-        .layer(CatchPanicLayer::custom(middleware::panic_response))
+        .with_state(state);
+    ServiceBuilder::new()
+        .layer(middleware::Edge::new(limits))
         .layer(DefaultBodyLimit::max(limits.body_limit))
-        .layer(axum::middleware::from_fn_with_state(
-            limits,
-            middleware::edge,
-        ))
-        .with_state(state)
+        .service(router)
 }
 
 /// The OpenAPI document of the full API, as `GET /api/openapi.json` serves it.
@@ -71,29 +99,65 @@ pub fn openapi_document() -> utoipa::openapi::OpenApi {
     public_routes().merge(admin_routes()).into_openapi()
 }
 
-/// Serves `router` on `listener` until `shutdown` is cancelled, then stops accepting (new
-/// connections are refused) and lets in-flight requests finish for at most `drain`.
+/// How long a client may take to send a request's headers before its connection is
+/// closed, so idle half-open connections (slowloris) cannot pile up.
+const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Serves `router` on `listener` until `shutdown` is cancelled, then stops accepting (the
+/// listener closes, so new connections are refused), closes idle keep-alive connections,
+/// and lets in-flight requests finish for at most `drain`.
+///
+/// HTTP/1.1 only: Railway's proxy and every platform in front of Switchyard speak it to
+/// their upstreams, and skipping protocol detection keeps each request cheaper.
 pub async fn serve(
     listener: TcpListener,
-    router: Router,
+    router: impl HttpService,
     shutdown: CancellationToken,
     drain: Duration,
 ) -> anyhow::Result<()> {
     let address = listener.local_addr()?;
     tracing::info!(address = %address, "listening");
-    let server = axum::serve(
-        listener,
-        router.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown.clone().cancelled_owned());
-    let mut server = std::pin::pin!(server.into_future());
-    tokio::select! {
-        result = &mut server => return result.map_err(Into::into),
-        _ = shutdown.cancelled() => {}
+    let service = TowerToHyperService::new(MapRequestBody(router));
+    let mut http = http1::Builder::new();
+    http.timer(TokioTimer::new())
+        .header_read_timeout(HEADER_READ_TIMEOUT)
+        .keep_alive(true);
+    let connections = TaskTracker::new();
+    loop {
+        let stream = tokio::select! {
+            _ = shutdown.cancelled() => break,
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => stream,
+                Err(error) => {
+                    // Out of file descriptors and the like: back off rather than spin.
+                    tracing::warn!(error = %error, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+        };
+        let _ = stream.set_nodelay(true);
+        let connection = http
+            .serve_connection(TokioIo::new(stream), service.clone())
+            .with_upgrades();
+        let shutdown = shutdown.clone();
+        connections.spawn(async move {
+            let mut connection = std::pin::pin!(connection);
+            let result = tokio::select! {
+                result = connection.as_mut() => result,
+                _ = shutdown.cancelled() => {
+                    connection.as_mut().graceful_shutdown();
+                    connection.await
+                }
+            };
+            if let Err(error) = result {
+                tracing::debug!(error = %error, "connection ended with an error");
+            }
+        });
     }
-    if let Some(result) = crate::shutdown::drain("http", drain, server).await {
-        result?;
-    }
+    drop(listener);
+    connections.close();
+    crate::shutdown::drain("http", drain, connections.wait()).await;
     tracing::info!("http server stopped");
     Ok(())
 }
@@ -104,4 +168,25 @@ pub async fn bind(host: std::net::IpAddr, port: u16) -> anyhow::Result<TcpListen
     TcpListener::bind(address)
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen on {address} (HOST, PORT): {e}"))
+}
+
+/// Adapts hyper's request body to axum's, as `axum::serve` does.
+#[derive(Clone)]
+struct MapRequestBody<S>(S);
+
+impl<S: HttpService> Service<hyper::Request<hyper::body::Incoming>> for MapRequestBody<S> {
+    type Response = Response;
+    type Error = Infallible;
+    type Future = S::Future;
+
+    fn poll_ready(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Infallible>> {
+        self.0.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: hyper::Request<hyper::body::Incoming>) -> S::Future {
+        self.0.call(request.map(Body::new))
+    }
 }

@@ -7,16 +7,7 @@ use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use utoipa::ToSchema;
 
-tokio::task_local! {
-    /// The request id of the request being handled, set by the edge middleware so that
-    /// error bodies and logs can quote it.
-    pub static REQUEST_ID: String;
-}
-
-/// The current request's id, when called inside a request.
-pub fn current_request_id() -> Option<String> {
-    REQUEST_ID.try_with(Clone::clone).ok()
-}
+use super::middleware::current_request_id;
 
 /// Every failure a handler can report.
 #[derive(Debug, thiserror::Error)]

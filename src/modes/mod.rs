@@ -19,7 +19,7 @@ use crate::instances::Registration;
 use crate::state::AppState;
 
 /// The routes every mode serves on its port: health (open) and metrics (admin token).
-pub fn operations_router(state: AppState) -> axum::Router {
+pub fn operations_router(state: AppState) -> impl http::HttpService {
     http::build(state, http::public_routes(), http::metrics::router())
 }
 
