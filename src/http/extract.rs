@@ -1,14 +1,21 @@
 //! Extractors whose rejections are problem documents with the right status: malformed
 //! JSON is 400, a missing JSON content type 415, a well-formed body of the wrong shape 422
-//! and an oversized body 413.
+//! and a body over `http.body_limit_bytes` 413, whether it declared its length or streamed.
+//!
+//! Request bodies are read through these extractors, which apply the configured limit
+//! themselves; the edge refuses a declared `Content-Length` over it before any handler.
 
-use axum::extract::rejection::JsonRejection;
 use axum::extract::{FromRequest, Request};
-use axum::http::StatusCode;
+use axum::http::header;
+use http_body_util::{BodyExt, LengthLimitError, Limited};
 use serde::de::DeserializeOwned;
+use serde_json::error::Category;
 
 use super::middleware::current_body_limit;
 use super::problem::ApiError;
+
+/// The limit outside a request (tests calling an extractor directly): the default.
+const FALLBACK_LIMIT: usize = 1024 * 1024;
 
 /// A JSON request body.
 pub struct Json<T>(pub T);
@@ -20,22 +27,38 @@ where
 {
     type Rejection = ApiError;
 
-    async fn from_request(request: Request, state: &S) -> Result<Self, ApiError> {
-        match axum::Json::<T>::from_request(request, state).await {
-            Ok(axum::Json(value)) => Ok(Self(value)),
-            Err(JsonRejection::MissingJsonContentType(_)) => Err(ApiError::UnsupportedMediaType(
+    async fn from_request(request: Request, _: &S) -> Result<Self, ApiError> {
+        let is_json = request
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split(';').next())
+            .map(|v| v.trim().to_ascii_lowercase())
+            .is_some_and(|v| v == "application/json" || v.ends_with("+json"));
+        if !is_json {
+            return Err(ApiError::UnsupportedMediaType(
                 "send the body as JSON with Content-Type: application/json".into(),
-            )),
-            Err(JsonRejection::JsonSyntaxError(e)) => Err(ApiError::MalformedJson(e.body_text())),
-            Err(JsonRejection::JsonDataError(e)) => Err(ApiError::Unprocessable(e.body_text())),
-            Err(JsonRejection::BytesRejection(e))
-                if e.status() == StatusCode::PAYLOAD_TOO_LARGE =>
-            {
-                Err(ApiError::PayloadTooLarge {
-                    limit: current_body_limit().unwrap_or_default(),
-                })
-            }
-            Err(other) => Err(ApiError::BadRequest(other.body_text())),
+            ));
         }
+        let limit = current_body_limit().unwrap_or(FALLBACK_LIMIT);
+        let body = Limited::new(request.into_body(), limit)
+            .collect()
+            .await
+            .map_err(|error| {
+                if error.downcast_ref::<LengthLimitError>().is_some() {
+                    ApiError::PayloadTooLarge { limit }
+                } else {
+                    ApiError::BadRequest(format!("the request body could not be read: {error}"))
+                }
+            })?
+            .to_bytes();
+        serde_json::from_slice(&body)
+            .map(Self)
+            .map_err(|error| match error.classify() {
+                Category::Data => ApiError::Unprocessable(error.to_string()),
+                Category::Syntax | Category::Eof | Category::Io => {
+                    ApiError::MalformedJson(error.to_string())
+                }
+            })
     }
 }

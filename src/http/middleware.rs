@@ -3,6 +3,7 @@
 //! layers into problem documents.
 
 use std::any::Any;
+use std::cell::Cell;
 use std::collections::HashMap;
 use std::convert::Infallible;
 use std::panic::{self, AssertUnwindSafe};
@@ -17,6 +18,7 @@ use axum::extract::{MatchedPath, Request};
 use axum::http::{HeaderName, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use metrics::{Counter, Histogram};
+use tokio::task::futures::TaskLocalFuture;
 use tower::{Layer, Service};
 
 use super::problem::{ApiError, PROBLEM_JSON, Problem};
@@ -30,19 +32,54 @@ tokio::task_local! {
     static REQUEST: RequestContext;
 }
 
-#[derive(Clone)]
 struct RequestContext {
-    /// Kept as the header value: cloning it is a reference count, not a copy.
-    id: HeaderValue,
+    id: RequestId,
     body_limit: usize,
+    /// The matched route template, filled in by [`RecordRoute`] once routing is done.
+    route: Cell<Option<MatchedPath>>,
+}
+
+impl Clone for RequestContext {
+    /// A copy for producing a response outside the handler (refusals, panics, the
+    /// problem rewrite); the route stays with the original.
+    fn clone(&self) -> Self {
+        Self {
+            id: self.id.clone(),
+            body_limit: self.body_limit,
+            route: Cell::new(None),
+        }
+    }
+}
+
+/// A request's id: one the caller sent, or one generated here and kept inline, so that
+/// neither costs an allocation until the response header is written.
+#[derive(Clone)]
+enum RequestId {
+    Given(HeaderValue),
+    Generated([u8; 32]),
+}
+
+impl RequestId {
+    fn as_str(&self) -> &str {
+        match self {
+            Self::Given(value) => value.to_str().unwrap_or_default(),
+            Self::Generated(hex) => std::str::from_utf8(hex).unwrap_or_default(),
+        }
+    }
+
+    fn header(&self) -> HeaderValue {
+        match self {
+            Self::Given(value) => value.clone(),
+            Self::Generated(hex) => {
+                HeaderValue::from_bytes(hex).unwrap_or(HeaderValue::from_static("unknown"))
+            }
+        }
+    }
 }
 
 /// The current request's id, when called inside a request.
 pub fn current_request_id() -> Option<String> {
-    REQUEST
-        .try_with(|r| r.id.to_str().ok().map(str::to_owned))
-        .ok()
-        .flatten()
+    REQUEST.try_with(|r| r.id.as_str().to_owned()).ok()
 }
 
 /// The configured body limit, when called inside a request.
@@ -96,7 +133,7 @@ impl RequestIds {
         }
     }
 
-    fn next(&self) -> HeaderValue {
+    fn next(&self) -> RequestId {
         const HEX: &[u8; 16] = b"0123456789abcdef";
         let n = self.next.fetch_add(1, Ordering::Relaxed);
         let mut text = [0u8; 32];
@@ -105,7 +142,7 @@ impl RequestIds {
                 text[i * 16 + j] = HEX[((word >> (60 - 4 * j)) & 0xf) as usize];
             }
         }
-        HeaderValue::from_bytes(&text).unwrap_or(HeaderValue::from_static("unknown"))
+        RequestId::Generated(text)
     }
 }
 
@@ -242,7 +279,11 @@ where
         let this = self.project();
         let mut response = std::task::ready!(this.inner.poll(cx))?;
         if let Some(route) = this.route.take() {
-            response.extensions_mut().insert(route);
+            // Into the request's context when there is one: no allocation on the response.
+            if let Err(unscoped) = REQUEST.try_with(|c| c.route.set(Some(route.clone()))) {
+                let _ = unscoped;
+                response.extensions_mut().insert(route);
+            }
         }
         Poll::Ready(Ok(response))
     }
@@ -279,21 +320,21 @@ where
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, mut request: Request) -> Self::Future {
+    fn call(&mut self, request: Request) -> Self::Future {
         let started = Instant::now();
         let limits = self.edge.0.limits;
-        let request_id = request
+        // Handlers read the id through `current_request_id`; it is not copied into the
+        // request's headers.
+        let id = request
             .headers()
             .get(&X_REQUEST_ID)
             .filter(|v| acceptable_request_id(v.as_bytes()))
-            .cloned()
+            .map(|v| RequestId::Given(v.clone()))
             .unwrap_or_else(|| self.edge.0.ids.next());
-        request
-            .headers_mut()
-            .insert(X_REQUEST_ID.clone(), request_id.clone());
         let context = RequestContext {
-            id: request_id,
+            id,
             body_limit: limits.body_limit,
+            route: Cell::new(None),
         };
         let method = request.method().clone();
         // Upgraded connections (WebSockets) live as long as the client stays.
@@ -305,37 +346,36 @@ where
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.parse::<u64>().ok())
             .is_some_and(|n| n > limits.body_limit as u64);
+        let done = Done {
+            edge: self.edge.clone(),
+            method,
+            started,
+            deadline,
+        };
         // The handler runs only for a body that may fit. A panic, while the route is
         // called or later while it runs, fails this request alone with an opaque 500.
-        let (handler, early) = if too_large {
+        if too_large {
             let refusal = REQUEST.sync_scope(context.clone(), || {
                 ApiError::PayloadTooLarge {
                     limit: limits.body_limit,
                 }
                 .into_response()
             });
-            (None, Some(refusal))
-        } else {
-            match panic::catch_unwind(AssertUnwindSafe(|| self.inner.call(request))) {
-                Ok(inner) => (Some(CatchUnwind { inner }), None),
-                Err(panic) => (
-                    None,
-                    Some(REQUEST.sync_scope(context.clone(), || panic_response(panic))),
-                ),
-            }
-        };
-        EdgeFuture {
-            handler,
-            early,
-            timer: None,
-            rewrite: None,
-            done: Done {
-                edge: self.edge.clone(),
-                context,
-                method,
-                started,
-                deadline,
+            return EdgeFuture::early(refusal, context, done);
+        }
+        match panic::catch_unwind(AssertUnwindSafe(|| self.inner.call(request))) {
+            Ok(inner) => EdgeFuture {
+                handler: Some(REQUEST.scope(context, CatchUnwind { inner })),
+                context: None,
+                early: None,
+                timer: None,
+                rewrite: None,
+                done,
             },
+            Err(panic) => {
+                let response = REQUEST.sync_scope(context.clone(), || panic_response(panic));
+                EdgeFuture::early(response, context, done)
+            }
         }
     }
 }
@@ -343,10 +383,13 @@ where
 pin_project_lite::pin_project! {
     /// One request through the edge, as a state machine rather than a boxed async block:
     /// the common case (a handler that answers at once with a success) allocates nothing
-    /// here. The timer exists only once the handler has had to wait.
+    /// here. The task-local context moves in and out of the handler without copies, and
+    /// the timer exists only once the handler has had to wait.
     pub struct EdgeFuture<F> {
         #[pin]
-        handler: Option<CatchUnwind<F>>,
+        handler: Option<TaskLocalFuture<RequestContext, CatchUnwind<F>>>,
+        // The context, once taken back from the finished handler.
+        context: Option<RequestContext>,
         early: Option<Response>,
         timer: Option<Pin<Box<tokio::time::Sleep>>>,
         rewrite: Option<Pin<Box<dyn Future<Output = Response> + Send>>>,
@@ -354,10 +397,22 @@ pin_project_lite::pin_project! {
     }
 }
 
+impl<F> EdgeFuture<F> {
+    fn early(response: Response, context: RequestContext, done: Done) -> Self {
+        Self {
+            handler: None,
+            context: Some(context),
+            early: Some(response),
+            timer: None,
+            rewrite: None,
+            done,
+        }
+    }
+}
+
 /// What the edge needs once the response exists.
 struct Done {
     edge: Edge,
-    context: RequestContext,
     method: Method,
     started: Instant,
     deadline: Option<tokio::time::Instant>,
@@ -371,47 +426,50 @@ where
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let mut this = self.project();
-        let done = &*this.done;
-        let in_scope =
-            |f: &mut dyn FnMut() -> Poll<Response>| REQUEST.sync_scope(done.context.clone(), f);
         if let Some(response) = this.early.take() {
-            return Poll::Ready(Ok(done.finish(response)));
+            let context = this.context.take();
+            return Poll::Ready(Ok(this.done.finish(response, context.as_ref())));
         }
         if let Some(rewrite) = this.rewrite.as_mut() {
-            let response = std::task::ready!(in_scope(&mut || rewrite.as_mut().poll(cx)));
-            return Poll::Ready(Ok(done.finish(response)));
+            let context = this.context.take();
+            let polled = match &context {
+                Some(c) => REQUEST.sync_scope(c.clone(), || rewrite.as_mut().poll(cx)),
+                None => rewrite.as_mut().poll(cx),
+            };
+            *this.context = context;
+            let response = std::task::ready!(polled);
+            let context = this.context.take();
+            return Poll::Ready(Ok(this.done.finish(response, context.as_ref())));
         }
         let Some(mut handler) = this.handler.as_mut().as_pin_mut() else {
             return Poll::Pending;
         };
-        let mut outcome = None;
-        let polled = in_scope(&mut || match handler.as_mut().poll(cx) {
-            Poll::Pending => Poll::Pending,
-            Poll::Ready(Ok(Ok(response))) => {
-                outcome = Some(response);
-                Poll::Ready(Response::default())
-            }
-            Poll::Ready(Err(panic)) => Poll::Ready(panic_response(panic)),
-        });
-        match polled {
-            Poll::Ready(response) => {
+        match handler.as_mut().poll(cx) {
+            Poll::Ready(outcome) => {
+                let context = handler.take_value();
                 this.handler.set(None);
-                let response = outcome.unwrap_or(response);
-                if !needs_problem_body(&response) {
-                    return Poll::Ready(Ok(done.finish(response)));
-                }
-                let mut rewrite: Pin<Box<dyn Future<Output = Response> + Send>> =
-                    Box::pin(as_problem(response));
-                match in_scope(&mut || rewrite.as_mut().poll(cx)) {
-                    Poll::Ready(response) => Poll::Ready(Ok(done.finish(response))),
-                    Poll::Pending => {
-                        *this.rewrite = Some(rewrite);
-                        Poll::Pending
+                let scoped = |f: &mut dyn FnMut() -> Response| match &context {
+                    Some(c) => REQUEST.sync_scope(c.clone(), f),
+                    None => f(),
+                };
+                let response = match outcome {
+                    Ok(Ok(response)) => response,
+                    Err(panic) => {
+                        let mut panic = Some(panic);
+                        scoped(&mut || panic_response(panic.take().unwrap_or_else(|| Box::new(()))))
                     }
+                };
+                if !needs_problem_body(&response) {
+                    return Poll::Ready(Ok(this.done.finish(response, context.as_ref())));
                 }
+                *this.rewrite = Some(Box::pin(as_problem(response)));
+                *this.context = context;
+                // Poll the rewrite at once; it only reads a short body already received.
+                cx.waker().wake_by_ref();
+                Poll::Pending
             }
             Poll::Pending => {
-                let Some(deadline) = done.deadline else {
+                let Some(deadline) = this.done.deadline else {
                     return Poll::Pending;
                 };
                 let timer = this
@@ -420,12 +478,15 @@ where
                 if timer.as_mut().poll(cx).is_pending() {
                     return Poll::Pending;
                 }
+                let context = handler.take_value();
                 this.handler.set(None);
-                let seconds = done.edge.0.limits.request_timeout.as_secs();
-                let response = REQUEST.sync_scope(done.context.clone(), || {
-                    ApiError::Timeout { seconds }.into_response()
-                });
-                Poll::Ready(Ok(done.finish(response)))
+                let seconds = this.done.edge.0.limits.request_timeout.as_secs();
+                let timeout = || ApiError::Timeout { seconds }.into_response();
+                let response = match &context {
+                    Some(c) => REQUEST.sync_scope(c.clone(), timeout),
+                    None => timeout(),
+                };
+                Poll::Ready(Ok(this.done.finish(response, context.as_ref())))
             }
         }
     }
@@ -433,12 +494,16 @@ where
 
 impl Done {
     /// Stamps the request id, writes the access-log line and records the metrics.
-    fn finish(&self, mut response: Response) -> Response {
-        response
-            .headers_mut()
-            .insert(X_REQUEST_ID.clone(), self.context.id.clone());
-        let request_id = self.context.id.to_str().unwrap_or_default();
-        let route = response.extensions().get::<MatchedPath>().cloned();
+    fn finish(&self, mut response: Response, context: Option<&RequestContext>) -> Response {
+        let request_id = context.map_or("", |c| c.id.as_str());
+        if let Some(context) = context {
+            response
+                .headers_mut()
+                .insert(X_REQUEST_ID.clone(), context.id.header());
+        }
+        let route = context
+            .and_then(|c| c.route.take())
+            .or_else(|| response.extensions().get::<MatchedPath>().cloned());
         let route = route.as_ref().map_or("unmatched", MatchedPath::as_str);
         let method = &self.method;
         let status = response.status().as_u16();

@@ -15,7 +15,7 @@ use std::time::Duration;
 use std::convert::Infallible;
 
 use axum::body::Body;
-use axum::extract::{DefaultBodyLimit, Request};
+use axum::extract::Request;
 use axum::response::Response;
 use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
@@ -90,7 +90,6 @@ pub fn build(
         .with_state(state);
     ServiceBuilder::new()
         .layer(middleware::Edge::new(limits))
-        .layer(DefaultBodyLimit::max(limits.body_limit))
         .service(router)
 }
 
