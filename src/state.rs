@@ -11,6 +11,7 @@ use sqlx::PgPool;
 
 use crate::config::Settings;
 use crate::health::HealthMonitor;
+use crate::http::request_metrics::RequestMetrics;
 use crate::telemetry::{self, Identity};
 
 /// Shared state of a running process.
@@ -26,6 +27,8 @@ pub struct Shared {
     pub started: Instant,
     /// Renders the Prometheus text for `/metrics`.
     pub metrics: PrometheusHandle,
+    /// Request counts and latencies, recorded by the HTTP edge.
+    pub requests: Arc<RequestMetrics>,
     /// Remembers each dependency's last state so changes are logged once.
     pub health: HealthMonitor,
 }
@@ -71,6 +74,7 @@ impl AppState {
             redis,
             started: Instant::now(),
             metrics: telemetry::metrics(),
+            requests: Arc::default(),
             health: HealthMonitor::default(),
         }))
     }

@@ -130,7 +130,7 @@ async fn prometheus(State(state): State<AppState>) -> impl IntoResponse {
             header::CONTENT_TYPE,
             "text/plain; version=0.0.4; charset=utf-8",
         )],
-        state.metrics.render(),
+        format!("{}{}", state.requests.render(), state.metrics.render()),
     )
 }
 

@@ -4,12 +4,11 @@
 
 use std::any::Any;
 use std::cell::Cell;
-use std::collections::HashMap;
 use std::convert::Infallible;
 use std::panic::{self, AssertUnwindSafe};
 use std::pin::Pin;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, RwLock};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
@@ -17,11 +16,11 @@ use axum::body::Body;
 use axum::extract::{MatchedPath, Request};
 use axum::http::{HeaderName, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use metrics::{Counter, Histogram};
 use tokio::task::futures::TaskLocalFuture;
 use tower::{Layer, Service};
 
 use super::problem::{ApiError, PROBLEM_JSON, Problem};
+use super::request_metrics::RequestMetrics;
 
 /// `X-Request-Id`.
 pub static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -101,15 +100,15 @@ pub struct Edge(Arc<EdgeInner>);
 struct EdgeInner {
     limits: Limits,
     ids: RequestIds,
-    metrics: HttpMetrics,
+    metrics: Arc<RequestMetrics>,
 }
 
 impl Edge {
-    pub fn new(limits: Limits) -> Self {
+    pub fn new(limits: Limits, metrics: Arc<RequestMetrics>) -> Self {
         Self(Arc::new(EdgeInner {
             limits,
             ids: RequestIds::new(),
-            metrics: HttpMetrics::default(),
+            metrics,
         }))
     }
 }
@@ -143,61 +142,6 @@ impl RequestIds {
             }
         }
         RequestId::Generated(text)
-    }
-}
-
-/// Request counters and latency histograms by route, method and status. Handles are
-/// looked up once per label set and kept, so a request costs a map lookup and two atomic
-/// updates rather than building and hashing a metric key.
-#[derive(Default)]
-struct HttpMetrics {
-    by_route: RwLock<HashMap<Box<str>, RouteMetrics>>,
-}
-
-/// One route's handles by method and status.
-type RouteMetrics = HashMap<(Method, u16), (Counter, Histogram)>;
-
-impl HttpMetrics {
-    fn record(&self, method: &Method, route: &str, status: u16, elapsed: Duration) {
-        // Arbitrary methods would make arbitrary label sets.
-        let method = match *method {
-            Method::GET
-            | Method::POST
-            | Method::PUT
-            | Method::PATCH
-            | Method::DELETE
-            | Method::HEAD
-            | Method::OPTIONS => method.clone(),
-            _ => Method::from_bytes(b"OTHER").unwrap_or(Method::GET),
-        };
-        let key = (method, status);
-        if let Ok(map) = self.by_route.read()
-            && let Some((counter, histogram)) = map.get(route).and_then(|r| r.get(&key))
-        {
-            counter.increment(1);
-            histogram.record(elapsed.as_secs_f64());
-            return;
-        }
-        let labels = [
-            ("method", key.0.as_str().to_owned()),
-            ("route", route.to_owned()),
-        ];
-        let counter = metrics::counter!(
-            "http_requests_total",
-            &[
-                labels[0].clone(),
-                labels[1].clone(),
-                ("status", status.to_string())
-            ]
-        );
-        let histogram = metrics::histogram!("http_request_duration_seconds", &labels);
-        counter.increment(1);
-        histogram.record(elapsed.as_secs_f64());
-        if let Ok(mut map) = self.by_route.write() {
-            map.entry(route.into())
-                .or_default()
-                .insert(key, (counter, histogram));
-        }
     }
 }
 

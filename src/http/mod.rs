@@ -8,6 +8,7 @@ pub mod metrics;
 pub mod middleware;
 pub mod openapi;
 pub mod problem;
+pub mod request_metrics;
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -83,13 +84,14 @@ pub fn build(
         request_timeout: state.settings.request_timeout(),
         body_limit: state.settings.http.body_limit_bytes,
     };
+    let state_metrics = state.requests.clone();
     let router = router
         .merge(openapi::router(document).route_layer(gate))
         .layer(middleware::RecordRouteLayer)
         .fallback(middleware::not_found)
         .with_state(state);
     ServiceBuilder::new()
-        .layer(middleware::Edge::new(limits))
+        .layer(middleware::Edge::new(limits, state_metrics))
         .service(router)
 }
 
@@ -122,6 +124,9 @@ pub async fn serve(
         .header_read_timeout(HEADER_READ_TIMEOUT)
         .keep_alive(true);
     let connections = TaskTracker::new();
+    // Connections watch this rather than the cancellation token: a watch receiver is a
+    // cheaper thing to poll beside every request.
+    let (stop, stopped) = tokio::sync::watch::channel(false);
     loop {
         let stream = tokio::select! {
             _ = shutdown.cancelled() => break,
@@ -139,12 +144,12 @@ pub async fn serve(
         let connection = http
             .serve_connection(TokioIo::new(stream), service.clone())
             .with_upgrades();
-        let shutdown = shutdown.clone();
+        let mut stopped = stopped.clone();
         connections.spawn(async move {
             let mut connection = std::pin::pin!(connection);
             let result = tokio::select! {
                 result = connection.as_mut() => result,
-                _ = shutdown.cancelled() => {
+                _ = stopped.changed() => {
                     connection.as_mut().graceful_shutdown();
                     connection.await
                 }
@@ -154,6 +159,7 @@ pub async fn serve(
             }
         });
     }
+    let _ = stop.send(true);
     drop(listener);
     connections.close();
     crate::shutdown::drain("http", drain, connections.wait()).await;
