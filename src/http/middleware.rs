@@ -1,6 +1,6 @@
-//! The edge every request passes through: request id, body-size precheck, timeout, one
-//! access-log line with metrics, and the rewrite of bare error responses from routing and
-//! layers into problem documents.
+//! The edge every request passes through: request id, body-size precheck, timeout, panic
+//! isolation, one access-log line with metrics, and the rewrite of bare error responses
+//! from routing and layers into problem documents.
 
 use std::any::Any;
 use std::cell::Cell;
@@ -26,7 +26,7 @@ use super::request_metrics::RequestMetrics;
 pub static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 tokio::task_local! {
-    /// The request being handled, set by [`edge`] so that error bodies, logs and
+    /// The request being handled, set by [`EdgeService`] so that error bodies, logs and
     /// extractors can read it without touching the request's extension map.
     static REQUEST: RequestContext;
 }
@@ -205,7 +205,7 @@ impl<F: Future> Future for CatchUnwind<F> {
 }
 
 pin_project_lite::pin_project! {
-    /// The route's response with its matched route attached.
+    /// The route's response, its matched route handed to the edge.
     pub struct RecordRouteFuture<F> {
         #[pin]
         inner: F,
@@ -224,8 +224,10 @@ where
         let mut response = std::task::ready!(this.inner.poll(cx))?;
         if let Some(route) = this.route.take() {
             // Into the request's context when there is one: no allocation on the response.
-            if let Err(unscoped) = REQUEST.try_with(|c| c.route.set(Some(route.clone()))) {
-                let _ = unscoped;
+            if REQUEST
+                .try_with(|c| c.route.set(Some(route.clone())))
+                .is_err()
+            {
                 response.extensions_mut().insert(route);
             }
         }

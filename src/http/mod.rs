@@ -10,10 +10,9 @@ pub mod openapi;
 pub mod problem;
 pub mod request_metrics;
 
+use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::time::Duration;
-
-use std::convert::Infallible;
 
 use axum::body::Body;
 use axum::extract::Request;
@@ -93,11 +92,6 @@ pub fn build(
     ServiceBuilder::new()
         .layer(middleware::Edge::new(limits, state_metrics))
         .service(router)
-}
-
-/// The OpenAPI document of the full API, as `GET /api/openapi.json` serves it.
-pub fn openapi_document() -> utoipa::openapi::OpenApi {
-    public_routes().merge(admin_routes()).into_openapi()
 }
 
 /// How long a client may take to send a request's headers before its connection is
