@@ -21,7 +21,7 @@ apt_install() {
   command -v apt-get >/dev/null || { echo "cannot install $*: no apt-get; install it yourself or set the URL" >&2; exit 1; }
   say "installing $* with apt-get"
   $SUDO apt-get update -qq >/dev/null
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "$@" >/dev/null
+  $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
 }
 
 ensure_postgres() {

@@ -5,6 +5,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/services.sh
+# The TLS tests make their certificates with the openssl command and start a TLS-only
+# redis-server of their own.
+command -v openssl >/dev/null || apt_install openssl
 if cargo nextest --version >/dev/null 2>&1; then
   say "running the tests with cargo nextest"
   cargo nextest run --workspace --all-targets --no-fail-fast "$@"

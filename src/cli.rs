@@ -260,7 +260,10 @@ async fn dispatch(
 ) -> anyhow::Result<ExitCode> {
     tracing::info!(version = crate::VERSION, env = settings.app.env, "starting");
     if let Command::Migrate(args) = &command {
-        let pool = crate::db::connect(&settings.database, settings.dependency_wait()).await?;
+        let connect = crate::db::connect(&settings.database, settings.dependency_wait());
+        let Some(pool) = until_shutdown(&shutdown, connect).await? else {
+            return Ok(ExitCode::SUCCESS);
+        };
         let action = match (args.status, args.check) {
             (true, _) => modes::migrate::Action::Status,
             (_, true) => modes::migrate::Action::Check,
@@ -272,7 +275,11 @@ async fn dispatch(
     }
     let host = settings.http.host;
     let port = settings.http.port;
-    let state = AppState::connect(settings, identity).await?;
+    // A platform may stop a replica that is still waiting for its dependencies.
+    let Some(state) = until_shutdown(&shutdown, AppState::connect(settings, identity)).await?
+    else {
+        return Ok(ExitCode::SUCCESS);
+    };
     let result = match command {
         Command::Serve(_) => {
             if state.settings.startup.migrate {
@@ -303,6 +310,20 @@ async fn dispatch(
     result?;
     tracing::info!("stopped cleanly");
     Ok(ExitCode::SUCCESS)
+}
+
+/// Runs start-up work unless a shutdown signal comes first (`None`).
+async fn until_shutdown<T>(
+    shutdown: &CancellationToken,
+    work: impl Future<Output = anyhow::Result<T>>,
+) -> anyhow::Result<Option<T>> {
+    tokio::select! {
+        result = work => result.map(Some),
+        _ = shutdown.cancelled() => {
+            tracing::info!("shutdown requested during start-up; exiting");
+            Ok(None)
+        }
+    }
 }
 
 async fn optional_listener(

@@ -141,3 +141,46 @@ fn wrong_postgres_credentials_fail_at_once_instead_of_waiting() {
     );
     assert!(!stdout.contains("definitely-wrong"), "{stdout}");
 }
+
+#[test]
+fn sigterm_while_waiting_for_dependencies_exits_at_once_and_cleanly() {
+    let env = environment(
+        &format!("postgres://nobody:pw@127.0.0.1:{}/none", free_port()),
+        &server_redis_url(),
+    );
+    let mut child = app()
+        .arg("serve")
+        .envs(&env)
+        .env("STARTUP_DEPENDENCY_WAIT_SECONDS", "60")
+        .env("PORT", free_port().to_string())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(700));
+
+    let signalled = Instant::now();
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            signalled.elapsed() < Duration::from_secs(20),
+            "still waiting after SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let output = child.wait_with_output().unwrap();
+
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(status.code(), Some(0), "{stdout}");
+    assert!(
+        signalled.elapsed() < Duration::from_secs(10),
+        "took {:?}",
+        signalled.elapsed()
+    );
+    assert!(
+        stdout.contains("shutdown requested during start-up"),
+        "{stdout}"
+    );
+}
