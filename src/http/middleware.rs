@@ -222,14 +222,11 @@ where
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
         let mut response = std::task::ready!(this.inner.poll(cx))?;
-        if let Some(route) = this.route.take() {
-            // Into the request's context when there is one: no allocation on the response.
-            if REQUEST
-                .try_with(|c| c.route.set(Some(route.clone())))
-                .is_err()
-            {
-                response.extensions_mut().insert(route);
-            }
+        // Into the request's context when there is one: no allocation on the response.
+        let mut route = this.route.take();
+        let _ = REQUEST.try_with(|c| c.route.set(route.take()));
+        if let Some(route) = route {
+            response.extensions_mut().insert(route);
         }
         Poll::Ready(Ok(response))
     }

@@ -7,8 +7,8 @@
 use std::collections::HashMap;
 use std::fmt::Write;
 use std::hash::{BuildHasherDefault, Hasher};
+use std::sync::RwLock;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use axum::http::Method;
@@ -24,7 +24,7 @@ pub struct RequestMetrics {
     by_route: RwLock<HashMap<Box<str>, RouteSeries, Fast>>,
 }
 
-type RouteSeries = HashMap<(Method, u16), Arc<Series>, Fast>;
+type RouteSeries = HashMap<(Method, u16), Series, Fast>;
 type Fast = BuildHasherDefault<FastHash>;
 
 /// One label set: a count per bucket (the last is +Inf) and the total time.
@@ -32,6 +32,19 @@ type Fast = BuildHasherDefault<FastHash>;
 struct Series {
     buckets: [AtomicU64; BUCKETS.len() + 1],
     sum_nanos: AtomicU64,
+}
+
+impl Series {
+    fn observe(&self, elapsed: Duration) {
+        let seconds = elapsed.as_secs_f64();
+        let bucket = BUCKETS
+            .iter()
+            .position(|bound| seconds <= *bound)
+            .unwrap_or(BUCKETS.len());
+        self.buckets[bucket].fetch_add(1, Ordering::Relaxed);
+        let nanos = u64::try_from(elapsed.as_nanos()).unwrap_or(u64::MAX);
+        self.sum_nanos.fetch_add(nanos, Ordering::Relaxed);
+    }
 }
 
 impl RequestMetrics {
@@ -49,31 +62,20 @@ impl RequestMetrics {
             _ => Method::from_bytes(b"OTHER").unwrap_or(Method::GET),
         };
         let key = (method, status);
-        let found = self
-            .by_route
-            .read()
-            .ok()
-            .and_then(|map| map.get(route).and_then(|r| r.get(&key)).cloned());
-        let series = match found {
-            Some(series) => series,
-            None => match self.by_route.write() {
-                Ok(mut map) => map
-                    .entry(route.into())
-                    .or_default()
-                    .entry(key)
-                    .or_default()
-                    .clone(),
-                Err(_) => return,
-            },
-        };
-        let seconds = elapsed.as_secs_f64();
-        let bucket = BUCKETS
-            .iter()
-            .position(|bound| seconds <= *bound)
-            .unwrap_or(BUCKETS.len());
-        series.buckets[bucket].fetch_add(1, Ordering::Relaxed);
-        let nanos = u64::try_from(elapsed.as_nanos()).unwrap_or(u64::MAX);
-        series.sum_nanos.fetch_add(nanos, Ordering::Relaxed);
+        // The common case: the series exists, and is updated under the read lock.
+        if let Ok(map) = self.by_route.read()
+            && let Some(series) = map.get(route).and_then(|r| r.get(&key))
+        {
+            series.observe(elapsed);
+            return;
+        }
+        if let Ok(mut map) = self.by_route.write() {
+            map.entry(route.into())
+                .or_default()
+                .entry(key)
+                .or_default()
+                .observe(elapsed);
+        }
     }
 
     /// `http_requests_total` and `http_request_duration_seconds` in the Prometheus text
@@ -87,7 +89,7 @@ impl RequestMetrics {
             .flat_map(|(route, series)| {
                 series
                     .iter()
-                    .map(move |((method, status), s)| (route.as_ref(), method, *status, s.as_ref()))
+                    .map(move |((method, status), s)| (route.as_ref(), method, *status, s))
             })
             .collect();
         rows.sort_by(|a, b| (a.0, a.1.as_str(), a.2).cmp(&(b.0, b.1.as_str(), b.2)));
