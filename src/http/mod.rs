@@ -3,6 +3,7 @@
 
 pub mod auth;
 pub mod extract;
+mod graceful;
 pub mod health;
 pub mod metrics;
 pub mod middleware;
@@ -12,6 +13,7 @@ pub mod request_metrics;
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Body;
@@ -28,6 +30,7 @@ use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
 
 use crate::state::AppState;
+use graceful::{Graceful, Stopping};
 
 /// Routes anyone may call: the platform's health checks.
 pub fn public_routes() -> OpenApiRouter<AppState> {
@@ -118,9 +121,7 @@ pub async fn serve(
         .header_read_timeout(HEADER_READ_TIMEOUT)
         .keep_alive(true);
     let connections = TaskTracker::new();
-    // Connections watch this rather than the cancellation token: a watch receiver is a
-    // cheaper thing to poll beside every request.
-    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let stopping = Arc::new(Stopping::default());
     loop {
         let stream = tokio::select! {
             _ = shutdown.cancelled() => break,
@@ -138,23 +139,16 @@ pub async fn serve(
         let connection = http
             .serve_connection(TokioIo::new(stream), service.clone())
             .with_upgrades();
-        let mut stopped = stopped.clone();
+        let connection = Graceful::new(connection, |c| c.graceful_shutdown(), stopping.clone());
         connections.spawn(async move {
-            let mut connection = std::pin::pin!(connection);
-            let result = tokio::select! {
-                result = connection.as_mut() => result,
-                _ = stopped.changed() => {
-                    connection.as_mut().graceful_shutdown();
-                    connection.await
-                }
-            };
-            if let Err(error) = result {
+            if let Err(error) = connection.await {
                 tracing::debug!(error = %error, "connection ended with an error");
             }
         });
     }
-    let _ = stop.send(true);
+    // Close the listener first, so that new connections are refused from here on.
     drop(listener);
+    stopping.stop();
     connections.close();
     crate::shutdown::drain("http", drain, connections.wait()).await;
     tracing::info!("http server stopped");
