@@ -63,6 +63,8 @@ pub struct HttpSettings {
     pub port: Option<u16>,
     pub request_timeout_seconds: u64,
     pub body_limit_bytes: usize,
+    /// A connection whose request headers take longer is closed (slow-client guard).
+    pub header_read_timeout_seconds: u64,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -298,6 +300,10 @@ fn validate(s: &Settings) -> Result<(), (&'static str, String)> {
         (
             "http.request_timeout_seconds",
             s.http.request_timeout_seconds,
+        ),
+        (
+            "http.header_read_timeout_seconds",
+            s.http.header_read_timeout_seconds,
         ),
         ("health.check_timeout_ms", s.health.check_timeout_ms),
     ] {

@@ -23,6 +23,10 @@ pub const ENVIRONMENT: &[(&str, &str)] = &[
         "http.request_timeout_seconds",
     ),
     ("HTTP_BODY_LIMIT_BYTES", "http.body_limit_bytes"),
+    (
+        "HTTP_HEADER_READ_TIMEOUT_SECONDS",
+        "http.header_read_timeout_seconds",
+    ),
     ("LOG_LEVEL", "log.level"),
     ("RUST_LOG", "log.filter"),
     ("LOG_FORMAT", "log.format"),

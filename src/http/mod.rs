@@ -97,13 +97,28 @@ pub fn build(
         .service(router)
 }
 
-/// How long a client may take to send a request's headers before its connection is
-/// closed, so idle half-open connections (slowloris) cannot pile up.
-const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
+/// How the server treats its connections, from `[http]` and `[shutdown]`.
+#[derive(Clone, Copy, Debug)]
+pub struct ServeOptions {
+    /// How long in-flight requests may run after shutdown begins.
+    pub drain: Duration,
+    /// How long a client may take to send a request's headers before its connection is
+    /// closed, so stalled half-open connections (slowloris) cannot pile up.
+    pub header_read_timeout: Duration,
+}
+
+impl ServeOptions {
+    pub fn from_settings(settings: &crate::config::Settings) -> Self {
+        Self {
+            drain: settings.drain(),
+            header_read_timeout: Duration::from_secs(settings.http.header_read_timeout_seconds),
+        }
+    }
+}
 
 /// Serves `router` on `listener` until `shutdown` is cancelled, then stops accepting (the
 /// listener closes, so new connections are refused), closes idle keep-alive connections,
-/// and lets in-flight requests finish for at most `drain`.
+/// and lets in-flight requests finish for at most `options.drain`.
 ///
 /// HTTP/1.1 only: Railway's proxy and every platform in front of Switchyard speak it to
 /// their upstreams, and skipping protocol detection keeps each request cheaper.
@@ -111,14 +126,14 @@ pub async fn serve(
     listener: TcpListener,
     router: impl HttpService,
     shutdown: CancellationToken,
-    drain: Duration,
+    options: ServeOptions,
 ) -> anyhow::Result<()> {
     let address = listener.local_addr()?;
     tracing::info!(address = %address, "listening");
     let service = TowerToHyperService::new(MapRequestBody(router));
     let mut http = http1::Builder::new();
     http.timer(TokioTimer::new())
-        .header_read_timeout(HEADER_READ_TIMEOUT)
+        .header_read_timeout(options.header_read_timeout)
         .keep_alive(true);
     let connections = TaskTracker::new();
     let stopping = Arc::new(Stopping::default());
@@ -150,7 +165,7 @@ pub async fn serve(
     drop(listener);
     stopping.stop();
     connections.close();
-    crate::shutdown::drain("http", drain, connections.wait()).await;
+    crate::shutdown::drain("http", options.drain, connections.wait()).await;
     tracing::info!("http server stopped");
     Ok(())
 }

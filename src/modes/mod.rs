@@ -40,7 +40,7 @@ pub async fn serve_operations(
                 listener,
                 operations_router(state.clone()),
                 shutdown,
-                state.settings.drain(),
+                http::ServeOptions::from_settings(&state.settings),
             )
             .await
         }

@@ -25,7 +25,7 @@ pub async fn run(
         listener,
         http::router(state.clone()),
         shutdown,
-        state.settings.drain(),
+        http::ServeOptions::from_settings(&state.settings),
     )
     .await;
     if let Some(registration) = registration {

@@ -77,3 +77,41 @@ async fn every_response_carries_a_request_id_and_a_given_one_is_kept() {
     );
     app.stop().await;
 }
+
+#[tokio::test]
+async fn a_client_that_stalls_while_sending_headers_is_disconnected() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let app = TestApp::spawn_with(
+        |env| {
+            env.insert("HTTP_HEADER_READ_TIMEOUT_SECONDS".into(), "1".into());
+        },
+        utoipa_axum::router::OpenApiRouter::new(),
+    )
+    .await;
+    let mut stalled = tokio::net::TcpStream::connect(app.address).await.unwrap();
+
+    // Headers begun but never finished.
+    stalled
+        .write_all(b"GET /api/health/live HTTP/1.1\r\nHost: x\r\n")
+        .await
+        .unwrap();
+    let mut rest = Vec::new();
+    let closed = tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        stalled.read_to_end(&mut rest),
+    )
+    .await;
+    let healthy = app.get("/api/health/live").await;
+
+    assert!(
+        closed.is_ok(),
+        "the stalled connection was still open after 10 s"
+    );
+    assert!(
+        rest.is_empty() || String::from_utf8_lossy(&rest).starts_with("HTTP/1.1 408"),
+        "{}",
+        String::from_utf8_lossy(&rest)
+    );
+    assert_eq!(healthy.status, 200, "other clients are served meanwhile");
+    app.stop().await;
+}

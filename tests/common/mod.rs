@@ -222,6 +222,7 @@ impl TestApp {
             .expect("connect");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let address = listener.local_addr().unwrap();
+        let options = switchyard::http::ServeOptions::from_settings(&state.settings);
         let router = switchyard::http::build(
             state.clone(),
             switchyard::http::public_routes(),
@@ -232,7 +233,7 @@ impl TestApp {
             listener,
             router,
             shutdown.clone(),
-            Duration::from_secs(5),
+            options,
         ));
         Self {
             address,

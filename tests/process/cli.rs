@@ -266,3 +266,38 @@ fn healthcheck_exits_0_against_a_healthy_server_and_1_when_nothing_answers() {
     drop(server);
     drop(db);
 }
+
+#[test]
+fn log_level_and_rust_log_set_the_level_and_rust_log_wins() {
+    let lines = |env: &[(&str, &str)]| {
+        // `migrate --check` against an unreachable database logs its start-up (info),
+        // its retries (warn) and its failure (error): enough to see the level.
+        let output = app()
+            .args(["migrate", "--check"])
+            .envs(env.iter().copied())
+            .env("DATABASE_URL", "postgres://x:y@127.0.0.1:1/none")
+            .env("STARTUP_DEPENDENCY_WAIT_SECONDS", "2")
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&output.stdout).into_owned()
+    };
+
+    let warn_only = lines(&[("LOG_LEVEL", "warn")]);
+    let info = lines(&[("LOG_LEVEL", "info")]);
+    let rust_log_wins = lines(&[("LOG_LEVEL", "info"), ("RUST_LOG", "error")]);
+
+    assert!(
+        !warn_only.contains("\"message\":\"starting\""),
+        "{warn_only}"
+    );
+    assert!(warn_only.contains("\"level\":\"warn\""), "{warn_only}");
+    assert!(info.contains("\"message\":\"starting\""), "{info}");
+    assert!(
+        !rust_log_wins.contains("\"level\":\"warn\""),
+        "{rust_log_wins}"
+    );
+    assert!(
+        rust_log_wins.contains("\"level\":\"error\""),
+        "{rust_log_wins}"
+    );
+}
