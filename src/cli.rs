@@ -141,7 +141,8 @@ impl Cli {
     fn overrides(&self) -> Vec<Override> {
         let mut out = Vec::new();
         if let Some(level) = &self.log_level {
-            out.push(Override::new("--log-level", "log.level", level));
+            // As a full filter, so the flag wins over RUST_LOG as well as LOG_LEVEL.
+            out.push(Override::new("--log-level", "log.filter", level));
         }
         if let Some(format) = &self.log_format {
             out.push(Override::new("--log-format", "log.format", format));

@@ -524,6 +524,7 @@ fn panic_response(panic: Box<dyn Any + Send>) -> Response {
         .map(|s| (*s).to_owned())
         .or_else(|| panic.downcast_ref::<String>().cloned())
         .unwrap_or_else(|| "non-string panic payload".to_owned());
-    tracing::error!(panic = message, "handler panicked");
+    let request_id = current_request_id().unwrap_or_default();
+    tracing::error!(panic = message, request_id, "handler panicked");
     Problem::for_status(StatusCode::INTERNAL_SERVER_ERROR, None).into_response()
 }

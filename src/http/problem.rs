@@ -80,7 +80,8 @@ impl ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         if let Self::Internal(cause) = &self {
-            tracing::error!(error = format!("{cause:#}"), "request failed");
+            let request_id = current_request_id().unwrap_or_default();
+            tracing::error!(error = format!("{cause:#}"), request_id, "request failed");
         }
         let mut response =
             Problem::new(self.status(), self.code(), self.to_string()).into_response();

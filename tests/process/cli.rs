@@ -184,7 +184,11 @@ fn config_layers_apply_in_order_file_then_env_file_then_environment_then_flags()
             "config",
             "check",
         ],
-        &[("APP_ENV", "staging"), ("LOG_LEVEL", "warn")],
+        &[
+            ("APP_ENV", "staging"),
+            ("LOG_LEVEL", "warn"),
+            ("RUST_LOG", "error"),
+        ],
     );
     std::fs::remove_dir_all(&dir).unwrap();
 
@@ -207,7 +211,7 @@ fn config_layers_apply_in_order_file_then_env_file_then_environment_then_flags()
         "RAILWAY_ENVIRONMENT_NAME picks the file: {railway_env}"
     );
     assert!(
-        flagged.contains("log.level = \"debug\""),
+        flagged.contains("log.filter = \"debug\""),
         "flags win over environment: {flagged}"
     );
     assert!(
