@@ -9,6 +9,7 @@ pub mod health;
 pub mod http;
 pub mod instances;
 pub mod modes;
+pub mod queue;
 pub mod redis;
 pub mod retry;
 pub mod shutdown;

@@ -9,3 +9,4 @@ mod errors;
 mod health;
 mod operations;
 mod outages;
+mod queue;

@@ -260,7 +260,11 @@ impl TestApp {
     pub async fn stop(self) {
         self.shutdown.cancel();
         let _ = self.server.await;
+        let keys = RedisKeys(self.state.settings.redis.key_prefix.clone());
         self.state.close().await;
+        tokio::task::spawn_blocking(move || drop(keys))
+            .await
+            .unwrap();
     }
 }
 
@@ -477,5 +481,56 @@ impl Drop for Process {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+/// Deletes a test's Redis keys when dropped, so tests leave the shared server as found.
+pub struct RedisKeys(pub String);
+
+impl Drop for RedisKeys {
+    fn drop(&mut self) {
+        let pattern = format!("{}*", self.0);
+        let _ = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async move {
+                let Ok(pool) = deadpool_redis::Config::from_url(server_redis_url())
+                    .create_pool(Some(deadpool_redis::Runtime::Tokio1))
+                else {
+                    return;
+                };
+                let Ok(mut conn) = pool.get().await else {
+                    return;
+                };
+                let mut cursor: u64 = 0;
+                loop {
+                    let Ok((next, keys)): Result<(u64, Vec<String>), _> =
+                        deadpool_redis::redis::cmd("SCAN")
+                            .arg(cursor)
+                            .arg("MATCH")
+                            .arg(&pattern)
+                            .arg("COUNT")
+                            .arg(1000)
+                            .query_async(&mut conn)
+                            .await
+                    else {
+                        return;
+                    };
+                    if !keys.is_empty() {
+                        let _: Result<(), _> = deadpool_redis::redis::cmd("DEL")
+                            .arg(&keys)
+                            .query_async(&mut conn)
+                            .await;
+                    }
+                    if next == 0 {
+                        return;
+                    }
+                    cursor = next;
+                }
+            });
+        })
+        .join();
     }
 }

@@ -1,0 +1,221 @@
+//! The Redis job queue's operations against a real Redis. Time is passed in, so the tests
+//! step the clock instead of sleeping.
+
+use std::time::Duration;
+
+use switchyard::queue::{NewJob, Queues};
+
+use crate::common::{RedisKeys, server_redis_url};
+
+const T0: i64 = 1_900_000_000_000;
+const LEASE: Duration = Duration::from_secs(1);
+
+/// A queue over its own key prefix, and the guard that deletes those keys afterwards.
+async fn queues() -> (Queues, RedisKeys) {
+    let pool = deadpool_redis::Config::from_url(server_redis_url())
+        .create_pool(Some(deadpool_redis::Runtime::Tokio1))
+        .unwrap();
+    let prefix = format!("test:{}:", uuid::Uuid::new_v4().simple());
+    let queues = Queues::new(
+        pool,
+        &prefix,
+        Duration::from_secs(60),
+        Duration::from_secs(60),
+    );
+    (queues, RedisKeys(prefix))
+}
+
+fn job(kind: &str) -> NewJob {
+    NewJob {
+        queue: "default".into(),
+        kind: kind.into(),
+        payload: serde_json::json!({"n": 1}),
+        run_at_ms: None,
+        max_attempts: 3,
+        timeout: Duration::from_secs(15),
+        idempotency_key: None,
+    }
+}
+
+#[tokio::test]
+async fn an_enqueued_job_is_leased_once_and_finished_by_its_ack() {
+    let (q, _keys) = queues().await;
+    let enqueued = q.enqueue(&job("mail"), T0).await.unwrap();
+
+    let first = q.fetch("default", "w1", 10, LEASE, T0).await.unwrap();
+    let again = q.fetch("default", "w2", 10, LEASE, T0 + 10).await.unwrap();
+    let acked = q
+        .ack("default", "w1", std::slice::from_ref(&enqueued.id), T0 + 20)
+        .await
+        .unwrap();
+
+    assert!(enqueued.created);
+    assert_eq!(first.len(), 1);
+    assert_eq!(first[0].id, enqueued.id);
+    assert_eq!(first[0].kind, "mail");
+    assert_eq!(first[0].payload, r#"{"n":1}"#);
+    assert_eq!((first[0].attempt, first[0].max_attempts), (1, 3));
+    assert!(again.is_empty(), "a leased job was handed out twice");
+    assert_eq!(acked, 1);
+    assert_eq!(
+        q.state(&enqueued.id).await.unwrap().as_deref(),
+        Some("succeeded")
+    );
+}
+
+#[tokio::test]
+async fn jobs_are_fetched_oldest_first_in_batches() {
+    let (q, _keys) = queues().await;
+    let mut ids = Vec::new();
+    for i in 0..5 {
+        ids.push(q.enqueue(&job("noop"), T0 + i).await.unwrap().id);
+    }
+
+    let batch = q.fetch("default", "w1", 3, LEASE, T0 + 10).await.unwrap();
+    let rest = q.fetch("default", "w1", 3, LEASE, T0 + 10).await.unwrap();
+
+    let got: Vec<_> = batch.iter().chain(&rest).map(|j| j.id.clone()).collect();
+    assert_eq!(batch.len(), 3);
+    assert_eq!(got, ids);
+}
+
+#[tokio::test]
+async fn a_delayed_job_is_not_fetched_before_its_time() {
+    let (q, _keys) = queues().await;
+    let mut delayed = job("report");
+    delayed.run_at_ms = Some(T0 + 10_000);
+    let enqueued = q.enqueue(&delayed, T0).await.unwrap();
+
+    let early = q
+        .fetch("default", "w1", 10, LEASE, T0 + 9_999)
+        .await
+        .unwrap();
+    let state_before = q.state(&enqueued.id).await.unwrap();
+    let on_time = q
+        .fetch("default", "w1", 10, LEASE, T0 + 10_000)
+        .await
+        .unwrap();
+
+    assert!(early.is_empty());
+    assert_eq!(state_before.as_deref(), Some("scheduled"));
+    assert_eq!(on_time.len(), 1);
+}
+
+#[tokio::test]
+async fn a_job_whose_lease_ran_out_runs_again_and_the_old_worker_cannot_finish_it() {
+    let (q, _keys) = queues().await;
+    let id = q.enqueue(&job("slow"), T0).await.unwrap().id;
+    q.fetch("default", "dead-worker", 10, LEASE, T0)
+        .await
+        .unwrap();
+
+    let before_expiry = q.fetch("default", "w2", 10, LEASE, T0 + 999).await.unwrap();
+    let recovered = q
+        .fetch("default", "w2", 10, LEASE, T0 + 1_001)
+        .await
+        .unwrap();
+    let stale_ack = q
+        .ack(
+            "default",
+            "dead-worker",
+            std::slice::from_ref(&id),
+            T0 + 1_100,
+        )
+        .await
+        .unwrap();
+    let ack = q
+        .ack("default", "w2", std::slice::from_ref(&id), T0 + 1_200)
+        .await
+        .unwrap();
+
+    assert!(before_expiry.is_empty());
+    assert_eq!(recovered.len(), 1);
+    assert_eq!(recovered[0].attempt, 2, "the lost run counts as an attempt");
+    assert_eq!(
+        stale_ack, 0,
+        "a worker that lost its lease finished the job"
+    );
+    assert_eq!(ack, 1);
+}
+
+#[tokio::test]
+async fn extending_a_lease_keeps_a_long_job_from_running_twice() {
+    let (q, _keys) = queues().await;
+    let id = q.enqueue(&job("long"), T0).await.unwrap().id;
+    q.fetch("default", "w1", 10, LEASE, T0).await.unwrap();
+
+    let extended = q
+        .extend("default", "w1", &id, LEASE, T0 + 900)
+        .await
+        .unwrap();
+    let stranger = q
+        .extend("default", "w2", &id, LEASE, T0 + 900)
+        .await
+        .unwrap();
+    let taken = q
+        .fetch("default", "w2", 10, LEASE, T0 + 1_500)
+        .await
+        .unwrap();
+    let after = q
+        .fetch("default", "w2", 10, LEASE, T0 + 1_901)
+        .await
+        .unwrap();
+
+    assert!(extended);
+    assert!(
+        !stranger,
+        "another worker extended a lease it does not hold"
+    );
+    assert!(taken.is_empty(), "the extended lease was not honoured");
+    assert_eq!(
+        after.len(),
+        1,
+        "the job returns once the extended lease ends too"
+    );
+}
+
+#[tokio::test]
+async fn a_repeated_idempotency_key_returns_the_first_job_and_makes_no_second() {
+    let (q, _keys) = queues().await;
+    let mut keyed = job("charge");
+    keyed.idempotency_key = Some("order-42".into());
+
+    let first = q.enqueue(&keyed, T0).await.unwrap();
+    let second = q.enqueue(&keyed, T0 + 5).await.unwrap();
+    let fetched = q.fetch("default", "w1", 10, LEASE, T0 + 10).await.unwrap();
+
+    assert!(first.created);
+    assert!(!second.created);
+    assert_eq!(second.id, first.id);
+    assert_eq!(fetched.len(), 1);
+}
+
+#[tokio::test]
+async fn a_failed_attempt_waits_for_its_retry_time_and_the_last_one_is_dead() {
+    let (q, _keys) = queues().await;
+    let id = q.enqueue(&job("flaky"), T0).await.unwrap().id;
+    q.fetch("default", "w1", 10, LEASE, T0).await.unwrap();
+
+    let recorded = q
+        .fail("default", "w1", &id, "boom", Some(T0 + 500), T0 + 10)
+        .await
+        .unwrap();
+    let retrying = q.state(&id).await.unwrap();
+    let too_soon = q.fetch("default", "w1", 10, LEASE, T0 + 499).await.unwrap();
+    let retried = q.fetch("default", "w1", 10, LEASE, T0 + 500).await.unwrap();
+    let stranger = q
+        .fail("default", "w9", &id, "not mine", None, T0 + 600)
+        .await
+        .unwrap();
+    q.fail("default", "w1", &id, "boom again", None, T0 + 700)
+        .await
+        .unwrap();
+
+    assert!(recorded);
+    assert_eq!(retrying.as_deref(), Some("retrying"));
+    assert!(too_soon.is_empty());
+    assert_eq!(retried.len(), 1);
+    assert_eq!(retried[0].attempt, 2);
+    assert!(!stranger);
+    assert_eq!(q.state(&id).await.unwrap().as_deref(), Some("dead"));
+}
