@@ -92,24 +92,29 @@ impl TestDb {
 impl Drop for TestDb {
     fn drop(&mut self) {
         let name = self.name.clone();
-        // Drop runs inside or outside a runtime; a thread of its own works in both.
-        let _ = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
-            rt.block_on(async move {
-                if let Ok(mut conn) = PgConnection::connect(&server_database_url()).await {
-                    let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
-                        "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
-                    )))
-                    .execute(&mut conn)
-                    .await;
-                }
-            });
-        })
-        .join();
+        block_in_thread(async move {
+            if let Ok(mut conn) = PgConnection::connect(&server_database_url()).await {
+                let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
+                    "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
+                )))
+                .execute(&mut conn)
+                .await;
+            }
+        });
     }
+}
+
+/// Runs async clean-up from `Drop`, which may run inside a runtime or outside one: a
+/// thread of its own with its own runtime works in both.
+fn block_in_thread(work: impl Future<Output = ()> + Send + 'static) {
+    let _ = std::thread::spawn(move || {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("a runtime for clean-up")
+            .block_on(work);
+    })
+    .join();
 }
 
 /// Creates the template for this set of migrations once; test processes running at the
@@ -490,47 +495,40 @@ pub struct RedisKeys(pub String);
 impl Drop for RedisKeys {
     fn drop(&mut self) {
         let pattern = format!("{}*", self.0);
-        let _ = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
-            rt.block_on(async move {
-                let Ok(pool) = deadpool_redis::Config::from_url(server_redis_url())
-                    .create_pool(Some(deadpool_redis::Runtime::Tokio1))
+        block_in_thread(async move {
+            let Ok(pool) = deadpool_redis::Config::from_url(server_redis_url())
+                .create_pool(Some(deadpool_redis::Runtime::Tokio1))
+            else {
+                return;
+            };
+            let Ok(mut conn) = pool.get().await else {
+                return;
+            };
+            let mut cursor: u64 = 0;
+            loop {
+                let Ok((next, keys)): Result<(u64, Vec<String>), _> =
+                    deadpool_redis::redis::cmd("SCAN")
+                        .arg(cursor)
+                        .arg("MATCH")
+                        .arg(&pattern)
+                        .arg("COUNT")
+                        .arg(1000)
+                        .query_async(&mut conn)
+                        .await
                 else {
                     return;
                 };
-                let Ok(mut conn) = pool.get().await else {
-                    return;
-                };
-                let mut cursor: u64 = 0;
-                loop {
-                    let Ok((next, keys)): Result<(u64, Vec<String>), _> =
-                        deadpool_redis::redis::cmd("SCAN")
-                            .arg(cursor)
-                            .arg("MATCH")
-                            .arg(&pattern)
-                            .arg("COUNT")
-                            .arg(1000)
-                            .query_async(&mut conn)
-                            .await
-                    else {
-                        return;
-                    };
-                    if !keys.is_empty() {
-                        let _: Result<(), _> = deadpool_redis::redis::cmd("DEL")
-                            .arg(&keys)
-                            .query_async(&mut conn)
-                            .await;
-                    }
-                    if next == 0 {
-                        return;
-                    }
-                    cursor = next;
+                if !keys.is_empty() {
+                    let _: Result<(), _> = deadpool_redis::redis::cmd("DEL")
+                        .arg(&keys)
+                        .query_async(&mut conn)
+                        .await;
                 }
-            });
-        })
-        .join();
+                if next == 0 {
+                    return;
+                }
+                cursor = next;
+            }
+        });
     }
 }
