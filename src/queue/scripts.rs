@@ -101,3 +101,22 @@ else
 end
 return 1
 "#;
+
+/// KEYS: leased, ready. ARGV: worker id, job key prefix, then job ids.
+/// Hands back the jobs this worker still holds: they return to the front of `ready` at
+/// once, and the interrupted run does not count as an attempt. Returns how many.
+pub const RELEASE: &str = r#"
+local released = 0
+for i = 3, #ARGV do
+  local id = ARGV[i]
+  local key = ARGV[2] .. id
+  if redis.call('ZSCORE', KEYS[1], id) and redis.call('HGET', key, 'worker') == ARGV[1] then
+    redis.call('ZREM', KEYS[1], id)
+    redis.call('LPUSH', KEYS[2], id)
+    redis.call('HINCRBY', key, 'attempts', -1)
+    redis.call('HSET', key, 'state', 'queued', 'worker', '')
+    released = released + 1
+  end
+end
+return released
+"#;

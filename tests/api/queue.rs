@@ -219,3 +219,32 @@ async fn a_failed_attempt_waits_for_its_retry_time_and_the_last_one_is_dead() {
     assert!(!stranger);
     assert_eq!(q.state(&id).await.unwrap().as_deref(), Some("dead"));
 }
+
+#[tokio::test]
+async fn handing_back_a_lease_makes_the_job_ready_at_once_without_using_an_attempt() {
+    let (q, _keys) = queues().await;
+    let id = q.enqueue(&job("interrupted"), T0).await.unwrap().id;
+    q.fetch("default", "stopping", 10, LEASE, T0).await.unwrap();
+
+    let by_stranger = q
+        .release("default", "other", std::slice::from_ref(&id))
+        .await
+        .unwrap();
+    let released = q
+        .release("default", "stopping", std::slice::from_ref(&id))
+        .await
+        .unwrap();
+    let again = q.fetch("default", "w2", 10, LEASE, T0 + 1).await.unwrap();
+
+    assert_eq!(by_stranger, 0);
+    assert_eq!(released, 1);
+    assert_eq!(
+        again.len(),
+        1,
+        "the job did not wait for its lease to run out"
+    );
+    assert_eq!(
+        again[0].attempt, 1,
+        "the interrupted run counted as an attempt"
+    );
+}
