@@ -56,14 +56,32 @@ end
 return out
 "#;
 
+/// The lease check every script that finishes or changes a running job starts from: the
+/// job is in `leased` (KEYS[1]) and its hash names this worker (ARGV[1]) as the holder.
+/// Job hashes are ARGV[2] .. id. One definition, so the four scripts cannot drift apart.
+macro_rules! with_lease_check {
+    ($body:literal) => {
+        concat!(
+            r#"
+local function holds(id)
+  return redis.call('ZSCORE', KEYS[1], id)
+    and redis.call('HGET', ARGV[2] .. id, 'worker') == ARGV[1]
+end
+"#,
+            $body
+        )
+    };
+}
+
 /// KEYS: leased. ARGV: worker id, job key prefix, now ms, retention s, then job ids.
 /// Returns how many of the ids this worker still held and has now finished.
-pub const ACK: &str = r#"
+pub const ACK: &str = with_lease_check!(
+    r#"
 local done = 0
 for i = 5, #ARGV do
   local id = ARGV[i]
   local key = ARGV[2] .. id
-  if redis.call('ZSCORE', KEYS[1], id) and redis.call('HGET', key, 'worker') == ARGV[1] then
+  if holds(id) then
     redis.call('ZREM', KEYS[1], id)
     redis.call('HSET', key, 'state', 'succeeded', 'finished_ms', ARGV[3])
     redis.call('EXPIRE', key, ARGV[4])
@@ -71,25 +89,28 @@ for i = 5, #ARGV do
   end
 end
 return done
-"#;
+"#
+);
 
 /// KEYS: leased. ARGV: worker id, job key prefix, job id, new deadline ms.
 /// Returns 1 when the lease was this worker's and now ends later, else 0.
-pub const EXTEND: &str = r#"
-local key = ARGV[2] .. ARGV[3]
-if redis.call('ZSCORE', KEYS[1], ARGV[3]) and redis.call('HGET', key, 'worker') == ARGV[1] then
+pub const EXTEND: &str = with_lease_check!(
+    r#"
+if holds(ARGV[3]) then
   redis.call('ZADD', KEYS[1], 'XX', ARGV[4], ARGV[3])
   return 1
 end
 return 0
-"#;
+"#
+);
 
 /// KEYS: leased, scheduled.
 /// ARGV: worker id, job key prefix, job id, error, retry-at ms (-1: no retry), now ms.
 /// Returns 1 when the lease was this worker's, else 0 (the failure is not recorded).
-pub const FAIL: &str = r#"
+pub const FAIL: &str = with_lease_check!(
+    r#"
 local key = ARGV[2] .. ARGV[3]
-if not (redis.call('ZSCORE', KEYS[1], ARGV[3]) and redis.call('HGET', key, 'worker') == ARGV[1]) then
+if not holds(ARGV[3]) then
   return 0
 end
 redis.call('ZREM', KEYS[1], ARGV[3])
@@ -100,17 +121,19 @@ else
   redis.call('HSET', key, 'state', 'dead', 'last_error', ARGV[4], 'worker', '', 'finished_ms', ARGV[6])
 end
 return 1
-"#;
+"#
+);
 
 /// KEYS: leased, ready. ARGV: worker id, job key prefix, then job ids.
 /// Hands back the jobs this worker still holds: they return to the front of `ready` at
 /// once, and the interrupted run does not count as an attempt. Returns how many.
-pub const RELEASE: &str = r#"
+pub const RELEASE: &str = with_lease_check!(
+    r#"
 local released = 0
 for i = 3, #ARGV do
   local id = ARGV[i]
   local key = ARGV[2] .. id
-  if redis.call('ZSCORE', KEYS[1], id) and redis.call('HGET', key, 'worker') == ARGV[1] then
+  if holds(id) then
     redis.call('ZREM', KEYS[1], id)
     redis.call('LPUSH', KEYS[2], id)
     redis.call('HINCRBY', key, 'attempts', -1)
@@ -119,4 +142,5 @@ for i = 3, #ARGV do
   end
 end
 return released
-"#;
+"#
+);
