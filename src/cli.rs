@@ -222,21 +222,10 @@ fn run_async(command: Command, loaded: Loaded) -> ExitCode {
         }
     };
     if let Command::Dev(_) = command
-        && settings.app.admin_token.is_none()
+        && let Err(error) = modes::dev::prepare(&mut settings)
     {
-        match modes::dev::generate_token() {
-            Ok(token) => {
-                eprintln!(
-                    "\n  app dev: generated an admin token for this run (set ADMIN_TOKEN to choose one):\n\n      {}\n",
-                    token.expose()
-                );
-                settings.app.admin_token = Some(token);
-            }
-            Err(error) => {
-                tracing::error!(error = format!("{error:#}"), "cannot generate a token");
-                return ExitCode::from(1);
-            }
-        }
+        tracing::error!(error = format!("{error:#}"), "cannot prepare app dev");
+        return ExitCode::from(1);
     }
     let result = runtime.block_on(async move {
         let shutdown = crate::shutdown::on_signal()?;

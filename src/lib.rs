@@ -8,13 +8,16 @@ pub mod db;
 pub mod health;
 pub mod http;
 pub mod instances;
+pub mod jobs;
 pub mod modes;
+pub mod outbound;
 pub mod queue;
 pub mod redis;
 pub mod retry;
 pub mod shutdown;
 pub mod state;
 pub mod telemetry;
+pub mod worker;
 
 /// The version every mode reports in health, logs and the instance registry.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

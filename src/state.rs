@@ -3,7 +3,7 @@
 
 use std::ops::Deref;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use metrics_exporter_prometheus::PrometheusHandle;
@@ -12,6 +12,8 @@ use sqlx::PgPool;
 use crate::config::Settings;
 use crate::health::HealthMonitor;
 use crate::http::request_metrics::RequestMetrics;
+use crate::outbound::Outbound;
+use crate::queue::Queues;
 use crate::telemetry::{self, Identity};
 
 /// Shared state of a running process.
@@ -31,6 +33,10 @@ pub struct Shared {
     pub requests: Arc<RequestMetrics>,
     /// Remembers each dependency's last state so changes are logged once.
     pub health: HealthMonitor,
+    /// The job queues in Redis.
+    pub queues: Queues,
+    /// The guarded client for outbound HTTP calls.
+    pub outbound: Outbound,
 }
 
 impl Deref for AppState {
@@ -67,6 +73,13 @@ impl AppState {
         db: PgPool,
         redis: deadpool_redis::Pool,
     ) -> Self {
+        let queues = Queues::new(
+            redis.clone(),
+            &settings.redis.key_prefix,
+            Duration::from_secs(settings.jobs.idempotency_window_seconds),
+            Duration::from_secs(settings.jobs.retention_seconds),
+        );
+        let outbound = Outbound::new(&settings.outbound);
         Self(Arc::new(Shared {
             settings,
             identity,
@@ -76,6 +89,8 @@ impl AppState {
             metrics: telemetry::metrics(),
             requests: Arc::default(),
             health: HealthMonitor::default(),
+            queues,
+            outbound,
         }))
     }
 

@@ -39,7 +39,11 @@ pub struct Settings {
     pub startup: StartupSettings,
     pub shutdown: ShutdownSettings,
     pub health: HealthSettings,
+    pub jobs: JobsSettings,
     pub worker: WorkerSettings,
+    pub outbound: OutboundSettings,
+    pub mail: MailSettings,
+    pub audit: AuditSettings,
     pub railway: RailwaySettings,
 }
 
@@ -128,10 +132,70 @@ pub struct HealthSettings {
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+pub struct JobsSettings {
+    /// The queues that exist; an enqueue elsewhere is refused.
+    #[serde(deserialize_with = "list_or_csv")]
+    pub queues: Vec<String>,
+    pub max_attempts: u32,
+    pub timeout_seconds: u64,
+    pub backoff_base_ms: u64,
+    pub backoff_cap_seconds: u64,
+    pub idempotency_window_seconds: u64,
+    /// How long succeeded and cancelled jobs stay queryable in Redis.
+    pub retention_seconds: u64,
+    pub dead_retention_days: u32,
+    pub max_payload_bytes: usize,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct WorkerSettings {
+    /// `name` or `name:weight` entries.
     #[serde(deserialize_with = "list_or_csv")]
     pub queues: Vec<String>,
     pub concurrency: usize,
+    pub lease_seconds: u64,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OutboundSettings {
+    pub timeout_seconds: u64,
+    pub max_response_bytes: usize,
+    pub max_concurrent: usize,
+    pub max_redirects: u32,
+    /// Host patterns (`*.railway.internal`, `hooks.local`) that may resolve to private
+    /// addresses.
+    #[serde(deserialize_with = "list_or_csv")]
+    pub allow_hosts: Vec<String>,
+    /// Lifts the private-address refusal for every host (development).
+    pub allow_private: bool,
+    /// Standard Webhooks secret, `whsec_` + base64.
+    pub signing_secret: Option<Secret>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MailDriver {
+    /// Writes mails to the log instead of sending them.
+    Log,
+    /// Sends through a Resend-compatible HTTP API.
+    Resend,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MailSettings {
+    pub driver: MailDriver,
+    pub base_url: url::Url,
+    pub api_key: Option<Secret>,
+    pub from: Option<String>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuditSettings {
+    pub retention_days: u32,
 }
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
@@ -164,6 +228,22 @@ impl Settings {
     /// The service name logs and health report: Railway's, else `switchyard`.
     pub fn service_name(&self) -> &str {
         self.railway.service_name.as_deref().unwrap_or("switchyard")
+    }
+
+    /// The queues `worker.queues` names, each with its weight (1 when not given).
+    pub fn worker_queues(&self) -> Vec<(String, u32)> {
+        self.worker
+            .queues
+            .iter()
+            .map(|entry| match entry.split_once(':') {
+                Some((name, weight)) => (name.to_owned(), weight.parse().unwrap_or(1)),
+                None => (entry.clone(), 1),
+            })
+            .collect()
+    }
+
+    pub fn lease(&self) -> Duration {
+        Duration::from_secs(self.worker.lease_seconds)
     }
 
     /// Which replica this is: Railway's replica id, else the host name.
@@ -337,17 +417,120 @@ fn validate(s: &Settings) -> Result<(), (&'static str, String)> {
     {
         return Err(("app.secret", "must be at least 32 characters".into()));
     }
+    validate_jobs(s)?;
+    validate_outbound(s)
+}
+
+fn validate_jobs(s: &Settings) -> Result<(), (&'static str, String)> {
+    let plain =
+        |name: &str| format!("queue name {name:?} must be 1-64 characters of a-z, 0-9, '_' or '-'");
+    if s.jobs.queues.is_empty() {
+        return Err(("jobs.queues", "name at least one queue".into()));
+    }
+    if let Some(bad) = s.jobs.queues.iter().find(|q| !valid_queue_name(q)) {
+        return Err(("jobs.queues", plain(bad)));
+    }
     if s.worker.queues.is_empty() {
         return Err(("worker.queues", "name at least one queue".into()));
     }
-    if let Some(bad) = s.worker.queues.iter().find(|q| !valid_queue_name(q)) {
-        return Err((
-            "worker.queues",
-            format!("queue name {bad:?} must be 1-64 characters of a-z, 0-9, '_' or '-'"),
-        ));
+    for entry in &s.worker.queues {
+        let (name, weight) = entry.split_once(':').unwrap_or((entry, "1"));
+        if !valid_queue_name(name) {
+            return Err(("worker.queues", plain(name)));
+        }
+        if !weight.parse::<u32>().is_ok_and(|w| (1..=100).contains(&w)) {
+            return Err((
+                "worker.queues",
+                format!("weight {weight:?} of queue {name:?} must be a whole number from 1 to 100"),
+            ));
+        }
+        if !s.jobs.queues.iter().any(|q| q == name) {
+            return Err((
+                "worker.queues",
+                format!("queue {name:?} is not declared in jobs.queues (JOBS_QUEUES)"),
+            ));
+        }
     }
     if !(1..=1024).contains(&s.worker.concurrency) {
         return Err(("worker.concurrency", "must be between 1 and 1024".into()));
+    }
+    if !(2..=3600).contains(&s.worker.lease_seconds) {
+        return Err(("worker.lease_seconds", "must be between 2 and 3600".into()));
+    }
+    if !(1..=1000).contains(&s.jobs.max_attempts) {
+        return Err(("jobs.max_attempts", "must be between 1 and 1000".into()));
+    }
+    for (key, value) in [
+        ("jobs.timeout_seconds", s.jobs.timeout_seconds),
+        ("jobs.backoff_base_ms", s.jobs.backoff_base_ms),
+        ("jobs.backoff_cap_seconds", s.jobs.backoff_cap_seconds),
+        (
+            "jobs.idempotency_window_seconds",
+            s.jobs.idempotency_window_seconds,
+        ),
+        ("jobs.retention_seconds", s.jobs.retention_seconds),
+        (
+            "jobs.dead_retention_days",
+            s.jobs.dead_retention_days.into(),
+        ),
+        ("audit.retention_days", s.audit.retention_days.into()),
+    ] {
+        if value == 0 {
+            return Err((key, "must be greater than 0".into()));
+        }
+    }
+    if s.jobs.max_payload_bytes < 1024 {
+        return Err(("jobs.max_payload_bytes", "must be at least 1024".into()));
+    }
+    Ok(())
+}
+
+fn validate_outbound(s: &Settings) -> Result<(), (&'static str, String)> {
+    let o = &s.outbound;
+    if o.timeout_seconds == 0 {
+        return Err(("outbound.timeout_seconds", "must be greater than 0".into()));
+    }
+    if !(1..=4096).contains(&o.max_concurrent) {
+        return Err((
+            "outbound.max_concurrent",
+            "must be between 1 and 4096".into(),
+        ));
+    }
+    if o.max_redirects > 20 {
+        return Err(("outbound.max_redirects", "must be at most 20".into()));
+    }
+    if let Some(bad) = o
+        .allow_hosts
+        .iter()
+        .find(|p| !crate::outbound::valid_host_pattern(p))
+    {
+        return Err((
+            "outbound.allow_hosts",
+            format!("{bad:?} is not a host name or a \"*.\" suffix pattern"),
+        ));
+    }
+    if let Some(secret) = &o.signing_secret
+        && let Err(problem) = crate::outbound::SigningKey::parse(secret.expose())
+    {
+        return Err(("outbound.signing_secret", problem));
+    }
+    let mail = &s.mail;
+    if !["http", "https"].contains(&mail.base_url.scheme()) {
+        return Err(("mail.base_url", "must be an http:// or https:// URL".into()));
+    }
+    if mail.driver == MailDriver::Resend {
+        if mail.api_key.is_none() {
+            return Err((
+                "mail.api_key",
+                "the resend mail driver needs an API key".into(),
+            ));
+        }
+        if mail.from.is_none() {
+            return Err((
+                "mail.from",
+                "the resend mail driver needs a sender address".into(),
+            ));
+        }
     }
     Ok(())
 }

@@ -5,10 +5,12 @@ pub mod auth;
 pub mod extract;
 mod graceful;
 pub mod health;
+pub mod jobs;
 pub mod metrics;
 pub mod middleware;
 pub mod openapi;
 pub mod problem;
+pub mod queues;
 pub mod request_metrics;
 
 use std::convert::Infallible;
@@ -39,7 +41,10 @@ pub fn public_routes() -> OpenApiRouter<AppState> {
 
 /// Routes behind the admin token. Later resources merge in here.
 pub fn admin_routes() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new().merge(metrics::router())
+    OpenApiRouter::new()
+        .merge(metrics::router())
+        .merge(jobs::router())
+        .merge(queues::router())
 }
 
 /// The whole API of `app serve`.

@@ -22,7 +22,10 @@ use crate::state::AppState;
     ),
     modifiers(&AdminToken),
     components(schemas(super::problem::Problem)),
-    tags((name = "operations", description = "Health, metrics and this document")),
+    tags(
+        (name = "operations", description = "Health, metrics and this document"),
+        (name = "jobs", description = "Background jobs: enqueue, state, cancel, retry, queues and dead jobs"),
+    ),
 )]
 pub struct ApiDoc;
 

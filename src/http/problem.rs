@@ -30,6 +30,9 @@ pub enum ApiError {
     UnsupportedMediaType(String),
     #[error("{0}")]
     Unprocessable(String),
+    /// A field that is not acceptable; the body names it in `field`.
+    #[error("{0}")]
+    Invalid(#[from] crate::jobs::Invalid),
     #[error("{0}")]
     RateLimited(String),
     #[error("{0}")]
@@ -51,7 +54,7 @@ impl ApiError {
             Self::Conflict(_) => StatusCode::CONFLICT,
             Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            Self::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::Unprocessable(_) | Self::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
             Self::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
             Self::Unavailable(_) | Self::Timeout { .. } => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -68,7 +71,7 @@ impl ApiError {
             Self::Conflict(_) => "conflict",
             Self::PayloadTooLarge { .. } => "payload_too_large",
             Self::UnsupportedMediaType(_) => "unsupported_media_type",
-            Self::Unprocessable(_) => "validation_failed",
+            Self::Unprocessable(_) | Self::Invalid(_) => "validation_failed",
             Self::RateLimited(_) => "rate_limited",
             Self::Unavailable(_) => "unavailable",
             Self::Timeout { .. } => "request_timeout",
@@ -83,8 +86,11 @@ impl IntoResponse for ApiError {
             let request_id = current_request_id().unwrap_or_default();
             tracing::error!(error = format!("{cause:#}"), request_id, "request failed");
         }
-        let mut response =
-            Problem::new(self.status(), self.code(), self.to_string()).into_response();
+        let mut problem = Problem::new(self.status(), self.code(), self.to_string());
+        if let Self::Invalid(invalid) = &self {
+            problem.field = Some(invalid.field.clone());
+        }
+        let mut response = problem.into_response();
         if matches!(self, Self::Unauthorized) {
             response
                 .headers_mut()
@@ -110,6 +116,9 @@ pub struct Problem {
     /// The request's `X-Request-Id`, to find it in the logs.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub request_id: Option<String>,
+    /// The request field at fault, as a dotted path (`payload.url`), for a 422.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub field: Option<String>,
 }
 
 impl Problem {
@@ -121,6 +130,7 @@ impl Problem {
             detail: detail.into(),
             code: code.to_string(),
             request_id: current_request_id(),
+            field: None,
         }
     }
 

@@ -1,11 +1,37 @@
 //! `app dev`: every mode in one process on shared pools, for a laptop. Migrates first,
-//! and when no admin token is configured generates one and prints it once.
+//! runs the worker on every declared queue, lets outbound calls reach local servers, and
+//! generates an admin token and a signing secret when none are configured, printing them
+//! once.
 
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-use crate::config::Secret;
+use crate::config::{Secret, Settings};
+use crate::outbound::SigningKey;
 use crate::state::AppState;
+
+/// Adjusts settings for a laptop before anything starts.
+pub fn prepare(settings: &mut Settings) -> anyhow::Result<()> {
+    settings.worker.queues = settings.jobs.queues.clone();
+    // The user's own app runs on localhost next to this; let http jobs reach it.
+    settings.outbound.allow_private = true;
+    if settings.app.admin_token.is_none() {
+        let token = generate_token()?;
+        eprintln!(
+            "\n  app dev: generated an admin token for this run (set ADMIN_TOKEN to choose one):\n\n      {}\n",
+            token.expose()
+        );
+        settings.app.admin_token = Some(token);
+    }
+    if settings.outbound.signing_secret.is_none() {
+        let secret = SigningKey::generate()?;
+        eprintln!(
+            "  app dev: generated a webhook signing secret for http jobs (set OUTBOUND_SIGNING_SECRET to keep one):\n\n      {secret}\n"
+        );
+        settings.outbound.signing_secret = Some(Secret::new(secret));
+    }
+    Ok(())
+}
 
 /// A fresh random admin token for this run.
 pub fn generate_token() -> anyhow::Result<Secret> {

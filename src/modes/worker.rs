@@ -1,26 +1,54 @@
-//! `app worker --queues=... --concurrency=N`: consumes job queues. Until the job engine
-//! lands it connects, registers with its queues, serves health on `PORT` when set, and
-//! drains on SIGTERM.
+//! `app worker --queues=... --concurrency=N`: runs the job engine on the built-in handlers
+//! beside the health and metrics routes (on `PORT` when set), and drains on SIGTERM.
 
+use anyhow::bail;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
+use crate::jobs::Registry;
 use crate::state::AppState;
 
+/// Runs the worker with the built-in handlers.
 pub async fn run(
     state: AppState,
     listener: Option<TcpListener>,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
-    let worker = &state.settings.worker;
+    let registry = Registry::builtin(&state);
+    run_with(state, registry, listener, shutdown).await
+}
+
+/// Runs the worker with `registry`: how a Rust application adds its own handlers.
+pub async fn run_with(
+    state: AppState,
+    registry: Registry,
+    listener: Option<TcpListener>,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    let settings = &state.settings;
+    let consumes_http = settings.worker_queues().iter().any(|(q, _)| q == "http");
+    if consumes_http && settings.outbound.signing_secret.is_none() {
+        bail!(
+            "outbound.signing_secret (OUTBOUND_SIGNING_SECRET) must be set for a worker on the \
+             http queue: every http job is signed with it (format: whsec_ followed by base64)"
+        );
+    }
     let details = serde_json::json!({
-        "queues": worker.queues,
-        "concurrency": worker.concurrency,
+        "queues": settings.worker.queues,
+        "concurrency": settings.worker.concurrency,
     });
-    tracing::info!(
-        queues = worker.queues.join(","),
-        concurrency = worker.concurrency,
-        "worker configured"
+    let engine = crate::worker::run(state.clone(), registry, shutdown.clone());
+    let operations = super::serve_operations(&state, listener, shutdown.clone(), details);
+    // The engine failing to start stops the process rather than leaving health green.
+    let (engine, operations) = tokio::join!(
+        async {
+            let result = engine.await;
+            if result.is_err() {
+                shutdown.cancel();
+            }
+            result
+        },
+        operations
     );
-    super::serve_operations(&state, listener, shutdown, details).await
+    engine.and(operations)
 }

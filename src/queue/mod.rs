@@ -2,34 +2,52 @@
 //! atomic. Delivery is at least once: a job leaves Redis only when a worker that still
 //! holds its lease acknowledges it, and a lease that runs out puts the job back.
 //!
+//! # Why leased lists rather than streams
+//! Redis streams with consumer groups recover a dead consumer's entries only when another
+//! consumer claims them (XAUTOCLAIM) and keep no per-job state, delays or retries, so a
+//! stream design needs the same sorted sets and hashes beside it. Lists plus sorted sets,
+//! moved between by Lua scripts, give leases, delays, retries and per-job state in one
+//! place, with every move atomic and the whole batch in one round trip.
+//!
 //! # Keys (every key starts with `redis.key_prefix`)
 //! - `queue:{q}:ready`: LIST of job ids ready to run, oldest first (RPUSH, LPOP).
-//! - `queue:{q}:scheduled`: ZSET of job ids by the millisecond they become due: delayed
-//!   jobs and retries waiting out their backoff.
-//! - `queue:{q}:leased`: ZSET of job ids being run, by the millisecond their lease ends.
-//!   A worker that dies stops extending its leases; the next fetch on the queue finds them
-//!   expired and puts those jobs back at the front of `ready`.
-//! - `queue:{q}:idem:{key}`: STRING, the job id an idempotency key already made, with the
+//! - `queue:{q}:scheduled`: ZSET of delayed job ids by the millisecond they become due.
+//! - `queue:{q}:retry`: ZSET of failed job ids by the millisecond their backoff ends. Kept
+//!   apart from `scheduled` so the API can count retrying jobs.
+//! - `queue:{q}:leased`: ZSET of running job ids by the millisecond their lease ends. A
+//!   worker that dies stops renewing its leases; the next fetch on the queue finds them
+//!   lapsed and puts those jobs back at the front of `ready`.
+//! - `queue:{q}:wake`: LIST holding at most one token. Enqueue (and a fetch that leaves
+//!   jobs behind) pushes it; idle workers block on it with BLPOP, so a new job starts in
+//!   about a millisecond without polling.
+//! - `queue:{q}:idem:{key}`: STRING, the job id an idempotency key made, with the
 //!   idempotency window as its TTL.
-//! - `job:{id}`: HASH with the job itself (`queue`, `kind`, `payload`, `attempts`,
-//!   `max_attempts`, `timeout_ms`) and its progress (`state`, `worker`, `last_error`,
-//!   timestamps). It outlives the job by the retention setting once finished.
+//! - `queue:{q}:succeeded:{t}` and `queue:{q}:failed:{t}`: counters of attempts finished in
+//!   the 10-second window `t`, kept two minutes, for the last minute's throughput.
+//! - `job:{id}`: HASH with the job (`queue`, `kind`, `payload`, `attempts`, `max_attempts`,
+//!   `timeout_ms`) and its progress (`state`, `worker`, `last_error`, `errors` as a JSON
+//!   list, `created_ms`, `run_at_ms`, `started_ms`, `finished_ms`). It expires the
+//!   retention setting after the job succeeds or is cancelled.
+//! - `dead`: LIST, the outbox of jobs that died in Redis and are not yet in Postgres. The
+//!   worker copies each to `dead_jobs` (idempotently) and only then removes it here, so a
+//!   crash between the two loses nothing.
 //!
 //! # Why each operation is atomic
 //! Every operation that touches more than one key is one Lua script, and Redis runs a
 //! script alone, so no other client sees a job half-moved: popped from `ready` but not yet
 //! leased (the window that loses Sidekiq's BRPOP and Appwrite's pop-then-set jobs on a
 //! crash), or acknowledged by a worker whose lease another worker has taken over.
-//! Fetch and ack work on batches, so one round trip serves many jobs.
 //!
 //! Scripts touch `job:{id}` keys they do not declare, which single-node Redis (Railway's)
-//! allows; Redis Cluster is not supported.
+//! allows; Redis Cluster is not supported. Lease times come from the workers' clocks,
+//! which NTP keeps far closer together than a lease is long.
 
+use std::collections::HashMap;
 use std::time::Duration;
 
 use anyhow::Context;
 use deadpool_redis::Pool;
-use deadpool_redis::redis::Script;
+use deadpool_redis::redis::{self, AsyncCommands};
 use serde::{Deserialize, Serialize};
 
 mod backoff;
@@ -50,7 +68,7 @@ pub struct NewJob {
     pub idempotency_key: Option<String>,
 }
 
-/// What enqueue did.
+/// What enqueue did for one job.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Enqueued {
     pub id: String,
@@ -71,6 +89,94 @@ pub struct Leased {
     pub timeout: Duration,
 }
 
+/// What one fetch returned.
+#[derive(Debug, Default)]
+pub struct Fetched {
+    pub jobs: Vec<Leased>,
+    /// When the next delayed job, retry or lease comes due, if any: the latest an idle
+    /// worker should sleep.
+    pub next_due_ms: Option<i64>,
+}
+
+/// One failed attempt.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AttemptError {
+    pub attempt: u32,
+    pub error: String,
+    pub at_ms: i64,
+}
+
+/// Everything Redis knows about one job.
+#[derive(Clone, Debug)]
+pub struct JobRecord {
+    pub id: String,
+    pub queue: String,
+    pub kind: String,
+    pub payload: String,
+    pub state: String,
+    pub attempts: u32,
+    pub max_attempts: u32,
+    pub timeout_ms: u64,
+    pub worker: Option<String>,
+    pub last_error: Option<String>,
+    pub errors: Vec<AttemptError>,
+    pub created_ms: i64,
+    pub run_at_ms: i64,
+    pub started_ms: Option<i64>,
+    pub finished_ms: Option<i64>,
+}
+
+impl JobRecord {
+    fn from_hash(id: &str, mut hash: HashMap<String, String>) -> Option<Self> {
+        let mut take = |field: &str| hash.remove(field).filter(|v| !v.is_empty());
+        let number = |v: Option<String>| v.and_then(|v| v.parse::<i64>().ok());
+        Some(Self {
+            id: id.to_owned(),
+            state: take("state")?,
+            queue: take("queue")?,
+            kind: take("kind")?,
+            payload: take("payload").unwrap_or_else(|| "null".into()),
+            attempts: number(take("attempts")).unwrap_or(0) as u32,
+            max_attempts: number(take("max_attempts")).unwrap_or(1) as u32,
+            timeout_ms: number(take("timeout_ms")).unwrap_or(0) as u64,
+            worker: take("worker"),
+            last_error: take("last_error"),
+            errors: take("errors")
+                .and_then(|raw| serde_json::from_str(&raw).ok())
+                .unwrap_or_default(),
+            created_ms: number(take("created_ms")).unwrap_or(0),
+            run_at_ms: number(take("run_at_ms")).unwrap_or(0),
+            started_ms: number(take("started_ms")),
+            finished_ms: number(take("finished_ms")),
+        })
+    }
+}
+
+/// What cancelling a job did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Cancel {
+    Cancelled,
+    /// The job is past cancelling; this is its state.
+    TooLate(String),
+    NotFound,
+}
+
+/// A queue's numbers for the API.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct QueueCounts {
+    pub ready: u64,
+    pub scheduled: u64,
+    pub running: u64,
+    pub retrying: u64,
+    /// Attempts that succeeded in the last minute.
+    pub succeeded_last_minute: u64,
+    /// Attempts that failed in the last minute.
+    pub failed_last_minute: u64,
+}
+
+/// The width of one throughput counter window.
+const WINDOW_MS: i64 = 10_000;
+
 /// The job queue over one Redis pool and key prefix.
 #[derive(Clone)]
 pub struct Queues {
@@ -78,7 +184,7 @@ pub struct Queues {
     prefix: String,
     /// How long a repeated idempotency key returns the first job.
     idempotency_window: Duration,
-    /// How long a finished job's record stays readable.
+    /// How long a succeeded or cancelled job's record stays readable.
     retention: Duration,
 }
 
@@ -105,46 +211,85 @@ impl Queues {
         format!("{}job:", self.prefix)
     }
 
-    /// Adds a job, or returns the job an idempotency key already made.
-    pub async fn enqueue(&self, job: &NewJob, now_ms: i64) -> anyhow::Result<Enqueued> {
-        let id = uuid::Uuid::now_v7().simple().to_string();
-        let idem = job
-            .idempotency_key
-            .as_ref()
-            .map(|k| self.key(&job.queue, &format!("idem:{k}")))
-            .unwrap_or_default();
-        let due = job.run_at_ms.unwrap_or(now_ms).max(now_ms);
-        let mut conn = self.pool.get().await.context("no Redis connection")?;
-        let (id, created): (String, i64) = Script::new(scripts::ENQUEUE)
-            .key(format!("{}{id}", self.job_prefix()))
-            .key(self.key(&job.queue, "ready"))
-            .key(self.key(&job.queue, "scheduled"))
-            .key(idem)
-            .arg(&id)
-            .arg(now_ms)
-            .arg(due)
-            .arg(self.idempotency_window.as_secs().max(1))
-            .arg(&[
-                ("queue", job.queue.clone()),
-                ("kind", job.kind.clone()),
-                ("payload", job.payload.to_string()),
-                ("attempts", "0".to_owned()),
-                ("max_attempts", job.max_attempts.to_string()),
-                ("timeout_ms", job.timeout.as_millis().to_string()),
-                ("created_ms", now_ms.to_string()),
-                ("run_at_ms", due.to_string()),
-            ])
-            .invoke_async(&mut conn)
-            .await
-            .context("enqueue script failed")?;
-        Ok(Enqueued {
-            id,
-            created: created == 1,
-        })
+    fn dead_outbox(&self) -> String {
+        format!("{}dead", self.prefix)
     }
 
-    /// Leases up to `max` jobs of `queue` to `worker` for `lease`. First moves due
-    /// scheduled jobs to ready and puts jobs whose lease ran out back in front.
+    fn counter(&self, queue: &str, what: &str, now_ms: i64) -> String {
+        self.key(queue, &format!("{what}:{}", now_ms.div_euclid(WINDOW_MS)))
+    }
+
+    /// The key idle workers block on for `queue`.
+    pub fn wake_key(&self, queue: &str) -> String {
+        self.key(queue, "wake")
+    }
+
+    async fn conn(&self) -> anyhow::Result<deadpool_redis::Connection> {
+        self.pool.get().await.context("no Redis connection")
+    }
+
+    /// Adds a job, or returns the job its idempotency key already made.
+    pub async fn enqueue(&self, job: &NewJob, now_ms: i64) -> anyhow::Result<Enqueued> {
+        let mut out = self
+            .enqueue_batch(std::slice::from_ref(job), now_ms)
+            .await?;
+        out.pop().context("enqueue returned nothing")
+    }
+
+    /// Adds jobs in one round trip per queue they name; the result is in input order.
+    pub async fn enqueue_batch(
+        &self,
+        jobs: &[NewJob],
+        now_ms: i64,
+    ) -> anyhow::Result<Vec<Enqueued>> {
+        let mut by_queue: Vec<(&str, Vec<usize>)> = Vec::new();
+        for (i, job) in jobs.iter().enumerate() {
+            match by_queue.iter_mut().find(|(q, _)| *q == job.queue) {
+                Some((_, indexes)) => indexes.push(i),
+                None => by_queue.push((&job.queue, vec![i])),
+            }
+        }
+        let mut results: Vec<Option<Enqueued>> = vec![None; jobs.len()];
+        let mut conn = self.conn().await?;
+        for (queue, indexes) in by_queue {
+            let mut call = scripts::ENQUEUE.prepare_invoke();
+            call.key(self.key(queue, "ready"))
+                .key(self.key(queue, "scheduled"))
+                .key(self.wake_key(queue))
+                .arg(self.job_prefix())
+                .arg(self.key(queue, "idem:"))
+                .arg(now_ms)
+                .arg(self.idempotency_window.as_secs().max(1))
+                .arg(queue);
+            for &i in &indexes {
+                let job = &jobs[i];
+                call.arg(new_id())
+                    .arg(job.run_at_ms.unwrap_or(now_ms).max(now_ms))
+                    .arg(job.idempotency_key.as_deref().unwrap_or(""))
+                    .arg(&job.kind)
+                    .arg(job.payload.to_string())
+                    .arg(job.max_attempts)
+                    .arg(job.timeout.as_millis() as u64);
+            }
+            let made: Vec<(String, i64)> = call
+                .invoke_async(&mut conn)
+                .await
+                .context("enqueue script failed")?;
+            for (&i, (id, created)) in indexes.iter().zip(made) {
+                results[i] = Some(Enqueued {
+                    id,
+                    created: created == 1,
+                });
+            }
+        }
+        results
+            .into_iter()
+            .map(|r| r.context("enqueue script returned too few jobs"))
+            .collect()
+    }
+
+    /// Leases up to `max` jobs of `queue` to `worker` for `lease`, after moving due
+    /// delayed and retrying jobs to ready and putting lapsed leases back in front.
     pub async fn fetch(
         &self,
         queue: &str,
@@ -152,22 +297,25 @@ impl Queues {
         max: usize,
         lease: Duration,
         now_ms: i64,
-    ) -> anyhow::Result<Vec<Leased>> {
-        let mut conn = self.pool.get().await.context("no Redis connection")?;
+    ) -> anyhow::Result<Fetched> {
+        let mut conn = self.conn().await?;
         type Row = (String, String, String, u32, u32, u64);
-        let rows: Vec<Row> = Script::new(scripts::FETCH)
+        let (rows, next_due): (Vec<Row>, i64) = scripts::FETCH
             .key(self.key(queue, "ready"))
             .key(self.key(queue, "scheduled"))
+            .key(self.key(queue, "retry"))
             .key(self.key(queue, "leased"))
+            .key(self.wake_key(queue))
+            .key(self.dead_outbox())
+            .arg(self.job_prefix())
             .arg(now_ms)
             .arg(lease.as_millis() as u64)
             .arg(max)
             .arg(worker)
-            .arg(self.job_prefix())
             .invoke_async(&mut conn)
             .await
             .context("fetch script failed")?;
-        Ok(rows
+        let jobs = rows
             .into_iter()
             .map(
                 |(id, kind, payload, attempt, max_attempts, timeout_ms)| Leased {
@@ -180,11 +328,15 @@ impl Queues {
                     timeout: Duration::from_millis(timeout_ms),
                 },
             )
-            .collect())
+            .collect();
+        Ok(Fetched {
+            jobs,
+            next_due_ms: (next_due >= 0).then_some(next_due),
+        })
     }
 
     /// Marks jobs done. Only jobs whose lease `worker` still holds count; returns how
-    /// many did. A worker whose lease expired and was taken over cannot finish a job twice.
+    /// many did. A worker whose lease lapsed and was taken over cannot finish a job twice.
     pub async fn ack(
         &self,
         queue: &str,
@@ -192,11 +344,12 @@ impl Queues {
         ids: &[String],
         now_ms: i64,
     ) -> anyhow::Result<usize> {
-        let mut conn = self.pool.get().await.context("no Redis connection")?;
-        let done: usize = Script::new(scripts::ACK)
+        let mut conn = self.conn().await?;
+        let done: usize = scripts::ACK
             .key(self.key(queue, "leased"))
-            .arg(worker)
+            .key(self.counter(queue, "succeeded", now_ms))
             .arg(self.job_prefix())
+            .arg(worker)
             .arg(now_ms)
             .arg(self.retention.as_secs().max(1))
             .arg(ids)
@@ -206,31 +359,32 @@ impl Queues {
         Ok(done)
     }
 
-    /// Extends `worker`'s lease on a job that is still running. False when the lease is no
-    /// longer this worker's.
+    /// Renews `worker`'s leases on running jobs until `now_ms + lease`. Returns the ids
+    /// whose lease is no longer this worker's.
     pub async fn extend(
         &self,
         queue: &str,
         worker: &str,
-        id: &str,
+        ids: &[String],
         lease: Duration,
         now_ms: i64,
-    ) -> anyhow::Result<bool> {
-        let mut conn = self.pool.get().await.context("no Redis connection")?;
-        let held: i64 = Script::new(scripts::EXTEND)
+    ) -> anyhow::Result<Vec<String>> {
+        let mut conn = self.conn().await?;
+        let lost: Vec<String> = scripts::EXTEND
             .key(self.key(queue, "leased"))
-            .arg(worker)
             .arg(self.job_prefix())
-            .arg(id)
+            .arg(worker)
             .arg(now_ms + lease.as_millis() as i64)
+            .arg(ids)
             .invoke_async(&mut conn)
             .await
             .context("extend script failed")?;
-        Ok(held == 1)
+        Ok(lost)
     }
 
     /// Records a failed attempt: the job waits until `retry_at_ms` to run again, or, with
-    /// no retry left (`None`), becomes `dead`. False when the lease was not `worker`'s.
+    /// no retry left (`None`), becomes `dead` and enters the outbox for Postgres. Returns
+    /// the new state, or `None` when the lease was not `worker`'s (nothing recorded).
     pub async fn fail(
         &self,
         queue: &str,
@@ -239,13 +393,15 @@ impl Queues {
         error: &str,
         retry_at_ms: Option<i64>,
         now_ms: i64,
-    ) -> anyhow::Result<bool> {
-        let mut conn = self.pool.get().await.context("no Redis connection")?;
-        let held: i64 = Script::new(scripts::FAIL)
+    ) -> anyhow::Result<Option<String>> {
+        let mut conn = self.conn().await?;
+        let state: String = scripts::FAIL
             .key(self.key(queue, "leased"))
-            .key(self.key(queue, "scheduled"))
-            .arg(worker)
+            .key(self.key(queue, "retry"))
+            .key(self.dead_outbox())
+            .key(self.counter(queue, "failed", now_ms))
             .arg(self.job_prefix())
+            .arg(worker)
             .arg(id)
             .arg(error)
             .arg(retry_at_ms.unwrap_or(-1))
@@ -253,7 +409,7 @@ impl Queues {
             .invoke_async(&mut conn)
             .await
             .context("fail script failed")?;
-        Ok(held == 1)
+        Ok((!state.is_empty()).then_some(state))
     }
 
     /// Hands back the leases `worker` still holds on `ids`, for a worker that stops before
@@ -265,12 +421,13 @@ impl Queues {
         worker: &str,
         ids: &[String],
     ) -> anyhow::Result<usize> {
-        let mut conn = self.pool.get().await.context("no Redis connection")?;
-        let released: usize = Script::new(scripts::RELEASE)
+        let mut conn = self.conn().await?;
+        let released: usize = scripts::RELEASE
             .key(self.key(queue, "leased"))
             .key(self.key(queue, "ready"))
-            .arg(worker)
+            .key(self.wake_key(queue))
             .arg(self.job_prefix())
+            .arg(worker)
             .arg(ids)
             .invoke_async(&mut conn)
             .await
@@ -278,15 +435,207 @@ impl Queues {
         Ok(released)
     }
 
-    /// A job's state (`scheduled`, `queued`, `running`, `retrying`, `succeeded`, `dead`),
-    /// or `None` when Redis no longer has it.
+    /// Cancels a job that has not started yet.
+    pub async fn cancel(&self, id: &str, now_ms: i64) -> anyhow::Result<Cancel> {
+        let Some(queue) = self.queue_of(id).await? else {
+            return Ok(Cancel::NotFound);
+        };
+        let mut conn = self.conn().await?;
+        let outcome: String = scripts::CANCEL
+            .key(self.key(&queue, "ready"))
+            .key(self.key(&queue, "scheduled"))
+            .key(self.key(&queue, "retry"))
+            .arg(self.job_prefix())
+            .arg(id)
+            .arg(now_ms)
+            .arg(self.retention.as_secs().max(1))
+            .invoke_async(&mut conn)
+            .await
+            .context("cancel script failed")?;
+        Ok(match outcome.as_str() {
+            "" => Cancel::NotFound,
+            "cancelled" => Cancel::Cancelled,
+            _ => Cancel::TooLate(outcome),
+        })
+    }
+
+    async fn queue_of(&self, id: &str) -> anyhow::Result<Option<String>> {
+        let mut conn = self.conn().await?;
+        let queue: Option<String> = conn
+            .hget(format!("{}{id}", self.job_prefix()), "queue")
+            .await
+            .context("failed to read a job")?;
+        Ok(queue)
+    }
+
+    /// Everything Redis holds on a job, or `None` when it has no such job (never made,
+    /// past its retention, or moved to Postgres once dead).
+    pub async fn get(&self, id: &str) -> anyhow::Result<Option<JobRecord>> {
+        let mut conn = self.conn().await?;
+        let hash: HashMap<String, String> = conn
+            .hgetall(format!("{}{id}", self.job_prefix()))
+            .await
+            .context("failed to read a job")?;
+        Ok(JobRecord::from_hash(id, hash))
+    }
+
+    /// A job's state, or `None` when Redis does not have it.
     pub async fn state(&self, id: &str) -> anyhow::Result<Option<String>> {
-        let mut conn = self.pool.get().await.context("no Redis connection")?;
-        let state: Option<String> = deadpool_redis::redis::cmd("HGET")
-            .arg(format!("{}{id}", self.job_prefix()))
-            .arg("state")
-            .query_async(&mut conn)
-            .await?;
-        Ok(state)
+        Ok(self.get(id).await?.map(|job| job.state))
+    }
+
+    /// Up to `limit` jobs in the dead outbox, oldest first, for copying to Postgres.
+    pub async fn dead_outbox_batch(&self, limit: usize) -> anyhow::Result<Vec<JobRecord>> {
+        let mut conn = self.conn().await?;
+        let ids: Vec<String> = conn
+            .lrange(self.dead_outbox(), 0, limit.max(1) as isize - 1)
+            .await
+            .context("failed to read the dead outbox")?;
+        let mut jobs = Vec::with_capacity(ids.len());
+        let mut gone = Vec::new();
+        for id in ids {
+            match self.get(&id).await? {
+                Some(job) if job.state == "dead" => jobs.push(job),
+                // Retried or deleted meanwhile: nothing left to copy.
+                _ => gone.push(id),
+            }
+        }
+        if !gone.is_empty() {
+            self.forget_dead(&gone).await?;
+        }
+        Ok(jobs)
+    }
+
+    /// Drops jobs Postgres now holds from the outbox and from Redis.
+    pub async fn forget_dead(&self, ids: &[String]) -> anyhow::Result<()> {
+        let mut conn = self.conn().await?;
+        let _: i64 = scripts::FORGET_DEAD
+            .key(self.dead_outbox())
+            .arg(self.job_prefix())
+            .arg(ids)
+            .invoke_async(&mut conn)
+            .await
+            .context("failed to clear the dead outbox")?;
+        Ok(())
+    }
+
+    /// Queues a dead job again under its own id with fresh attempts. False when Redis
+    /// already has it alive.
+    pub async fn revive(&self, job: &JobRecord, now_ms: i64) -> anyhow::Result<bool> {
+        let mut conn = self.conn().await?;
+        let revived: i64 = scripts::REVIVE
+            .key(self.key(&job.queue, "ready"))
+            .key(self.wake_key(&job.queue))
+            .arg(self.job_prefix())
+            .arg(&job.id)
+            .arg(&job.queue)
+            .arg(&job.kind)
+            .arg(&job.payload)
+            .arg(job.max_attempts)
+            .arg(job.timeout_ms)
+            .arg(job.created_ms)
+            .arg(now_ms)
+            .arg(serde_json::to_string(&job.errors).unwrap_or_else(|_| "[]".into()))
+            .invoke_async(&mut conn)
+            .await
+            .context("revive script failed")?;
+        Ok(revived == 1)
+    }
+
+    /// Each queue's counts, in one round trip.
+    pub async fn counts(&self, queues: &[String], now_ms: i64) -> anyhow::Result<Vec<QueueCounts>> {
+        let windows: Vec<i64> = (0..6).map(|i| now_ms - i * WINDOW_MS).collect();
+        let mut pipe = redis::pipe();
+        for queue in queues {
+            pipe.llen(self.key(queue, "ready"))
+                .zcard(self.key(queue, "scheduled"))
+                .zcard(self.key(queue, "leased"))
+                .zcard(self.key(queue, "retry"));
+            for what in ["succeeded", "failed"] {
+                let keys: Vec<String> = windows
+                    .iter()
+                    .map(|&t| self.counter(queue, what, t))
+                    .collect();
+                pipe.mget(keys);
+            }
+        }
+        let mut conn = self.conn().await?;
+        type Row = (u64, u64, u64, u64, Vec<Option<u64>>, Vec<Option<u64>>);
+        let rows: Vec<Row> = {
+            let flat: Vec<redis::Value> = pipe
+                .query_async(&mut conn)
+                .await
+                .context("failed to count queues")?;
+            flat.chunks(6)
+                .map(|c| redis::from_redis_value(redis::Value::Array(c.to_vec())))
+                .collect::<Result<_, _>>()
+                .context("unexpected queue counts")?
+        };
+        let sum = |v: Vec<Option<u64>>| v.into_iter().flatten().sum();
+        Ok(rows
+            .into_iter()
+            .map(
+                |(ready, scheduled, running, retrying, succeeded, failed)| QueueCounts {
+                    ready,
+                    scheduled,
+                    running,
+                    retrying,
+                    succeeded_last_minute: sum(succeeded),
+                    failed_last_minute: sum(failed),
+                },
+            )
+            .collect())
+    }
+}
+
+/// Milliseconds since the Unix epoch, the clock every queue operation takes.
+pub fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}
+
+/// A new job id: a UUIDv7, so ids sort by creation time.
+pub fn new_id() -> String {
+    uuid::Uuid::now_v7().to_string()
+}
+
+/// Blocks on the wake tokens of `queues` on a connection of its own (a blocking command
+/// would stall a pooled one) for at most `wait`. Returns early when work arrives.
+pub struct Waiter {
+    conn: redis::aio::MultiplexedConnection,
+    url: String,
+    keys: Vec<String>,
+}
+
+impl Waiter {
+    pub async fn connect(url: &str, keys: Vec<String>) -> anyhow::Result<Self> {
+        let client = redis::Client::open(url).context("REDIS_URL is not a usable Redis URL")?;
+        // No response timeout: BLPOP answers only when its own timeout runs out.
+        let config = redis::AsyncConnectionConfig::new().set_response_timeout(None);
+        let conn = client
+            .get_multiplexed_async_connection_with_config(&config)
+            .await
+            .context("failed to open the worker's wake connection")?;
+        Ok(Self {
+            conn,
+            url: url.to_owned(),
+            keys,
+        })
+    }
+
+    /// A fresh connection after an error.
+    pub async fn reconnect(&self) -> anyhow::Result<Self> {
+        Self::connect(&self.url, self.keys.clone()).await
+    }
+
+    /// Waits for a wake token or `wait`, whichever comes first.
+    pub async fn wait(&mut self, wait: Duration) -> anyhow::Result<()> {
+        let seconds = wait.as_secs_f64().max(0.01);
+        let _: Option<(String, String)> = redis::cmd("BLPOP")
+            .arg(&self.keys)
+            .arg(format!("{seconds:.3}"))
+            .query_async(&mut self.conn)
+            .await
+            .context("waiting for jobs failed")?;
+        Ok(())
     }
 }

@@ -1,146 +1,285 @@
 //! The Lua scripts behind each queue operation. Redis runs each one without interleaving
 //! another client's commands, which is what makes the moves between keys atomic.
+//!
+//! Each script is hashed once per process ([`LazyLock`]) and called by its SHA (EVALSHA),
+//! falling back to loading it when Redis does not know it yet (after a restart).
 
-/// KEYS: job hash, ready, scheduled, idempotency key ('' for none).
-/// ARGV: id, now ms, due ms, idempotency TTL s, then field/value pairs of the job.
-/// Returns {id, 1} for a new job, {existing id, 0} for a repeated idempotency key.
-pub const ENQUEUE: &str = r#"
-if KEYS[4] ~= '' then
-  local existing = redis.call('GET', KEYS[4])
-  if existing then return {existing, 0} end
-  redis.call('SET', KEYS[4], ARGV[1], 'EX', ARGV[4])
-end
-redis.call('HSET', KEYS[1], unpack(ARGV, 5))
-if tonumber(ARGV[3]) > tonumber(ARGV[2]) then
-  redis.call('HSET', KEYS[1], 'state', 'scheduled')
-  redis.call('ZADD', KEYS[3], ARGV[3], ARGV[1])
-else
-  redis.call('HSET', KEYS[1], 'state', 'queued')
-  redis.call('RPUSH', KEYS[2], ARGV[1])
-end
-return {ARGV[1], 1}
-"#;
+use std::sync::LazyLock;
 
-/// KEYS: ready, scheduled, leased.
-/// ARGV: now ms, lease ms, max jobs, worker id, job key prefix.
-/// Returns {id, kind, payload, attempt, max_attempts, timeout_ms} per leased job.
-pub const FETCH: &str = r#"
-local now = tonumber(ARGV[1])
-local jobs = ARGV[5]
-local due = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', now, 'LIMIT', 0, 1000)
-for _, id in ipairs(due) do
-  redis.call('ZREM', KEYS[2], id)
-  redis.call('RPUSH', KEYS[1], id)
-  redis.call('HSET', jobs .. id, 'state', 'queued')
-end
-local expired = redis.call('ZRANGEBYSCORE', KEYS[3], '-inf', now, 'LIMIT', 0, 1000)
-for _, id in ipairs(expired) do
-  redis.call('ZREM', KEYS[3], id)
-  redis.call('LPUSH', KEYS[1], id)
-  redis.call('HSET', jobs .. id, 'state', 'queued', 'worker', '')
-end
-local ids = redis.call('LPOP', KEYS[1], ARGV[3])
-if not ids then return {} end
-local deadline = now + tonumber(ARGV[2])
-local out = {}
-for _, id in ipairs(ids) do
-  local key = jobs .. id
-  if redis.call('EXISTS', key) == 1 then
-    redis.call('ZADD', KEYS[3], deadline, id)
-    local attempt = redis.call('HINCRBY', key, 'attempts', 1)
-    redis.call('HSET', key, 'state', 'running', 'worker', ARGV[4], 'started_ms', now)
-    local f = redis.call('HMGET', key, 'kind', 'payload', 'max_attempts', 'timeout_ms')
-    out[#out + 1] = {id, f[1], f[2], attempt, tonumber(f[3]), tonumber(f[4])}
-  end
-end
-return out
-"#;
+use deadpool_redis::redis::Script;
 
-/// The lease check every script that finishes or changes a running job starts from: the
-/// job is in `leased` (KEYS[1]) and its hash names this worker (ARGV[1]) as the holder.
-/// Job hashes are ARGV[2] .. id. One definition, so the four scripts cannot drift apart.
-macro_rules! with_lease_check {
-    ($body:literal) => {
-        concat!(
-            r#"
-local function holds(id)
-  return redis.call('ZSCORE', KEYS[1], id)
-    and redis.call('HGET', ARGV[2] .. id, 'worker') == ARGV[1]
+/// Helpers every script may use. `job(id)` is a job hash's key: the job key prefix is
+/// always ARGV[1]. `add_error` appends one attempt's error to the job's `errors` list.
+macro_rules! script {
+    ($body:expr) => {
+        LazyLock::new(|| {
+            Script::new(concat!(
+                r#"
+local function job(id) return ARGV[1] .. id end
+local function add_error(key, attempt, message, now)
+  local raw = redis.call('HGET', key, 'errors')
+  local list = {}
+  if raw and raw ~= '' and raw ~= '[]' then list = cjson.decode(raw) end
+  list[#list + 1] = {attempt = tonumber(attempt), error = message, at_ms = tonumber(now)}
+  redis.call('HSET', key, 'errors', cjson.encode(list), 'last_error', message)
+end
+local function wake(key)
+  redis.call('LPUSH', key, 1)
+  redis.call('LTRIM', key, 0, 0)
 end
 "#,
-            $body
-        )
+                $body
+            ))
+        })
     };
 }
 
-/// KEYS: leased. ARGV: worker id, job key prefix, now ms, retention s, then job ids.
-/// Returns how many of the ids this worker still held and has now finished.
-pub const ACK: &str = with_lease_check!(
+/// KEYS: ready, scheduled, wake.
+/// ARGV: job prefix, idempotency key prefix, now ms, idempotency TTL s, queue name, then
+/// 7 values per job: id, due ms, idempotency key ('' for none), kind, payload,
+/// max_attempts, timeout_ms.
+/// Returns {id, 1} per new job and {earlier id, 0} per repeated idempotency key.
+pub static ENQUEUE: LazyLock<Script> = script!(
+    r#"
+local now = tonumber(ARGV[3])
+local out = {}
+local ready = 0
+for i = 6, #ARGV, 7 do
+  local id, due, idem = ARGV[i], tonumber(ARGV[i + 1]), ARGV[i + 2]
+  local earlier = false
+  if idem ~= '' then earlier = redis.call('GET', ARGV[2] .. idem) end
+  if earlier then
+    out[#out + 1] = {earlier, 0}
+  else
+    if idem ~= '' then redis.call('SET', ARGV[2] .. idem, id, 'EX', ARGV[4]) end
+    local state = 'queued'
+    if due > now then state = 'scheduled' end
+    redis.call('HSET', job(id), 'queue', ARGV[5], 'kind', ARGV[i + 3], 'payload', ARGV[i + 4],
+      'attempts', 0, 'max_attempts', ARGV[i + 5], 'timeout_ms', ARGV[i + 6],
+      'created_ms', now, 'run_at_ms', due, 'state', state)
+    if due > now then
+      redis.call('ZADD', KEYS[2], due, id)
+    else
+      redis.call('RPUSH', KEYS[1], id)
+      ready = ready + 1
+    end
+    out[#out + 1] = {id, 1}
+  end
+end
+if ready > 0 then wake(KEYS[3]) end
+return out
+"#
+);
+
+/// KEYS: ready, scheduled, retry, leased, wake, dead outbox.
+/// ARGV: job prefix, now ms, lease ms, max jobs, worker id.
+/// Moves due delayed and retrying jobs to `ready`, returns jobs whose lease lapsed to the
+/// front of `ready` (or to the dead outbox when that run was their last attempt), then
+/// leases up to `max` jobs. Leaves a wake token when jobs remain for other workers.
+/// Returns {{id, kind, payload, attempt, max_attempts, timeout_ms}...}, and the earliest
+/// time anything in `scheduled`, `retry` or `leased` comes due (-1: nothing).
+pub static FETCH: LazyLock<Script> = script!(
+    r#"
+local now = tonumber(ARGV[2])
+for _, set in ipairs({KEYS[2], KEYS[3]}) do
+  local due = redis.call('ZRANGEBYSCORE', set, '-inf', now, 'LIMIT', 0, 1000)
+  for _, id in ipairs(due) do
+    redis.call('ZREM', set, id)
+    redis.call('RPUSH', KEYS[1], id)
+    redis.call('HSET', job(id), 'state', 'queued')
+  end
+end
+local lapsed = redis.call('ZRANGEBYSCORE', KEYS[4], '-inf', now, 'LIMIT', 0, 1000)
+for _, id in ipairs(lapsed) do
+  local key = job(id)
+  redis.call('ZREM', KEYS[4], id)
+  local f = redis.call('HMGET', key, 'attempts', 'max_attempts', 'worker')
+  if f[1] then
+    local message = 'the worker running this attempt (' .. (f[3] or '?') .. ') stopped renewing its lease'
+    add_error(key, f[1], message, now)
+    if tonumber(f[1]) >= tonumber(f[2]) then
+      redis.call('HSET', key, 'state', 'dead', 'worker', '', 'finished_ms', now)
+      redis.call('RPUSH', KEYS[6], id)
+    else
+      redis.call('HSET', key, 'state', 'queued', 'worker', '')
+      redis.call('LPUSH', KEYS[1], id)
+    end
+  end
+end
+local out = {}
+local ids = redis.call('LPOP', KEYS[1], ARGV[4])
+if ids then
+  local deadline = now + tonumber(ARGV[3])
+  for _, id in ipairs(ids) do
+    local key = job(id)
+    local f = redis.call('HMGET', key, 'kind', 'payload', 'max_attempts', 'timeout_ms', 'attempts')
+    if f[1] then
+      local attempt = tonumber(f[5]) + 1
+      redis.call('HSET', key, 'state', 'running', 'worker', ARGV[5], 'started_ms', now, 'attempts', attempt)
+      redis.call('ZADD', KEYS[4], deadline, id)
+      out[#out + 1] = {id, f[1], f[2], attempt, tonumber(f[3]), tonumber(f[4])}
+    end
+  end
+end
+if redis.call('LLEN', KEYS[1]) > 0 then wake(KEYS[5]) end
+local next_due = -1
+for _, set in ipairs({KEYS[2], KEYS[3], KEYS[4]}) do
+  local first = redis.call('ZRANGE', set, 0, 0, 'WITHSCORES')
+  if first[2] then
+    local at = tonumber(first[2])
+    if next_due < 0 or at < next_due then next_due = at end
+  end
+end
+return {out, next_due}
+"#
+);
+
+/// The lease check every script that finishes or changes a running job starts from: the
+/// job is in `leased` (KEYS[1]) and its hash names this worker (ARGV[2]) as the holder.
+/// One definition, so the scripts cannot drift apart.
+macro_rules! leased_script {
+    ($body:literal) => {
+        script!(concat!(
+            r#"
+local function holds(id)
+  return redis.call('ZSCORE', KEYS[1], id)
+    and redis.call('HGET', job(id), 'worker') == ARGV[2]
+end
+"#,
+            $body
+        ))
+    };
+}
+
+/// KEYS: leased, succeeded counter. ARGV: job prefix, worker id, now ms, retention s,
+/// then job ids. Returns how many of the ids this worker still held and has now finished.
+pub static ACK: LazyLock<Script> = leased_script!(
     r#"
 local done = 0
 for i = 5, #ARGV do
   local id = ARGV[i]
-  local key = ARGV[2] .. id
   if holds(id) then
     redis.call('ZREM', KEYS[1], id)
-    redis.call('HSET', key, 'state', 'succeeded', 'finished_ms', ARGV[3])
-    redis.call('EXPIRE', key, ARGV[4])
+    redis.call('HSET', job(id), 'state', 'succeeded', 'worker', '', 'finished_ms', ARGV[3])
+    redis.call('EXPIRE', job(id), ARGV[4])
     done = done + 1
   end
+end
+if done > 0 then
+  redis.call('INCRBY', KEYS[2], done)
+  redis.call('EXPIRE', KEYS[2], 120)
 end
 return done
 "#
 );
 
-/// KEYS: leased. ARGV: worker id, job key prefix, job id, new deadline ms.
-/// Returns 1 when the lease was this worker's and now ends later, else 0.
-pub const EXTEND: &str = with_lease_check!(
+/// KEYS: leased. ARGV: job prefix, worker id, new deadline ms, then job ids.
+/// Returns the ids whose lease is no longer this worker's.
+pub static EXTEND: LazyLock<Script> = leased_script!(
     r#"
-if holds(ARGV[3]) then
-  redis.call('ZADD', KEYS[1], 'XX', ARGV[4], ARGV[3])
-  return 1
+local lost = {}
+for i = 4, #ARGV do
+  if holds(ARGV[i]) then
+    redis.call('ZADD', KEYS[1], 'XX', ARGV[3], ARGV[i])
+  else
+    lost[#lost + 1] = ARGV[i]
+  end
 end
-return 0
+return lost
 "#
 );
 
-/// KEYS: leased, scheduled.
-/// ARGV: worker id, job key prefix, job id, error, retry-at ms (-1: no retry), now ms.
-/// Returns 1 when the lease was this worker's, else 0 (the failure is not recorded).
-pub const FAIL: &str = with_lease_check!(
+/// KEYS: leased, retry, dead outbox, failed counter.
+/// ARGV: job prefix, worker id, job id, error, retry-at ms (-1: no retry), now ms.
+/// Returns the new state, or '' when the lease was not this worker's (nothing recorded).
+pub static FAIL: LazyLock<Script> = leased_script!(
     r#"
-local key = ARGV[2] .. ARGV[3]
-if not holds(ARGV[3]) then
-  return 0
-end
-redis.call('ZREM', KEYS[1], ARGV[3])
+local id = ARGV[3]
+local key = job(id)
+if not holds(id) then return '' end
+redis.call('ZREM', KEYS[1], id)
+add_error(key, redis.call('HGET', key, 'attempts'), ARGV[4], ARGV[6])
+redis.call('INCR', KEYS[4])
+redis.call('EXPIRE', KEYS[4], 120)
 if tonumber(ARGV[5]) >= 0 then
-  redis.call('HSET', key, 'state', 'retrying', 'last_error', ARGV[4], 'worker', '', 'run_at_ms', ARGV[5])
-  redis.call('ZADD', KEYS[2], ARGV[5], ARGV[3])
-else
-  redis.call('HSET', key, 'state', 'dead', 'last_error', ARGV[4], 'worker', '', 'finished_ms', ARGV[6])
+  redis.call('HSET', key, 'state', 'retrying', 'worker', '', 'run_at_ms', ARGV[5])
+  redis.call('ZADD', KEYS[2], ARGV[5], id)
+  return 'retrying'
 end
-return 1
+redis.call('HSET', key, 'state', 'dead', 'worker', '', 'finished_ms', ARGV[6])
+redis.call('RPUSH', KEYS[3], id)
+return 'dead'
 "#
 );
 
-/// KEYS: leased, ready. ARGV: worker id, job key prefix, then job ids.
+/// KEYS: leased, ready, wake. ARGV: job prefix, worker id, then job ids.
 /// Hands back the jobs this worker still holds: they return to the front of `ready` at
 /// once, and the interrupted run does not count as an attempt. Returns how many.
-pub const RELEASE: &str = with_lease_check!(
+pub static RELEASE: LazyLock<Script> = leased_script!(
     r#"
 local released = 0
 for i = 3, #ARGV do
   local id = ARGV[i]
-  local key = ARGV[2] .. id
   if holds(id) then
     redis.call('ZREM', KEYS[1], id)
     redis.call('LPUSH', KEYS[2], id)
-    redis.call('HINCRBY', key, 'attempts', -1)
-    redis.call('HSET', key, 'state', 'queued', 'worker', '')
+    redis.call('HINCRBY', job(id), 'attempts', -1)
+    redis.call('HSET', job(id), 'state', 'queued', 'worker', '')
     released = released + 1
   end
 end
+if released > 0 then wake(KEYS[3]) end
 return released
+"#
+);
+
+/// KEYS: ready, scheduled, retry. ARGV: job prefix, job id, now ms, retention s.
+/// Cancels a job that has not started. Returns 'cancelled', the state that prevented it,
+/// or '' when there is no such job.
+pub static CANCEL: LazyLock<Script> = script!(
+    r#"
+local key = job(ARGV[2])
+local state = redis.call('HGET', key, 'state')
+if not state then return '' end
+local removed = 0
+if state == 'queued' then removed = redis.call('LREM', KEYS[1], 1, ARGV[2])
+elseif state == 'scheduled' then removed = redis.call('ZREM', KEYS[2], ARGV[2])
+elseif state == 'retrying' then removed = redis.call('ZREM', KEYS[3], ARGV[2])
+end
+if removed == 0 then return state end
+redis.call('HSET', key, 'state', 'cancelled', 'finished_ms', ARGV[3])
+redis.call('EXPIRE', key, ARGV[4])
+return 'cancelled'
+"#
+);
+
+/// KEYS: ready, wake. ARGV: job prefix, job id, queue, kind, payload, max_attempts,
+/// timeout_ms, created ms, now ms, errors (JSON).
+/// Puts a dead job back with fresh attempts under its own id. Returns 0 when Redis still
+/// has that job alive (a retry already happened), else 1.
+pub static REVIVE: LazyLock<Script> = script!(
+    r#"
+local key = job(ARGV[2])
+local state = redis.call('HGET', key, 'state')
+if state and state ~= 'dead' then return 0 end
+redis.call('DEL', key)
+redis.call('HSET', key, 'queue', ARGV[3], 'kind', ARGV[4], 'payload', ARGV[5], 'attempts', 0,
+  'max_attempts', ARGV[6], 'timeout_ms', ARGV[7], 'created_ms', ARGV[8], 'run_at_ms', ARGV[9],
+  'state', 'queued', 'errors', ARGV[10])
+redis.call('RPUSH', KEYS[1], ARGV[2])
+wake(KEYS[2])
+return 1
+"#
+);
+
+/// KEYS: dead outbox. ARGV: job prefix, then job ids that Postgres now holds.
+/// Removes them from the outbox, and their hashes if they are still dead there.
+pub static FORGET_DEAD: LazyLock<Script> = script!(
+    r#"
+for i = 2, #ARGV do
+  redis.call('LREM', KEYS[1], 0, ARGV[i])
+  if redis.call('HGET', job(ARGV[i]), 'state') == 'dead' then redis.call('DEL', job(ARGV[i])) end
+end
+return #ARGV - 1
 "#
 );

@@ -42,8 +42,12 @@ async fn an_enqueued_job_is_leased_once_and_finished_by_its_ack() {
     let (q, _keys) = queues().await;
     let enqueued = q.enqueue(&job("mail"), T0).await.unwrap();
 
-    let first = q.fetch("default", "w1", 10, LEASE, T0).await.unwrap();
-    let again = q.fetch("default", "w2", 10, LEASE, T0 + 10).await.unwrap();
+    let first = q.fetch("default", "w1", 10, LEASE, T0).await.unwrap().jobs;
+    let again = q
+        .fetch("default", "w2", 10, LEASE, T0 + 10)
+        .await
+        .unwrap()
+        .jobs;
     let acked = q
         .ack("default", "w1", std::slice::from_ref(&enqueued.id), T0 + 20)
         .await
@@ -71,8 +75,16 @@ async fn jobs_are_fetched_oldest_first_in_batches() {
         ids.push(q.enqueue(&job("noop"), T0 + i).await.unwrap().id);
     }
 
-    let batch = q.fetch("default", "w1", 3, LEASE, T0 + 10).await.unwrap();
-    let rest = q.fetch("default", "w1", 3, LEASE, T0 + 10).await.unwrap();
+    let batch = q
+        .fetch("default", "w1", 3, LEASE, T0 + 10)
+        .await
+        .unwrap()
+        .jobs;
+    let rest = q
+        .fetch("default", "w1", 3, LEASE, T0 + 10)
+        .await
+        .unwrap()
+        .jobs;
 
     let got: Vec<_> = batch.iter().chain(&rest).map(|j| j.id.clone()).collect();
     assert_eq!(batch.len(), 3);
@@ -89,12 +101,14 @@ async fn a_delayed_job_is_not_fetched_before_its_time() {
     let early = q
         .fetch("default", "w1", 10, LEASE, T0 + 9_999)
         .await
-        .unwrap();
+        .unwrap()
+        .jobs;
     let state_before = q.state(&enqueued.id).await.unwrap();
     let on_time = q
         .fetch("default", "w1", 10, LEASE, T0 + 10_000)
         .await
-        .unwrap();
+        .unwrap()
+        .jobs;
 
     assert!(early.is_empty());
     assert_eq!(state_before.as_deref(), Some("scheduled"));
@@ -109,11 +123,16 @@ async fn a_job_whose_lease_ran_out_runs_again_and_the_old_worker_cannot_finish_i
         .await
         .unwrap();
 
-    let before_expiry = q.fetch("default", "w2", 10, LEASE, T0 + 999).await.unwrap();
+    let before_expiry = q
+        .fetch("default", "w2", 10, LEASE, T0 + 999)
+        .await
+        .unwrap()
+        .jobs;
     let recovered = q
         .fetch("default", "w2", 10, LEASE, T0 + 1_001)
         .await
-        .unwrap();
+        .unwrap()
+        .jobs;
     let stale_ack = q
         .ack(
             "default",
@@ -144,26 +163,30 @@ async fn extending_a_lease_keeps_a_long_job_from_running_twice() {
     let id = q.enqueue(&job("long"), T0).await.unwrap().id;
     q.fetch("default", "w1", 10, LEASE, T0).await.unwrap();
 
+    let ids = std::slice::from_ref(&id);
     let extended = q
-        .extend("default", "w1", &id, LEASE, T0 + 900)
+        .extend("default", "w1", ids, LEASE, T0 + 900)
         .await
         .unwrap();
     let stranger = q
-        .extend("default", "w2", &id, LEASE, T0 + 900)
+        .extend("default", "w2", ids, LEASE, T0 + 900)
         .await
         .unwrap();
     let taken = q
         .fetch("default", "w2", 10, LEASE, T0 + 1_500)
         .await
-        .unwrap();
+        .unwrap()
+        .jobs;
     let after = q
         .fetch("default", "w2", 10, LEASE, T0 + 1_901)
         .await
-        .unwrap();
+        .unwrap()
+        .jobs;
 
-    assert!(extended);
-    assert!(
-        !stranger,
+    assert!(extended.is_empty());
+    assert_eq!(
+        stranger,
+        std::slice::from_ref(&id),
         "another worker extended a lease it does not hold"
     );
     assert!(taken.is_empty(), "the extended lease was not honoured");
@@ -182,7 +205,11 @@ async fn a_repeated_idempotency_key_returns_the_first_job_and_makes_no_second() 
 
     let first = q.enqueue(&keyed, T0).await.unwrap();
     let second = q.enqueue(&keyed, T0 + 5).await.unwrap();
-    let fetched = q.fetch("default", "w1", 10, LEASE, T0 + 10).await.unwrap();
+    let fetched = q
+        .fetch("default", "w1", 10, LEASE, T0 + 10)
+        .await
+        .unwrap()
+        .jobs;
 
     assert!(first.created);
     assert!(!second.created);
@@ -201,8 +228,16 @@ async fn a_failed_attempt_waits_for_its_retry_time_and_the_last_one_is_dead() {
         .await
         .unwrap();
     let retrying = q.state(&id).await.unwrap();
-    let too_soon = q.fetch("default", "w1", 10, LEASE, T0 + 499).await.unwrap();
-    let retried = q.fetch("default", "w1", 10, LEASE, T0 + 500).await.unwrap();
+    let too_soon = q
+        .fetch("default", "w1", 10, LEASE, T0 + 499)
+        .await
+        .unwrap()
+        .jobs;
+    let retried = q
+        .fetch("default", "w1", 10, LEASE, T0 + 500)
+        .await
+        .unwrap()
+        .jobs;
     let stranger = q
         .fail("default", "w9", &id, "not mine", None, T0 + 600)
         .await
@@ -211,13 +246,26 @@ async fn a_failed_attempt_waits_for_its_retry_time_and_the_last_one_is_dead() {
         .await
         .unwrap();
 
-    assert!(recorded);
+    assert_eq!(recorded.as_deref(), Some("retrying"));
     assert_eq!(retrying.as_deref(), Some("retrying"));
     assert!(too_soon.is_empty());
     assert_eq!(retried.len(), 1);
     assert_eq!(retried[0].attempt, 2);
-    assert!(!stranger);
-    assert_eq!(q.state(&id).await.unwrap().as_deref(), Some("dead"));
+    assert_eq!(stranger, None);
+    let dead = q.get(&id).await.unwrap().unwrap();
+    assert_eq!(dead.state, "dead");
+    let errors: Vec<_> = dead
+        .errors
+        .iter()
+        .map(|e| (e.attempt, e.error.as_str()))
+        .collect();
+    assert_eq!(errors, [(1, "boom"), (2, "boom again")]);
+    let outbox = q.dead_outbox_batch(10).await.unwrap();
+    assert_eq!(
+        outbox.len(),
+        1,
+        "the dead job waits in the outbox for Postgres"
+    );
 }
 
 #[tokio::test]
@@ -234,7 +282,11 @@ async fn handing_back_a_lease_makes_the_job_ready_at_once_without_using_an_attem
         .release("default", "stopping", std::slice::from_ref(&id))
         .await
         .unwrap();
-    let again = q.fetch("default", "w2", 10, LEASE, T0 + 1).await.unwrap();
+    let again = q
+        .fetch("default", "w2", 10, LEASE, T0 + 1)
+        .await
+        .unwrap()
+        .jobs;
 
     assert_eq!(by_stranger, 0);
     assert_eq!(released, 1);
@@ -247,4 +299,112 @@ async fn handing_back_a_lease_makes_the_job_ready_at_once_without_using_an_attem
         again[0].attempt, 1,
         "the interrupted run counted as an attempt"
     );
+}
+
+#[tokio::test]
+async fn a_job_that_has_not_started_can_be_cancelled_but_a_running_one_cannot() {
+    let (q, _keys) = queues().await;
+    let waiting = q.enqueue(&job("later"), T0).await.unwrap().id;
+    let mut delayed = job("delayed");
+    delayed.run_at_ms = Some(T0 + 60_000);
+    let scheduled = q.enqueue(&delayed, T0).await.unwrap().id;
+    let running = q.enqueue(&job("now"), T0).await.unwrap().id;
+    // Lease the first two ready jobs, then hand one back so only `running` runs.
+    let leased = q.fetch("default", "w1", 2, LEASE, T0).await.unwrap().jobs;
+    q.release("default", "w1", std::slice::from_ref(&leased[0].id))
+        .await
+        .unwrap();
+
+    let cancel_waiting = q.cancel(&waiting, T0 + 1).await.unwrap();
+    let cancel_scheduled = q.cancel(&scheduled, T0 + 1).await.unwrap();
+    let cancel_running = q.cancel(&running, T0 + 1).await.unwrap();
+    let cancel_missing = q
+        .cancel(&switchyard::queue::new_id(), T0 + 1)
+        .await
+        .unwrap();
+    let left = q
+        .fetch("default", "w2", 10, LEASE, T0 + 500)
+        .await
+        .unwrap()
+        .jobs;
+
+    use switchyard::queue::Cancel;
+    assert_eq!(cancel_waiting, Cancel::Cancelled);
+    assert_eq!(cancel_scheduled, Cancel::Cancelled);
+    assert_eq!(cancel_running, Cancel::TooLate("running".into()));
+    assert_eq!(cancel_missing, Cancel::NotFound);
+    assert!(left.is_empty(), "a cancelled job still ran: {left:?}");
+    assert_eq!(
+        q.state(&waiting).await.unwrap().as_deref(),
+        Some("cancelled")
+    );
+    let after_due = q
+        .fetch("default", "w2", 10, LEASE, T0 + 60_000)
+        .await
+        .unwrap()
+        .jobs;
+    assert!(
+        after_due.iter().all(|j| j.id != scheduled),
+        "a cancelled delayed job ran at its time"
+    );
+}
+
+#[tokio::test]
+async fn a_lapsed_lease_on_the_last_attempt_makes_the_job_dead_with_the_reason() {
+    let (q, _keys) = queues().await;
+    let mut once = job("fragile");
+    once.max_attempts = 1;
+    let id = q.enqueue(&once, T0).await.unwrap().id;
+    q.fetch("default", "crashed", 10, LEASE, T0).await.unwrap();
+
+    let again = q
+        .fetch("default", "w2", 10, LEASE, T0 + 2_000)
+        .await
+        .unwrap()
+        .jobs;
+
+    let record = q.get(&id).await.unwrap().unwrap();
+    assert!(again.is_empty(), "a job ran past its max_attempts");
+    assert_eq!(record.state, "dead");
+    assert!(
+        record.last_error.unwrap().contains("crashed"),
+        "the error names the worker that stopped"
+    );
+}
+
+#[tokio::test]
+async fn a_batch_enqueue_keeps_input_order_across_queues_and_repeated_keys() {
+    let (q, _keys) = queues().await;
+    let mut a = job("a");
+    a.idempotency_key = Some("k".into());
+    let mut b = job("b");
+    b.queue = "other".into();
+    let jobs = [a.clone(), b, a];
+
+    let made = q.enqueue_batch(&jobs, T0).await.unwrap();
+    let counts = q
+        .counts(&["default".into(), "other".into()], T0)
+        .await
+        .unwrap();
+
+    assert_eq!(made.len(), 3);
+    assert!(made[0].created && made[1].created && !made[2].created);
+    assert_eq!(
+        made[2].id, made[0].id,
+        "the repeated key returned the first job"
+    );
+    assert_eq!((counts[0].ready, counts[1].ready), (1, 1));
+}
+
+#[tokio::test]
+async fn a_fetch_reports_when_the_next_delayed_job_comes_due() {
+    let (q, _keys) = queues().await;
+    let mut delayed = job("later");
+    delayed.run_at_ms = Some(T0 + 7_000);
+    q.enqueue(&delayed, T0).await.unwrap();
+
+    let fetched = q.fetch("default", "w1", 10, LEASE, T0).await.unwrap();
+
+    assert!(fetched.jobs.is_empty());
+    assert_eq!(fetched.next_due_ms, Some(T0 + 7_000));
 }

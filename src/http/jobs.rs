@@ -1,0 +1,344 @@
+//! `/api/v1/jobs`: enqueue (single and batch), read a job's state, cancel a job that has
+//! not started, and retry a dead one. Admin token.
+
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use chrono::{DateTime, TimeZone, Utc};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use super::extract::Json;
+use super::problem::{ApiError, Problem};
+use crate::jobs::Invalid;
+use crate::jobs::dead::{self, DeadJob};
+use crate::jobs::enqueue::EnqueueRequest;
+use crate::queue::{AttemptError, Cancel, JobRecord, now_ms};
+use crate::state::AppState;
+
+/// The most jobs one batch may enqueue.
+const MAX_BATCH: usize = 1000;
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(enqueue))
+        .routes(routes!(enqueue_batch))
+        .routes(routes!(get_job, cancel_job))
+        .routes(routes!(retry_job))
+}
+
+/// A job and its progress.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct JobView {
+    pub id: String,
+    pub queue: String,
+    pub kind: String,
+    /// `scheduled`, `queued`, `running`, `retrying`, `succeeded`, `dead` or `cancelled`.
+    pub state: String,
+    #[schema(value_type = Object)]
+    pub payload: serde_json::Value,
+    /// Attempts started so far.
+    pub attempts: u32,
+    pub max_attempts: u32,
+    pub timeout_ms: u64,
+    pub last_error: Option<String>,
+    /// Every failed attempt's error.
+    pub errors: Vec<AttemptView>,
+    pub created_at: Option<DateTime<Utc>>,
+    /// When the job may (next) start.
+    pub run_at: Option<DateTime<Utc>>,
+    pub started_at: Option<DateTime<Utc>>,
+    pub finished_at: Option<DateTime<Utc>>,
+    /// On enqueue: false when an idempotency key returned an earlier job.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub created: Option<bool>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AttemptView {
+    pub attempt: u32,
+    pub error: String,
+    pub at: Option<DateTime<Utc>>,
+}
+
+fn time(ms: i64) -> Option<DateTime<Utc>> {
+    Utc.timestamp_millis_opt(ms).single()
+}
+
+impl From<JobRecord> for JobView {
+    fn from(job: JobRecord) -> Self {
+        Self {
+            payload: serde_json::from_str(&job.payload).unwrap_or(serde_json::Value::Null),
+            errors: job.errors.into_iter().map(AttemptView::from).collect(),
+            created_at: time(job.created_ms),
+            run_at: time(job.run_at_ms),
+            started_at: job.started_ms.and_then(time),
+            finished_at: job.finished_ms.and_then(time),
+            id: job.id,
+            queue: job.queue,
+            kind: job.kind,
+            state: job.state,
+            attempts: job.attempts,
+            max_attempts: job.max_attempts,
+            timeout_ms: job.timeout_ms,
+            last_error: job.last_error,
+            created: None,
+        }
+    }
+}
+
+impl From<AttemptError> for AttemptView {
+    fn from(e: AttemptError) -> Self {
+        Self {
+            attempt: e.attempt,
+            error: e.error,
+            at: time(e.at_ms),
+        }
+    }
+}
+
+impl From<DeadJob> for JobView {
+    fn from(job: DeadJob) -> Self {
+        let errors: Vec<AttemptError> = serde_json::from_value(job.errors).unwrap_or_default();
+        Self {
+            id: job.id.to_string(),
+            queue: job.queue,
+            kind: job.kind,
+            state: "dead".into(),
+            payload: job.payload,
+            attempts: job.attempts.max(0) as u32,
+            max_attempts: job.max_attempts.max(0) as u32,
+            timeout_ms: job.timeout_ms.max(0) as u64,
+            last_error: Some(job.last_error),
+            errors: errors.into_iter().map(AttemptView::from).collect(),
+            created_at: Some(job.created_at),
+            run_at: None,
+            started_at: None,
+            finished_at: Some(job.died_at),
+            created: None,
+        }
+    }
+}
+
+/// Reads a job wherever it is: Redis while it lives, Postgres once dead.
+async fn find(state: &AppState, id: &str) -> Result<Option<JobView>, ApiError> {
+    let Ok(uuid) = id.parse::<uuid::Uuid>() else {
+        return Ok(None);
+    };
+    if let Some(job) = state.queues.get(&uuid.to_string()).await? {
+        return Ok(Some(job.into()));
+    }
+    Ok(dead::get(&state.db, uuid).await?.map(JobView::from))
+}
+
+fn not_found(id: &str) -> ApiError {
+    ApiError::NotFound(format!(
+        "no job {id}: it never existed, or it finished longer ago than jobs.retention_seconds"
+    ))
+}
+
+/// The `Idempotency-Key` header, for clients that send the key there.
+fn header_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
+    match headers.get("idempotency-key") {
+        None => Ok(None),
+        Some(value) => value
+            .to_str()
+            .map(|v| Some(v.to_owned()))
+            .map_err(|_| Invalid::new("Idempotency-Key", "must be visible ASCII").into()),
+    }
+}
+
+/// Enqueue a job.
+#[utoipa::path(
+    post,
+    path = "/api/v1/jobs",
+    tag = "jobs",
+    security(("admin_token" = [])),
+    request_body = EnqueueRequest,
+    params(("Idempotency-Key" = Option<String>, Header, description = "Same as the body's idempotency_key")),
+    responses(
+        (status = 202, description = "Queued; `created` is false for a repeated idempotency key", body = JobView),
+        (status = 400, description = "Malformed JSON", body = Problem),
+        (status = 422, description = "A field is not acceptable; `field` names it", body = Problem),
+    )
+)]
+async fn enqueue(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Json(mut request): Json<EnqueueRequest>,
+) -> Result<(StatusCode, axum::Json<JobView>), ApiError> {
+    if request.idempotency_key.is_none() {
+        request.idempotency_key = header_key(&headers)?;
+    }
+    let now = now_ms();
+    let job = request.into_job(&state.settings.jobs, now)?;
+    let enqueued = state.queues.enqueue(&job, now).await?;
+    let mut view = match state.queues.get(&enqueued.id).await? {
+        Some(record) => JobView::from(record),
+        None => find(&state, &enqueued.id)
+            .await?
+            .ok_or_else(|| not_found(&enqueued.id))?,
+    };
+    view.created = Some(enqueued.created);
+    Ok((StatusCode::ACCEPTED, axum::Json(view)))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BatchRequest {
+    /// Up to 1000 jobs; all are checked before any is queued.
+    pub jobs: Vec<EnqueueRequest>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct BatchResponse {
+    /// One entry per requested job, in order.
+    pub jobs: Vec<BatchEntry>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct BatchEntry {
+    pub id: String,
+    /// False when an idempotency key returned an earlier job.
+    pub created: bool,
+}
+
+/// Enqueue many jobs at once. Nothing is queued unless every job is valid.
+#[utoipa::path(
+    post,
+    path = "/api/v1/jobs/batch",
+    tag = "jobs",
+    security(("admin_token" = [])),
+    request_body = BatchRequest,
+    responses(
+        (status = 202, description = "All queued", body = BatchResponse),
+        (status = 422, description = "A job is not acceptable; `field` names it, e.g. jobs[3].queue", body = Problem),
+    )
+)]
+async fn enqueue_batch(
+    State(state): State<AppState>,
+    Json(request): Json<BatchRequest>,
+) -> Result<(StatusCode, axum::Json<BatchResponse>), ApiError> {
+    if request.jobs.is_empty() || request.jobs.len() > MAX_BATCH {
+        return Err(Invalid::new("jobs", format!("give 1 to {MAX_BATCH} jobs")).into());
+    }
+    let now = now_ms();
+    let jobs = request
+        .jobs
+        .into_iter()
+        .enumerate()
+        .map(|(i, job)| {
+            job.into_job(&state.settings.jobs, now)
+                .map_err(|e| Invalid {
+                    field: format!("jobs[{i}].{}", e.field),
+                    message: e.message,
+                })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let enqueued = state.queues.enqueue_batch(&jobs, now).await?;
+    let jobs = enqueued
+        .into_iter()
+        .map(|e| BatchEntry {
+            id: e.id,
+            created: e.created,
+        })
+        .collect();
+    Ok((StatusCode::ACCEPTED, axum::Json(BatchResponse { jobs })))
+}
+
+/// A job's state, attempts, errors and times.
+#[utoipa::path(
+    get,
+    path = "/api/v1/jobs/{id}",
+    tag = "jobs",
+    security(("admin_token" = [])),
+    params(("id" = String, Path, description = "Job id")),
+    responses(
+        (status = 200, description = "The job", body = JobView),
+        (status = 404, description = "No such job", body = Problem),
+    )
+)]
+async fn get_job(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<axum::Json<JobView>, ApiError> {
+    let view = find(&state, &id).await?.ok_or_else(|| not_found(&id))?;
+    Ok(axum::Json(view))
+}
+
+/// Cancel a job that has not started (`scheduled`, `queued` or `retrying`).
+#[utoipa::path(
+    delete,
+    path = "/api/v1/jobs/{id}",
+    tag = "jobs",
+    security(("admin_token" = [])),
+    params(("id" = String, Path, description = "Job id")),
+    responses(
+        (status = 200, description = "Cancelled", body = JobView),
+        (status = 404, description = "No such job", body = Problem),
+        (status = 409, description = "The job is running or finished", body = Problem),
+    )
+)]
+async fn cancel_job(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<axum::Json<JobView>, ApiError> {
+    let Ok(uuid) = id.parse::<uuid::Uuid>() else {
+        return Err(not_found(&id));
+    };
+    match state.queues.cancel(&uuid.to_string(), now_ms()).await? {
+        Cancel::Cancelled => {}
+        Cancel::TooLate(job_state) => {
+            return Err(ApiError::Conflict(format!(
+                "job {id} is {job_state}; only scheduled, queued or retrying jobs can be cancelled"
+            )));
+        }
+        Cancel::NotFound => {
+            return Err(match dead::get(&state.db, uuid).await? {
+                Some(_) => ApiError::Conflict(format!(
+                    "job {id} is dead; retry it, or delete it with DELETE /api/v1/queues/{{queue}}/dead/{id}"
+                )),
+                None => not_found(&id),
+            });
+        }
+    }
+    let view = find(&state, &id).await?.ok_or_else(|| not_found(&id))?;
+    Ok(axum::Json(view))
+}
+
+/// Retry a dead job: it is queued again under its id with fresh attempts; its error
+/// history stays.
+#[utoipa::path(
+    post,
+    path = "/api/v1/jobs/{id}/retry",
+    tag = "jobs",
+    security(("admin_token" = [])),
+    params(("id" = String, Path, description = "Job id")),
+    responses(
+        (status = 202, description = "Queued again", body = JobView),
+        (status = 404, description = "No such job", body = Problem),
+        (status = 409, description = "The job is not dead", body = Problem),
+    )
+)]
+async fn retry_job(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<(StatusCode, axum::Json<JobView>), ApiError> {
+    let Ok(uuid) = id.parse::<uuid::Uuid>() else {
+        return Err(not_found(&id));
+    };
+    if dead::retry(&state.db, &state.queues, uuid, now_ms())
+        .await?
+        .is_none()
+    {
+        return Err(match state.queues.state(&uuid.to_string()).await? {
+            Some(job_state) => ApiError::Conflict(format!(
+                "job {id} is {job_state}; only dead jobs can be retried"
+            )),
+            None => not_found(&id),
+        });
+    }
+    let view = find(&state, &id).await?.ok_or_else(|| not_found(&id))?;
+    Ok((StatusCode::ACCEPTED, axum::Json(view)))
+}

@@ -1,0 +1,200 @@
+//! `/api/v1/queues`: each declared queue's counts and last-minute throughput, and its dead
+//! jobs: a cursor-paginated list, retry of all, and delete of one. Admin token.
+
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use super::jobs::JobView;
+use super::problem::{ApiError, Problem};
+use crate::jobs::{Invalid, dead};
+use crate::queue::now_ms;
+use crate::state::AppState;
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_queues))
+        .routes(routes!(list_dead))
+        .routes(routes!(retry_dead))
+        .routes(routes!(delete_dead))
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct QueueView {
+    pub name: String,
+    /// Waiting to start.
+    pub ready: u64,
+    /// Delayed until a later time.
+    pub scheduled: u64,
+    /// Leased by a worker.
+    pub running: u64,
+    /// Waiting out a backoff.
+    pub retrying: u64,
+    /// In Postgres, retryable.
+    pub dead: u64,
+    /// Attempts that succeeded in the last minute.
+    pub succeeded_last_minute: u64,
+    /// Attempts that failed in the last minute.
+    pub failed_last_minute: u64,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct QueueList {
+    pub queues: Vec<QueueView>,
+}
+
+/// Every declared queue's counts.
+#[utoipa::path(
+    get,
+    path = "/api/v1/queues",
+    tag = "jobs",
+    security(("admin_token" = [])),
+    responses((status = 200, description = "Counts per queue", body = QueueList))
+)]
+async fn list_queues(State(state): State<AppState>) -> Result<axum::Json<QueueList>, ApiError> {
+    let names = &state.settings.jobs.queues;
+    let counts = state.queues.counts(names, now_ms()).await?;
+    let dead = dead::counts(&state.db).await?;
+    let queues = names
+        .iter()
+        .zip(counts)
+        .map(|(name, c)| QueueView {
+            name: name.clone(),
+            ready: c.ready,
+            scheduled: c.scheduled,
+            running: c.running,
+            retrying: c.retrying,
+            dead: dead
+                .iter()
+                .find(|(q, _)| q == name)
+                .map_or(0, |(_, n)| *n as u64),
+            succeeded_last_minute: c.succeeded_last_minute,
+            failed_last_minute: c.failed_last_minute,
+        })
+        .collect();
+    Ok(axum::Json(QueueList { queues }))
+}
+
+fn known_queue(state: &AppState, queue: &str) -> Result<(), ApiError> {
+    if state.settings.jobs.queues.iter().any(|q| q == queue) {
+        Ok(())
+    } else {
+        Err(ApiError::NotFound(format!(
+            "no queue {queue:?}; the declared queues (jobs.queues) are {}",
+            state.settings.jobs.queues.join(", ")
+        )))
+    }
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct PageQuery {
+    /// 1 to 200; 50 when absent.
+    pub limit: Option<usize>,
+    /// `next_cursor` of the previous page.
+    pub cursor: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DeadPage {
+    pub jobs: Vec<JobView>,
+    /// Pass as `cursor` for the next page; absent on the last.
+    pub next_cursor: Option<String>,
+}
+
+/// A queue's dead jobs, newest first.
+#[utoipa::path(
+    get,
+    path = "/api/v1/queues/{queue}/dead",
+    tag = "jobs",
+    security(("admin_token" = [])),
+    params(("queue" = String, Path), PageQuery),
+    responses(
+        (status = 200, description = "A page of dead jobs", body = DeadPage),
+        (status = 404, description = "No such queue", body = Problem),
+        (status = 422, description = "Bad limit or cursor", body = Problem),
+    )
+)]
+async fn list_dead(
+    State(state): State<AppState>,
+    Path(queue): Path<String>,
+    Query(page): Query<PageQuery>,
+) -> Result<axum::Json<DeadPage>, ApiError> {
+    known_queue(&state, &queue)?;
+    let limit = page.limit.unwrap_or(50);
+    if !(1..=200).contains(&limit) {
+        return Err(Invalid::new("limit", "must be between 1 and 200").into());
+    }
+    dead::move_outbox(&state.db, &state.queues).await?;
+    let page = dead::list(&state.db, Some(&queue), limit, page.cursor.as_deref())
+        .await?
+        .map_err(|bad| Invalid::new("cursor", bad.to_string()))?;
+    Ok(axum::Json(DeadPage {
+        jobs: page.jobs.into_iter().map(JobView::from).collect(),
+        next_cursor: page.next_cursor,
+    }))
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Retried {
+    pub retried: usize,
+}
+
+/// Retry every dead job of a queue.
+#[utoipa::path(
+    post,
+    path = "/api/v1/queues/{queue}/dead/retry",
+    tag = "jobs",
+    security(("admin_token" = [])),
+    params(("queue" = String, Path)),
+    responses(
+        (status = 202, description = "Queued again", body = Retried),
+        (status = 404, description = "No such queue", body = Problem),
+    )
+)]
+async fn retry_dead(
+    State(state): State<AppState>,
+    Path(queue): Path<String>,
+) -> Result<(StatusCode, axum::Json<Retried>), ApiError> {
+    known_queue(&state, &queue)?;
+    let retried = dead::retry_all(&state.db, &state.queues, Some(&queue), now_ms()).await?;
+    Ok((StatusCode::ACCEPTED, axum::Json(Retried { retried })))
+}
+
+/// Delete a dead job for good.
+#[utoipa::path(
+    delete,
+    path = "/api/v1/queues/{queue}/dead/{id}",
+    tag = "jobs",
+    security(("admin_token" = [])),
+    params(("queue" = String, Path), ("id" = String, Path)),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 404, description = "No such dead job", body = Problem),
+    )
+)]
+async fn delete_dead(
+    State(state): State<AppState>,
+    Path((queue, id)): Path<(String, String)>,
+) -> Result<StatusCode, ApiError> {
+    known_queue(&state, &queue)?;
+    let missing = || ApiError::NotFound(format!("no dead job {id} in queue {queue}"));
+    let uuid: uuid::Uuid = id.parse().map_err(|_| missing())?;
+    match dead::get(&state.db, uuid).await? {
+        Some(job) if job.queue == queue => {}
+        _ => {
+            dead::move_outbox(&state.db, &state.queues).await?;
+            if dead::get(&state.db, uuid)
+                .await?
+                .is_none_or(|j| j.queue != queue)
+            {
+                return Err(missing());
+            }
+        }
+    }
+    dead::delete(&state.db, &state.queues, uuid).await?;
+    Ok(StatusCode::NO_CONTENT)
+}

@@ -1,0 +1,257 @@
+//! Dead jobs in Postgres: the copy from Redis's outbox, listing with a cursor, retry and
+//! delete. A copy is idempotent (keyed by the job id) and happens before Redis forgets
+//! the job, so a crash in between leaves it in both places, never in neither.
+
+use anyhow::Context;
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use chrono::{DateTime, TimeZone, Utc};
+use serde::Serialize;
+use sqlx::PgPool;
+use utoipa::ToSchema;
+
+use crate::queue::{AttemptError, JobRecord, Queues};
+
+/// How many outbox entries one pass copies.
+const OUTBOX_BATCH: usize = 100;
+
+/// A dead job as the API shows it.
+#[derive(Clone, Debug, Serialize, sqlx::FromRow, ToSchema)]
+pub struct DeadJob {
+    pub id: uuid::Uuid,
+    pub queue: String,
+    pub kind: String,
+    #[schema(value_type = Object)]
+    pub payload: serde_json::Value,
+    pub attempts: i32,
+    pub max_attempts: i32,
+    pub timeout_ms: i64,
+    pub last_error: String,
+    /// Every attempt's error: `[{attempt, error, at_ms}]`.
+    #[schema(value_type = Vec<Object>)]
+    pub errors: serde_json::Value,
+    pub created_at: DateTime<Utc>,
+    pub died_at: DateTime<Utc>,
+}
+
+fn at(ms: i64) -> DateTime<Utc> {
+    Utc.timestamp_millis_opt(ms)
+        .single()
+        .unwrap_or_else(Utc::now)
+}
+
+/// Copies every job waiting in Redis's dead outbox to `dead_jobs`, then removes it from
+/// Redis. Returns how many were moved.
+pub async fn move_outbox(db: &PgPool, queues: &Queues) -> anyhow::Result<usize> {
+    let mut moved = 0;
+    loop {
+        let batch = queues.dead_outbox_batch(OUTBOX_BATCH).await?;
+        if batch.is_empty() {
+            return Ok(moved);
+        }
+        let mut tx = db.begin().await.context("failed to start a transaction")?;
+        for job in &batch {
+            let id: uuid::Uuid = job.id.parse().unwrap_or_else(|_| uuid::Uuid::nil());
+            let payload: serde_json::Value = serde_json::from_str(&job.payload)
+                .unwrap_or(serde_json::Value::String(job.payload.clone()));
+            sqlx::query(
+                "INSERT INTO dead_jobs (id, queue, kind, payload, attempts, max_attempts,
+                     timeout_ms, last_error, errors, created_at, died_at)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+                 ON CONFLICT (id) DO NOTHING",
+            )
+            .bind(id)
+            .bind(&job.queue)
+            .bind(&job.kind)
+            .bind(payload)
+            .bind(job.attempts as i32)
+            .bind(job.max_attempts as i32)
+            .bind(job.timeout_ms as i64)
+            .bind(job.last_error.as_deref().unwrap_or("unknown"))
+            .bind(serde_json::to_value(&job.errors).unwrap_or_default())
+            .bind(at(job.created_ms))
+            .bind(at(job.finished_ms.unwrap_or(job.created_ms)))
+            .execute(&mut *tx)
+            .await
+            .context("failed to record a dead job")?;
+        }
+        tx.commit().await.context("failed to commit dead jobs")?;
+        let ids: Vec<String> = batch.iter().map(|job| job.id.clone()).collect();
+        queues.forget_dead(&ids).await?;
+        moved += ids.len();
+    }
+}
+
+/// A page of dead jobs, newest first.
+pub struct Page {
+    pub jobs: Vec<DeadJob>,
+    pub next_cursor: Option<String>,
+}
+
+/// Why a cursor was refused.
+#[derive(Debug, thiserror::Error)]
+#[error("the cursor is not one this API returned")]
+pub struct BadCursor;
+
+fn encode_cursor(job: &DeadJob) -> String {
+    URL_SAFE_NO_PAD.encode(format!("{}|{}", job.died_at.timestamp_micros(), job.id))
+}
+
+fn decode_cursor(cursor: &str) -> Result<(DateTime<Utc>, uuid::Uuid), BadCursor> {
+    let raw = URL_SAFE_NO_PAD.decode(cursor).map_err(|_| BadCursor)?;
+    let raw = String::from_utf8(raw).map_err(|_| BadCursor)?;
+    let (micros, id) = raw.split_once('|').ok_or(BadCursor)?;
+    let micros: i64 = micros.parse().map_err(|_| BadCursor)?;
+    let died_at = Utc.timestamp_micros(micros).single().ok_or(BadCursor)?;
+    Ok((died_at, id.parse().map_err(|_| BadCursor)?))
+}
+
+/// Lists dead jobs of `queue` (all queues when `None`), newest first.
+pub async fn list(
+    db: &PgPool,
+    queue: Option<&str>,
+    limit: usize,
+    cursor: Option<&str>,
+) -> anyhow::Result<Result<Page, BadCursor>> {
+    let after = match cursor.map(decode_cursor).transpose() {
+        Ok(after) => after,
+        Err(bad) => return Ok(Err(bad)),
+    };
+    let (died_at, id) = after.unzip();
+    let mut jobs: Vec<DeadJob> = sqlx::query_as(
+        "SELECT id, queue, kind, payload, attempts, max_attempts, timeout_ms, last_error,
+                errors, created_at, died_at
+         FROM dead_jobs
+         WHERE ($1::text IS NULL OR queue = $1)
+           AND ($2::timestamptz IS NULL OR (died_at, id) < ($2, $3))
+         ORDER BY died_at DESC, id DESC
+         LIMIT $4",
+    )
+    .bind(queue)
+    .bind(died_at)
+    .bind(id)
+    .bind(limit as i64 + 1)
+    .fetch_all(db)
+    .await
+    .context("failed to list dead jobs")?;
+    let next_cursor = if jobs.len() > limit {
+        jobs.truncate(limit);
+        jobs.last().map(encode_cursor)
+    } else {
+        None
+    };
+    Ok(Ok(Page { jobs, next_cursor }))
+}
+
+/// One dead job.
+pub async fn get(db: &PgPool, id: uuid::Uuid) -> anyhow::Result<Option<DeadJob>> {
+    sqlx::query_as(
+        "SELECT id, queue, kind, payload, attempts, max_attempts, timeout_ms, last_error,
+                errors, created_at, died_at
+         FROM dead_jobs WHERE id = $1",
+    )
+    .bind(id)
+    .fetch_optional(db)
+    .await
+    .context("failed to read a dead job")
+}
+
+/// Queues a dead job again, with fresh attempts and its error history, under its own id.
+/// The row is deleted in the same transaction that found it, after Redis has the job, so
+/// a failure on either side leaves it dead and retryable. `None` when there is no such
+/// dead job.
+pub async fn retry(
+    db: &PgPool,
+    queues: &Queues,
+    id: uuid::Uuid,
+    now_ms: i64,
+) -> anyhow::Result<Option<DeadJob>> {
+    // A job that died moments ago may still be in Redis's outbox.
+    move_outbox(db, queues).await?;
+    let mut tx = db.begin().await.context("failed to start a transaction")?;
+    let job: Option<DeadJob> = sqlx::query_as(
+        "DELETE FROM dead_jobs WHERE id = $1
+         RETURNING id, queue, kind, payload, attempts, max_attempts, timeout_ms, last_error,
+                   errors, created_at, died_at",
+    )
+    .bind(id)
+    .fetch_optional(&mut *tx)
+    .await
+    .context("failed to take a dead job")?;
+    let Some(job) = job else {
+        return Ok(None);
+    };
+    queues.revive(&record(&job), now_ms).await?;
+    tx.commit().await.context("failed to commit the retry")?;
+    Ok(Some(job))
+}
+
+/// Retries every dead job of `queue` (all queues when `None`). Returns how many.
+pub async fn retry_all(
+    db: &PgPool,
+    queues: &Queues,
+    queue: Option<&str>,
+    now_ms: i64,
+) -> anyhow::Result<usize> {
+    move_outbox(db, queues).await?;
+    let mut retried = 0;
+    loop {
+        let ids: Vec<uuid::Uuid> = sqlx::query_scalar(
+            "SELECT id FROM dead_jobs WHERE ($1::text IS NULL OR queue = $1)
+             ORDER BY died_at LIMIT 500",
+        )
+        .bind(queue)
+        .fetch_all(db)
+        .await
+        .context("failed to list dead jobs")?;
+        if ids.is_empty() {
+            return Ok(retried);
+        }
+        for id in ids {
+            if retry(db, queues, id, now_ms).await?.is_some() {
+                retried += 1;
+            }
+        }
+    }
+}
+
+/// Deletes a dead job for good. False when there was none.
+pub async fn delete(db: &PgPool, queues: &Queues, id: uuid::Uuid) -> anyhow::Result<bool> {
+    move_outbox(db, queues).await?;
+    let deleted = sqlx::query("DELETE FROM dead_jobs WHERE id = $1")
+        .bind(id)
+        .execute(db)
+        .await
+        .context("failed to delete a dead job")?
+        .rows_affected();
+    Ok(deleted == 1)
+}
+
+/// Dead jobs per queue.
+pub async fn counts(db: &PgPool) -> anyhow::Result<Vec<(String, i64)>> {
+    sqlx::query_as("SELECT queue, count(*) FROM dead_jobs GROUP BY queue")
+        .fetch_all(db)
+        .await
+        .context("failed to count dead jobs")
+}
+
+/// The Redis shape of a dead row, for reviving it.
+fn record(job: &DeadJob) -> JobRecord {
+    JobRecord {
+        id: job.id.to_string(),
+        queue: job.queue.clone(),
+        kind: job.kind.clone(),
+        payload: job.payload.to_string(),
+        state: "dead".into(),
+        attempts: 0,
+        max_attempts: job.max_attempts.max(1) as u32,
+        timeout_ms: job.timeout_ms.max(1) as u64,
+        worker: None,
+        last_error: Some(job.last_error.clone()),
+        errors: serde_json::from_value::<Vec<AttemptError>>(job.errors.clone()).unwrap_or_default(),
+        created_ms: job.created_at.timestamp_millis(),
+        run_at_ms: 0,
+        started_ms: None,
+        finished_ms: None,
+    }
+}

@@ -1,0 +1,96 @@
+//! `deletes`: the retention sweep. Removes dead jobs past `jobs.dead_retention_days`,
+//! audit rows past `audit.retention_days` and instance rows whose process stopped
+//! heartbeating a day ago. Each table is cleared in bounded batches, oldest first, so no
+//! statement holds a table for long. Finished job records in Redis expire on their own
+//! (`jobs.retention_seconds`); storage's temporary objects join this sweep with storage.
+
+use std::time::Duration;
+
+use anyhow::Context;
+use serde::Deserialize;
+use sqlx::PgPool;
+
+use crate::jobs::{Job, JobContext, JobError};
+
+/// Rows removed per statement.
+const BATCH: i64 = 1000;
+
+pub struct Deletes;
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeletesPayload {}
+
+/// One table's sweep: which rows are old, by which column.
+struct Sweep {
+    table: &'static str,
+    column: &'static str,
+    older_than: Duration,
+}
+
+impl Job for Deletes {
+    const NAME: &'static str = "deletes";
+    const QUEUE: &'static str = "deletes";
+    type Payload = DeletesPayload;
+
+    async fn run(&self, ctx: &JobContext, _: DeletesPayload) -> Result<(), JobError> {
+        let settings = &ctx.state.settings;
+        let day = Duration::from_secs(86_400);
+        let sweeps = [
+            Sweep {
+                table: "dead_jobs",
+                column: "died_at",
+                older_than: day * settings.jobs.dead_retention_days,
+            },
+            Sweep {
+                table: "audit_logs",
+                column: "created_at",
+                older_than: day * settings.audit.retention_days,
+            },
+            Sweep {
+                table: "instances",
+                column: "heartbeat_at",
+                older_than: day,
+            },
+        ];
+        for sweep in sweeps {
+            let removed = sweep_table(&ctx.state.db, &sweep).await?;
+            tracing::info!(
+                job_id = ctx.id,
+                table = sweep.table,
+                removed,
+                older_than_days = sweep.older_than.as_secs() / 86_400,
+                "retention sweep"
+            );
+        }
+        Ok(())
+    }
+}
+
+async fn sweep_table(db: &PgPool, sweep: &Sweep) -> anyhow::Result<u64> {
+    let cutoff = chrono::Utc::now()
+        - chrono::Duration::from_std(sweep.older_than).unwrap_or(chrono::Duration::MAX);
+    // The table and column come from the constant list above, never from input.
+    let statement = format!(
+        "DELETE FROM {table} WHERE ctid IN (
+             SELECT ctid FROM {table} WHERE {column} < $1 ORDER BY {column} LIMIT $2)",
+        table = sweep.table,
+        column = sweep.column,
+    );
+    let mut removed = 0;
+    loop {
+        let done = sqlx::query(sqlx::AssertSqlSafe(statement.as_str()))
+            .bind(cutoff)
+            .bind(BATCH)
+            .execute(db)
+            .await
+            .with_context(|| format!("failed to sweep {}", sweep.table))?
+            .rows_affected();
+        removed += done;
+        if done < BATCH as u64 {
+            return Ok(removed);
+        }
+        // Let other work at the table in between batches.
+        tokio::task::yield_now().await;
+    }
+}

@@ -1,0 +1,205 @@
+//! Outbound HTTP for jobs (`http`, `mails`): one ureq agent whose resolver refuses private
+//! addresses (see [`guard`]), run on tokio's blocking pool behind a semaphore so that a
+//! flood of slow targets holds at most `outbound.max_concurrent` threads. Responses are
+//! read up to `outbound.max_response_bytes`.
+
+mod guard;
+mod signing;
+
+use std::io::Read;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::Semaphore;
+use ureq::Agent;
+use ureq::tls::{Certificate, RootCerts, TlsConfig};
+use ureq::unversioned::resolver::DefaultResolver;
+use ureq::unversioned::transport::DefaultConnector;
+
+pub use guard::{Forbidden, Policy, Refused, classify, valid_host_pattern};
+pub use signing::SigningKey;
+
+use crate::config::OutboundSettings;
+
+/// One outbound request.
+#[derive(Clone, Debug)]
+pub struct Request {
+    pub method: String,
+    pub url: url::Url,
+    pub headers: Vec<(String, String)>,
+    pub body: Option<Vec<u8>>,
+}
+
+/// What came back, the body cut at the configured cap.
+#[derive(Clone, Debug)]
+pub struct Response {
+    pub status: u16,
+    /// `Retry-After`, as sent.
+    pub retry_after: Option<String>,
+    pub body: Vec<u8>,
+}
+
+/// Why a call produced no response.
+#[derive(Debug, thiserror::Error)]
+pub enum CallError {
+    /// The SSRF guard refused the address; trying again will not help.
+    #[error("{0}")]
+    Refused(Refused),
+    #[error("no response within {0:?}")]
+    Timeout(Duration),
+    #[error("{0}")]
+    Failed(String),
+}
+
+/// The shared outbound client.
+#[derive(Clone)]
+pub struct Outbound {
+    agent: Agent,
+    /// Bounds the blocking threads calls occupy.
+    slots: Arc<Semaphore>,
+    timeout: Duration,
+    max_response_bytes: usize,
+}
+
+impl Outbound {
+    pub fn new(settings: &OutboundSettings) -> Self {
+        let timeout = Duration::from_secs(settings.timeout_seconds);
+        let config = Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_global(Some(timeout))
+            .max_redirects(settings.max_redirects)
+            .proxy(None)
+            .user_agent(format!("switchyard/{}", crate::VERSION))
+            .tls_config(TlsConfig::builder().root_certs(system_roots()).build())
+            .build();
+        let resolver = guard::GuardedResolver {
+            policy: Policy {
+                allow_private: settings.allow_private,
+                allow_hosts: settings
+                    .allow_hosts
+                    .iter()
+                    .map(|h| h.to_ascii_lowercase())
+                    .collect(),
+            },
+            inner: DefaultResolver::default(),
+        };
+        Self {
+            agent: Agent::with_parts(config, DefaultConnector::default(), resolver),
+            slots: Arc::new(Semaphore::new(settings.max_concurrent)),
+            timeout,
+            max_response_bytes: settings.max_response_bytes,
+        }
+    }
+
+    /// Sends `request` on a blocking thread once a slot is free.
+    pub async fn send(&self, request: Request) -> Result<Response, CallError> {
+        let _slot = self
+            .slots
+            .acquire()
+            .await
+            .map_err(|_| CallError::Failed("the outbound client is closed".into()))?;
+        let this = self.clone();
+        tokio::task::spawn_blocking(move || this.send_blocking(request))
+            .await
+            .map_err(|e| CallError::Failed(format!("the call's thread failed: {e}")))?
+    }
+
+    fn send_blocking(&self, request: Request) -> Result<Response, CallError> {
+        let mut builder = ureq::http::Request::builder()
+            .method(request.method.as_str())
+            .uri(request.url.as_str());
+        for (name, value) in &request.headers {
+            builder = builder.header(name, value);
+        }
+        let result = match request.body {
+            Some(body) => builder
+                .body(body)
+                .map_err(|e| CallError::Failed(e.to_string()))
+                .and_then(|r| self.agent.run(r).map_err(|e| self.describe(e))),
+            None => builder
+                .body(())
+                .map_err(|e| CallError::Failed(e.to_string()))
+                .and_then(|r| self.agent.run(r).map_err(|e| self.describe(e))),
+        };
+        let mut response = result?;
+        let retry_after = response
+            .headers()
+            .get("retry-after")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        let mut body = Vec::new();
+        // The rest of an oversized body is left unread; the connection is not reused.
+        let _ = response
+            .body_mut()
+            .as_reader()
+            .take(self.max_response_bytes as u64)
+            .read_to_end(&mut body);
+        Ok(Response {
+            status: response.status().as_u16(),
+            retry_after,
+            body,
+        })
+    }
+
+    fn describe(&self, error: ureq::Error) -> CallError {
+        match error {
+            ureq::Error::Other(inner) => match inner.downcast::<Refused>() {
+                Ok(refused) => CallError::Refused(*refused),
+                Err(other) => CallError::Failed(other.to_string()),
+            },
+            ureq::Error::Timeout(_) => CallError::Timeout(self.timeout),
+            ureq::Error::Io(e) if e.kind() == std::io::ErrorKind::TimedOut => {
+                CallError::Timeout(self.timeout)
+            }
+            other => CallError::Failed(other.to_string()),
+        }
+    }
+}
+
+/// The system's trust store (and `SSL_CERT_FILE`), as Postgres and Redis use; Mozilla's
+/// roots when the system has none.
+fn system_roots() -> RootCerts {
+    let found = rustls_native_certs::load_native_certs();
+    if found.certs.is_empty() {
+        return RootCerts::WebPki;
+    }
+    let certs: Vec<Certificate<'static>> = found
+        .certs
+        .iter()
+        .map(|der| Certificate::from_der(der.as_ref()).to_owned())
+        .collect();
+    RootCerts::new_with_certs(&certs)
+}
+
+/// Reads `Retry-After` (seconds or an HTTP date) as a wait from `now_ms`.
+pub fn retry_after(value: &str, now_ms: i64) -> Option<Duration> {
+    let value = value.trim();
+    if let Ok(seconds) = value.parse::<u64>() {
+        return Some(Duration::from_secs(seconds));
+    }
+    let at = chrono::DateTime::parse_from_rfc2822(value).ok()?;
+    let wait = at.timestamp_millis().saturating_sub(now_ms).max(0);
+    Some(Duration::from_millis(wait as u64))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_after_reads_seconds_and_http_dates() {
+        let now = chrono::DateTime::parse_from_rfc3339("2026-01-01T00:00:00Z")
+            .unwrap()
+            .timestamp_millis();
+        assert_eq!(retry_after("120", now), Some(Duration::from_secs(120)));
+        assert_eq!(
+            retry_after("Thu, 01 Jan 2026 00:00:30 GMT", now),
+            Some(Duration::from_secs(30))
+        );
+        assert_eq!(
+            retry_after("Wed, 31 Dec 2025 00:00:00 GMT", now),
+            Some(Duration::ZERO)
+        );
+        assert_eq!(retry_after("soon", now), None);
+    }
+}

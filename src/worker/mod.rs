@@ -1,0 +1,505 @@
+//! The worker engine behind `app worker`: fetches leased batches from its queues in
+//! weighted rotation ([`rotation`]), runs each job on its own task under the job's
+//! timeout, renews the leases of running jobs, acknowledges successes in batches, records
+//! failures with backoff, and copies dead jobs to Postgres.
+//!
+//! On shutdown it stops fetching, lets running jobs finish within `shutdown.drain_seconds`
+//! and then hands back, at once, the leases of any still running, so another worker picks
+//! them up without waiting for the leases to lapse.
+
+pub mod rotation;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::anyhow;
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, mpsc};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::jobs::{JobContext, JobError, Registry, dead};
+use crate::queue::{Backoff, Leased, Queues, Waiter, now_ms};
+use crate::state::AppState;
+use rotation::Rotation;
+
+/// The most jobs one fetch leases.
+const MAX_BATCH: usize = 100;
+/// The longest an idle worker blocks before looking again (lapsed leases, new delays).
+const IDLE_WAIT: Duration = Duration::from_secs(5);
+/// How often dead jobs are copied to Postgres when nothing signals it sooner.
+const DEAD_SWEEP: Duration = Duration::from_secs(30);
+/// The longest a `Retry-After` may defer a retry.
+const MAX_RETRY_AFTER: Duration = Duration::from_secs(86_400);
+
+/// A unique name for this worker process: replica, pid and a random part, so replicas and
+/// restarts never mistake each other's leases.
+pub fn worker_id(state: &AppState) -> String {
+    let mut random = [0u8; 4];
+    let _ = getrandom::fill(&mut random);
+    let random: String = random.iter().map(|b| format!("{b:02x}")).collect();
+    format!("{}:{}:{random}", state.identity.replica, std::process::id())
+}
+
+/// Shared by the fetch loop and every job task.
+struct Engine {
+    state: AppState,
+    registry: Registry,
+    queues: Queues,
+    id: String,
+    lease: Duration,
+    backoff: Backoff,
+    /// Running jobs by id, with their queue: what lease renewal and hand-back work on.
+    running: Mutex<HashMap<String, String>>,
+    /// Successes waiting for the batch acknowledger.
+    acks: mpsc::UnboundedSender<(String, String)>,
+    /// Wakes the dead-job mover when a job dies.
+    died: Notify,
+}
+
+/// Runs the worker until `shutdown`, then drains.
+pub async fn run(
+    state: AppState,
+    registry: Registry,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    let settings = &state.settings;
+    let queues = settings.worker_queues();
+    let concurrency = settings.worker.concurrency;
+    let (acks, ack_inbox) = mpsc::unbounded_channel();
+    let engine = Arc::new(Engine {
+        queues: state.queues.clone(),
+        id: worker_id(&state),
+        lease: settings.lease(),
+        backoff: Backoff {
+            base: Duration::from_millis(settings.jobs.backoff_base_ms),
+            cap: Duration::from_secs(settings.jobs.backoff_cap_seconds),
+        },
+        registry,
+        running: Mutex::default(),
+        acks,
+        died: Notify::new(),
+        state: state.clone(),
+    });
+    let wake_keys = queues
+        .iter()
+        .map(|(q, _)| engine.queues.wake_key(q))
+        .collect();
+    let waiter = Waiter::connect(settings.redis.url.expose(), wake_keys).await?;
+    tracing::info!(
+        worker = engine.id,
+        queues = settings.worker.queues.join(","),
+        concurrency,
+        kinds = engine.registry.kinds().join(","),
+        "worker started"
+    );
+
+    let background = CancellationToken::new();
+    let acknowledger = tokio::spawn(acknowledge(engine.clone(), ack_inbox));
+    let renewer = tokio::spawn(renew_leases(engine.clone(), background.clone()));
+    let mover = tokio::spawn(move_dead(engine.clone(), background.clone()));
+
+    let slots = Arc::new(Semaphore::new(concurrency));
+    let tasks = TaskTracker::new();
+    fetch_loop(
+        &engine,
+        Rotation::new(&queues, concurrency),
+        waiter,
+        &slots,
+        &tasks,
+        &shutdown,
+    )
+    .await;
+
+    // Drain: running jobs get the drain time; the leases of any still running are
+    // handed back so that another worker takes them at once.
+    tasks.close();
+    let running = engine.running.lock().map(|r| r.len()).unwrap_or(0);
+    tracing::info!(running, "worker stopped fetching; waiting for running jobs");
+    if tokio::time::timeout(state.settings.drain(), tasks.wait())
+        .await
+        .is_err()
+    {
+        hand_back(&engine).await;
+    }
+    background.cancel();
+    let _ = renewer.await;
+    // The acknowledger ends once the engine, and with it the last sender, is gone.
+    let mover_done = mover.await;
+    drop(engine);
+    if tokio::time::timeout(Duration::from_secs(5), acknowledger)
+        .await
+        .is_err()
+    {
+        tracing::warn!("acknowledgements did not finish; those jobs run again after their lease");
+    }
+    if let Ok(Err(error)) = mover_done {
+        tracing::warn!(
+            error = format!("{error:#}"),
+            "dead job mover stopped with an error"
+        );
+    }
+    tracing::info!("worker drained");
+    Ok(())
+}
+
+/// Fetches and starts jobs until `shutdown`.
+async fn fetch_loop(
+    engine: &Arc<Engine>,
+    mut rotation: Rotation,
+    mut waiter: Waiter,
+    slots: &Arc<Semaphore>,
+    tasks: &TaskTracker,
+    shutdown: &CancellationToken,
+) {
+    let mut failing = false;
+    while !shutdown.is_cancelled() {
+        let free = slots.available_permits();
+        if free == 0 {
+            tokio::select! {
+                // A slot frees up; it is taken for real when the next job starts.
+                permit = slots.acquire() => drop(permit),
+                _ = shutdown.cancelled() => break,
+            }
+            continue;
+        }
+        let mut started = 0;
+        let mut next_due: Option<i64> = None;
+        let mut error = None;
+        for _ in 0..rotation.len() {
+            let (queue, share) = rotation.turn();
+            let want = free.min(share).min(MAX_BATCH);
+            match engine
+                .queues
+                .fetch(queue, &engine.id, want, engine.lease, now_ms())
+                .await
+            {
+                Ok(fetched) => {
+                    next_due = match (next_due, fetched.next_due_ms) {
+                        (Some(a), Some(b)) => Some(a.min(b)),
+                        (a, b) => a.or(b),
+                    };
+                    started = fetched.jobs.len();
+                    for job in fetched.jobs {
+                        let permit = slots.clone().try_acquire_owned();
+                        start(engine, tasks, job, permit.ok());
+                    }
+                    if started > 0 {
+                        break;
+                    }
+                }
+                Err(e) => {
+                    error = Some(e);
+                    break;
+                }
+            }
+        }
+        if let Some(error) = error {
+            if !failing {
+                tracing::error!(
+                    error = format!("{error:#}"),
+                    "fetching jobs failed; retrying"
+                );
+                failing = true;
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                _ = shutdown.cancelled() => break,
+            }
+            continue;
+        }
+        if failing {
+            tracing::info!("fetching jobs works again");
+            failing = false;
+        }
+        if started > 0 {
+            continue;
+        }
+        let wait = next_due
+            .map(|due| Duration::from_millis((due - now_ms()).max(1) as u64))
+            .unwrap_or(IDLE_WAIT)
+            .min(IDLE_WAIT);
+        tokio::select! {
+            waited = waiter.wait(wait) => {
+                if let Err(error) = waited {
+                    tracing::warn!(error = format!("{error:#}"), "waiting for jobs failed");
+                    tokio::select! {
+                        _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                        _ = shutdown.cancelled() => break,
+                    }
+                    if let Ok(fresh) = waiter.reconnect().await {
+                        waiter = fresh;
+                    }
+                }
+            }
+            _ = shutdown.cancelled() => break,
+        }
+    }
+}
+
+/// Runs one leased job on its own task, holding a slot until it has finished.
+fn start(
+    engine: &Arc<Engine>,
+    tasks: &TaskTracker,
+    job: Leased,
+    permit: Option<OwnedSemaphorePermit>,
+) {
+    if let Ok(mut running) = engine.running.lock() {
+        running.insert(job.id.clone(), job.queue.clone());
+    }
+    let engine = engine.clone();
+    tasks.spawn(async move {
+        let began = Instant::now();
+        let outcome = engine.attempt(&job).await;
+        let seconds = began.elapsed().as_secs_f64();
+        if let Ok(mut running) = engine.running.lock() {
+            running.remove(&job.id);
+        }
+        drop(permit);
+        let labels = [("queue", job.queue.clone()), ("kind", job.kind.clone())];
+        metrics::histogram!("switchyard_job_duration_seconds", &labels).record(seconds);
+        match outcome {
+            Ok(()) => {
+                metrics::counter!("switchyard_jobs_succeeded_total", &labels).increment(1);
+                tracing::debug!(
+                    job_id = job.id,
+                    kind = job.kind,
+                    duration_ms = (seconds * 1000.0) as u64,
+                    "job succeeded"
+                );
+                let _ = engine.acks.send((job.queue, job.id));
+            }
+            Err(error) => {
+                metrics::counter!("switchyard_jobs_failed_total", &labels).increment(1);
+                engine.record_failure(&job, error).await;
+            }
+        }
+    });
+}
+
+impl Engine {
+    /// One attempt: the handler runs on a task of its own, so a panic fails this attempt
+    /// only, and the timeout can cancel it.
+    async fn attempt(&self, job: &Leased) -> Result<(), JobError> {
+        let ctx = JobContext {
+            id: job.id.clone(),
+            queue: job.queue.clone(),
+            attempt: job.attempt,
+            max_attempts: job.max_attempts,
+            state: self.state.clone(),
+            outbound: self.state.outbound.clone(),
+        };
+        let Some(run) = self.registry.start(&job.kind, ctx, &job.payload) else {
+            return Err(JobError::Fatal(anyhow!(
+                "no handler for job kind {:?} in this worker (it runs: {})",
+                job.kind,
+                self.registry.kinds().join(", ")
+            )));
+        };
+        let mut handle = tokio::spawn(run);
+        match tokio::time::timeout(job.timeout, &mut handle).await {
+            Ok(Ok(result)) => result,
+            Ok(Err(joined)) if joined.is_panic() => {
+                let panic = joined.into_panic();
+                let message = panic
+                    .downcast_ref::<&str>()
+                    .map(|s| s.to_string())
+                    .or_else(|| panic.downcast_ref::<String>().cloned())
+                    .unwrap_or_else(|| "no message".into());
+                Err(JobError::Retry(anyhow!("the handler panicked: {message}")))
+            }
+            Ok(Err(_)) => Err(JobError::Retry(anyhow!("the handler was cancelled"))),
+            Err(_) => {
+                handle.abort();
+                Err(JobError::Retry(anyhow!(
+                    "timed out after {}s and was cancelled",
+                    job.timeout.as_secs_f64()
+                )))
+            }
+        }
+    }
+
+    /// Records a failed attempt: a retry after the backoff (or `Retry-After`), or death
+    /// when attempts ran out or the error is final.
+    async fn record_failure(&self, job: &Leased, error: JobError) {
+        let now = now_ms();
+        let wait = match &error {
+            JobError::Fatal(_) => None,
+            _ if job.attempt >= job.max_attempts => None,
+            JobError::RetryAfter(wait, _) => Some((*wait).min(MAX_RETRY_AFTER)),
+            JobError::Retry(_) => Some(self.backoff.delay(job.attempt, jitter())),
+        };
+        let message = error.to_string();
+        let retry_at = wait.map(|w| now + w.as_millis() as i64);
+        let recorded = self
+            .queues
+            .fail(&job.queue, &self.id, &job.id, &message, retry_at, now)
+            .await;
+        match recorded {
+            Ok(Some(state)) if state == "dead" => {
+                tracing::error!(
+                    job_id = job.id,
+                    queue = job.queue,
+                    kind = job.kind,
+                    attempt = job.attempt,
+                    error = message,
+                    "job is dead"
+                );
+                self.died.notify_one();
+            }
+            Ok(Some(_)) => tracing::warn!(
+                job_id = job.id,
+                queue = job.queue,
+                kind = job.kind,
+                attempt = job.attempt,
+                retry_in_ms = wait.map(|w| w.as_millis() as u64),
+                error = message,
+                "job failed; it will retry"
+            ),
+            Ok(None) => tracing::warn!(
+                job_id = job.id,
+                "job failed after its lease passed to another worker; the failure is not recorded"
+            ),
+            Err(e) => tracing::error!(
+                job_id = job.id,
+                error = format!("{e:#}"),
+                "could not record a failed attempt; the job runs again when its lease lapses"
+            ),
+        }
+    }
+}
+
+/// A random fraction in [0, 1) for backoff jitter.
+fn jitter() -> f64 {
+    let mut bytes = [0u8; 4];
+    let _ = getrandom::fill(&mut bytes);
+    f64::from(u32::from_le_bytes(bytes)) / (f64::from(u32::MAX) + 1.0)
+}
+
+/// Acknowledges successes in batches: whatever has gathered while the last batch was in
+/// flight goes in the next, one script call per queue.
+async fn acknowledge(engine: Arc<Engine>, mut inbox: mpsc::UnboundedReceiver<(String, String)>) {
+    let queues = engine.queues.clone();
+    let id = engine.id.clone();
+    // Only the channel keeps this task alive, so it ends when the last sender drops.
+    drop(engine);
+    let mut batch = Vec::with_capacity(1024);
+    while inbox.recv_many(&mut batch, 1024).await > 0 {
+        let mut by_queue: HashMap<String, Vec<String>> = HashMap::new();
+        for (queue, job) in batch.drain(..) {
+            by_queue.entry(queue).or_default().push(job);
+        }
+        for (queue, ids) in by_queue {
+            let mut tries = 0;
+            loop {
+                match queues.ack(&queue, &id, &ids, now_ms()).await {
+                    Ok(_) => break,
+                    Err(e) if tries < 3 => {
+                        tries += 1;
+                        tracing::warn!(
+                            error = format!("{e:#}"),
+                            "acknowledging jobs failed; retrying"
+                        );
+                        tokio::time::sleep(Duration::from_millis(200 * tries)).await;
+                    }
+                    Err(e) => {
+                        tracing::error!(
+                            error = format!("{e:#}"),
+                            jobs = ids.len(),
+                            "could not acknowledge jobs; they run again when their leases lapse"
+                        );
+                        break;
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Renews the leases of running jobs every third of the lease.
+async fn renew_leases(engine: Arc<Engine>, stop: CancellationToken) {
+    let mut tick = tokio::time::interval(engine.lease / 3);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = stop.cancelled() => return,
+        }
+        for (queue, ids) in engine.running_by_queue() {
+            match engine
+                .queues
+                .extend(&queue, &engine.id, &ids, engine.lease, now_ms())
+                .await
+            {
+                Ok(lost) => {
+                    for job_id in lost {
+                        // Finished meanwhile, or the lease lapsed and another worker took it.
+                        if engine.is_running(&job_id) {
+                            tracing::warn!(
+                                job_id,
+                                "lost the lease of a running job; it may run twice"
+                            );
+                        }
+                    }
+                }
+                Err(e) => tracing::warn!(error = format!("{e:#}"), "renewing leases failed"),
+            }
+        }
+    }
+}
+
+impl Engine {
+    fn running_by_queue(&self) -> HashMap<String, Vec<String>> {
+        let mut by_queue: HashMap<String, Vec<String>> = HashMap::new();
+        if let Ok(running) = self.running.lock() {
+            for (id, queue) in running.iter() {
+                by_queue.entry(queue.clone()).or_default().push(id.clone());
+            }
+        }
+        by_queue
+    }
+
+    fn is_running(&self, id: &str) -> bool {
+        self.running.lock().is_ok_and(|r| r.contains_key(id))
+    }
+}
+
+/// Hands back the leases of jobs still running at the drain deadline.
+async fn hand_back(engine: &Engine) {
+    for (queue, ids) in engine.running_by_queue() {
+        match engine.queues.release(&queue, &engine.id, &ids).await {
+            Ok(released) => tracing::warn!(
+                queue,
+                released,
+                "drain time is up; handed running jobs back to the queue"
+            ),
+            Err(e) => tracing::error!(
+                queue,
+                error = format!("{e:#}"),
+                "could not hand jobs back; they run again when their leases lapse"
+            ),
+        }
+    }
+}
+
+/// Copies dead jobs to Postgres when one dies, every so often, and once more at the end.
+async fn move_dead(engine: Arc<Engine>, stop: CancellationToken) -> anyhow::Result<()> {
+    loop {
+        match dead::move_outbox(&engine.state.db, &engine.queues).await {
+            Ok(0) => {}
+            Ok(moved) => tracing::info!(moved, "dead jobs recorded in Postgres"),
+            Err(e) => tracing::warn!(
+                error = format!("{e:#}"),
+                "recording dead jobs failed; retrying later"
+            ),
+        }
+        if stop.is_cancelled() {
+            return Ok(());
+        }
+        tokio::select! {
+            _ = engine.died.notified() => {}
+            _ = tokio::time::sleep(DEAD_SWEEP) => {}
+            _ = stop.cancelled() => {}
+        }
+    }
+}
