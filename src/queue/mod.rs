@@ -17,9 +17,10 @@
 //! - `queue:{q}:leased`: ZSET of running job ids by the millisecond their lease ends. A
 //!   worker that dies stops renewing its leases; the next fetch on the queue finds them
 //!   lapsed and puts those jobs back at the front of `ready`.
-//! - `queue:{q}:wake`: LIST holding at most one token. Enqueue (and a fetch that leaves
-//!   jobs behind) pushes it; idle workers block on it with BLPOP, so a new job starts in
-//!   about a millisecond without polling.
+//! - `queue:{q}:wake`: LIST holding at most one token. Enqueue, a retry, a hand-back and a
+//!   fetch that leaves jobs behind push it; idle workers block on it with BLPOP, so a new
+//!   job starts in about a millisecond without polling, and a sleeping worker shortens its
+//!   sleep to a newly delayed job's due time.
 //! - `queue:{q}:idem:{key}`: STRING, the job id an idempotency key made, with the
 //!   idempotency window as its TTL.
 //! - `queue:{q}:succeeded:{t}` and `queue:{q}:failed:{t}`: counters of attempts finished in
@@ -400,6 +401,7 @@ impl Queues {
             .key(self.key(queue, "retry"))
             .key(self.dead_outbox())
             .key(self.counter(queue, "failed", now_ms))
+            .key(self.wake_key(queue))
             .arg(self.job_prefix())
             .arg(worker)
             .arg(id)

@@ -43,7 +43,7 @@ pub static ENQUEUE: LazyLock<Script> = script!(
     r#"
 local now = tonumber(ARGV[3])
 local out = {}
-local ready = 0
+local added = 0
 for i = 6, #ARGV, 7 do
   local id, due, idem = ARGV[i], tonumber(ARGV[i + 1]), ARGV[i + 2]
   local earlier = false
@@ -61,12 +61,13 @@ for i = 6, #ARGV, 7 do
       redis.call('ZADD', KEYS[2], due, id)
     else
       redis.call('RPUSH', KEYS[1], id)
-      ready = ready + 1
     end
+    added = added + 1
     out[#out + 1] = {id, 1}
   end
 end
-if ready > 0 then wake(KEYS[3]) end
+-- Idle workers wake for delayed jobs too, to shorten their sleep to the new due time.
+if added > 0 then wake(KEYS[3]) end
 return out
 "#
 );
@@ -189,7 +190,7 @@ return lost
 "#
 );
 
-/// KEYS: leased, retry, dead outbox, failed counter.
+/// KEYS: leased, retry, dead outbox, failed counter, wake.
 /// ARGV: job prefix, worker id, job id, error, retry-at ms (-1: no retry), now ms.
 /// Returns the new state, or '' when the lease was not this worker's (nothing recorded).
 pub static FAIL: LazyLock<Script> = leased_script!(
@@ -204,6 +205,7 @@ redis.call('EXPIRE', KEYS[4], 120)
 if tonumber(ARGV[5]) >= 0 then
   redis.call('HSET', key, 'state', 'retrying', 'worker', '', 'run_at_ms', ARGV[5])
   redis.call('ZADD', KEYS[2], ARGV[5], id)
+  wake(KEYS[5])
   return 'retrying'
 end
 redis.call('HSET', key, 'state', 'dead', 'worker', '', 'finished_ms', ARGV[6])

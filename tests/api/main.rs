@@ -10,3 +10,4 @@ mod health;
 mod operations;
 mod outages;
 mod queue;
+mod worker;

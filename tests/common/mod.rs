@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod proxy;
+pub mod target;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -260,6 +261,17 @@ impl TestApp {
     pub async fn admin_get(&self, path: &str) -> Reply {
         let auth = format!("Bearer {ADMIN_TOKEN}");
         call("GET", &self.url(path), &[("authorization", &auth)], None).await
+    }
+
+    /// An admin call with an optional JSON body.
+    pub async fn admin(&self, method: &str, path: &str, body: Option<serde_json::Value>) -> Reply {
+        let auth = format!("Bearer {ADMIN_TOKEN}");
+        let mut headers = vec![("authorization", auth.as_str())];
+        if body.is_some() {
+            headers.push(("content-type", "application/json"));
+        }
+        let body = body.map(|b| serde_json::to_vec(&b).unwrap());
+        call(method, &self.url(path), &headers, body).await
     }
 
     pub async fn stop(self) {

@@ -1,0 +1,414 @@
+//! The worker engine in-process against real Redis and Postgres, with test handlers
+//! registered the way a Rust application registers its own. Jobs go in through the API.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::anyhow;
+use serde::Deserialize;
+use serde_json::{Value, json};
+use switchyard::jobs::{Job, JobContext, JobError, Registry};
+use switchyard::state::AppState;
+use tokio_util::sync::CancellationToken;
+
+use crate::common::TestApp;
+
+/// What the scripted handler saw: tag, attempt and when it started.
+#[derive(Clone, Default)]
+struct Log(Arc<Mutex<Vec<(String, u32, Instant)>>>);
+
+impl Log {
+    fn starts(&self, tag: &str) -> Vec<(u32, Instant)> {
+        let log = self.0.lock().unwrap();
+        log.iter()
+            .filter(|(t, _, _)| t == tag)
+            .map(|(_, attempt, at)| (*attempt, *at))
+            .collect()
+    }
+
+    fn tags(&self) -> Vec<String> {
+        self.0
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|(t, _, _)| t.clone())
+            .collect()
+    }
+}
+
+/// A handler that does what its payload says: fail the first `fail` calls of its tag,
+/// sleep, or panic on the first call.
+struct Scripted {
+    log: Log,
+    calls: Arc<Mutex<HashMap<String, u32>>>,
+}
+
+#[derive(Deserialize)]
+struct Script {
+    tag: String,
+    #[serde(default)]
+    fail: u32,
+    #[serde(default)]
+    sleep_ms: u64,
+    #[serde(default)]
+    panic: bool,
+}
+
+impl Job for Scripted {
+    const NAME: &'static str = "scripted";
+    const QUEUE: &'static str = "default";
+    type Payload = Script;
+
+    async fn run(&self, ctx: &JobContext, script: Script) -> Result<(), JobError> {
+        self.log
+            .0
+            .lock()
+            .unwrap()
+            .push((script.tag.clone(), ctx.attempt, Instant::now()));
+        let call = {
+            let mut calls = self.calls.lock().unwrap();
+            let n = calls.entry(script.tag.clone()).or_default();
+            *n += 1;
+            *n
+        };
+        tokio::time::sleep(Duration::from_millis(script.sleep_ms)).await;
+        if script.panic && call == 1 {
+            panic!("planned panic");
+        }
+        if call <= script.fail {
+            return Err(JobError::Retry(anyhow!("planned failure {call}")));
+        }
+        Ok(())
+    }
+}
+
+/// The API plus a worker engine on the same state.
+struct Harness {
+    app: TestApp,
+    log: Log,
+    stop: CancellationToken,
+    engine: tokio::task::JoinHandle<anyhow::Result<()>>,
+}
+
+impl Harness {
+    async fn start(vars: &[(&str, &str)]) -> Self {
+        let vars: Vec<(String, String)> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        let app = TestApp::spawn_with(
+            move |env: &mut BTreeMap<String, String>| {
+                env.insert("WORKER_QUEUES".into(), "default".into());
+                env.insert("WORKER_LEASE_SECONDS".into(), "2".into());
+                env.insert("JOBS_BACKOFF_BASE_MS".into(), "100".into());
+                env.insert("SHUTDOWN_DRAIN_SECONDS".into(), "5".into());
+                env.extend(vars);
+            },
+            Default::default(),
+        )
+        .await;
+        let log = Log::default();
+        let (stop, engine) = start_engine(&app.state, &log);
+        Self {
+            app,
+            log,
+            stop,
+            engine,
+        }
+    }
+
+    async fn enqueue(&self, body: Value) -> Value {
+        let reply = self.app.admin("POST", "/api/v1/jobs", Some(body)).await;
+        assert_eq!(reply.status, 202, "{}", reply.body);
+        reply.json()
+    }
+
+    /// Polls the job until it reaches `state`, for at most `limit`.
+    async fn wait_for(&self, id: &str, state: &str, limit: Duration) -> Value {
+        let deadline = Instant::now() + limit;
+        loop {
+            let job = self
+                .app
+                .admin_get(&format!("/api/v1/jobs/{id}"))
+                .await
+                .json();
+            if job["state"] == state {
+                return job;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "job never became {state}: {job:#}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    async fn stop(self) {
+        self.stop.cancel();
+        self.engine.await.unwrap().unwrap();
+        self.app.stop().await;
+    }
+}
+
+fn start_engine(
+    state: &AppState,
+    log: &Log,
+) -> (
+    CancellationToken,
+    tokio::task::JoinHandle<anyhow::Result<()>>,
+) {
+    let registry = Registry::builtin(state).register(Scripted {
+        log: log.clone(),
+        calls: Arc::default(),
+    });
+    let stop = CancellationToken::new();
+    let engine = tokio::spawn(switchyard::worker::run(
+        state.clone(),
+        registry,
+        stop.clone(),
+    ));
+    (stop, engine)
+}
+
+const LIMIT: Duration = Duration::from_secs(20);
+
+#[tokio::test]
+async fn retries_back_off_and_a_dead_job_can_be_retried_from_the_api() {
+    let h = Harness::start(&[]).await;
+    let job = h
+        .enqueue(
+            json!({"kind": "scripted", "payload": {"tag": "flaky", "fail": 3}, "max_attempts": 3}),
+        )
+        .await;
+    let id = job["id"].as_str().unwrap();
+
+    let dead = h.wait_for(id, "dead", LIMIT).await;
+    let listed = h.app.admin_get("/api/v1/queues/default/dead").await.json();
+    let retried = h
+        .app
+        .admin("POST", &format!("/api/v1/jobs/{id}/retry"), None)
+        .await;
+    let succeeded = h.wait_for(id, "succeeded", LIMIT).await;
+    let retry_again = h
+        .app
+        .admin("POST", &format!("/api/v1/jobs/{id}/retry"), None)
+        .await;
+
+    let starts = h.log.starts("flaky");
+    assert_eq!(starts.len(), 4, "three failed runs and one after the retry");
+    // Equal jitter: the wait after attempt n is at least half of 100 ms * 2^(n-1).
+    assert!(starts[1].1 - starts[0].1 >= Duration::from_millis(50));
+    assert!(starts[2].1 - starts[1].1 >= Duration::from_millis(100));
+    assert_eq!(dead["attempts"], 3);
+    let errors: Vec<_> = dead["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["error"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(
+        errors,
+        [
+            "planned failure 1",
+            "planned failure 2",
+            "planned failure 3"
+        ]
+    );
+    assert_eq!(listed["jobs"][0]["id"], id);
+    assert_eq!(retried.status, 202, "{}", retried.body);
+    assert_eq!(
+        succeeded["attempts"], 1,
+        "the retry starts with fresh attempts"
+    );
+    assert_eq!(
+        succeeded["errors"].as_array().unwrap().len(),
+        3,
+        "the history stays"
+    );
+    retry_again.assert_problem(409, "conflict");
+    h.stop().await;
+}
+
+#[tokio::test]
+async fn a_delayed_job_does_not_start_before_its_time() {
+    let h = Harness::start(&[]).await;
+    let enqueued_at = Instant::now();
+    let job = h
+        .enqueue(json!({"kind": "scripted", "payload": {"tag": "later"}, "delay_seconds": 1}))
+        .await;
+    assert_eq!(job["state"], "scheduled");
+
+    h.wait_for(job["id"].as_str().unwrap(), "succeeded", LIMIT)
+        .await;
+
+    let started = h.log.starts("later")[0].1;
+    assert!(started - enqueued_at >= Duration::from_secs(1));
+    h.stop().await;
+}
+
+#[tokio::test]
+async fn a_repeated_idempotency_key_runs_the_job_once() {
+    let h = Harness::start(&[]).await;
+    let body =
+        json!({"kind": "scripted", "payload": {"tag": "once"}, "idempotency_key": "order-7"});
+    let first = h.enqueue(body.clone()).await;
+    let second = h.enqueue(body).await;
+
+    h.wait_for(first["id"].as_str().unwrap(), "succeeded", LIMIT)
+        .await;
+    let third = h
+        .enqueue(
+            json!({"kind": "scripted", "payload": {"tag": "once"}, "idempotency_key": "order-7"}),
+        )
+        .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    assert_eq!(second["id"], first["id"]);
+    assert_eq!(
+        (first["created"].as_bool(), second["created"].as_bool()),
+        (Some(true), Some(false))
+    );
+    assert_eq!(
+        third["id"], first["id"],
+        "the key holds after the job finished"
+    );
+    assert_eq!(h.log.starts("once").len(), 1);
+    h.stop().await;
+}
+
+#[tokio::test]
+async fn a_job_longer_than_its_lease_keeps_it_and_runs_once_with_two_workers() {
+    let h = Harness::start(&[]).await;
+    // A second worker competing for the same queue.
+    let (stop_other, other) = start_engine(&h.app.state, &h.log);
+    let job = h
+        .enqueue(json!({"kind": "scripted", "payload": {"tag": "long", "sleep_ms": 5000}}))
+        .await;
+
+    let done = h
+        .wait_for(job["id"].as_str().unwrap(), "succeeded", LIMIT)
+        .await;
+
+    assert_eq!(
+        h.log.starts("long").len(),
+        1,
+        "the lease lapsed and the job ran twice"
+    );
+    assert_eq!(done["attempts"], 1);
+    stop_other.cancel();
+    other.await.unwrap().unwrap();
+    h.stop().await;
+}
+
+#[tokio::test]
+async fn an_attempt_past_its_timeout_is_cancelled_and_fails() {
+    let h = Harness::start(&[]).await;
+    let job = h
+        .enqueue(json!({"kind": "scripted", "payload": {"tag": "slow", "sleep_ms": 10000}, "timeout_seconds": 1, "max_attempts": 1}))
+        .await;
+
+    let dead = h.wait_for(job["id"].as_str().unwrap(), "dead", LIMIT).await;
+
+    assert!(
+        dead["last_error"]
+            .as_str()
+            .unwrap()
+            .contains("timed out after 1s"),
+        "{dead:#}"
+    );
+    h.stop().await;
+}
+
+#[tokio::test]
+async fn an_unknown_kind_or_undecodable_payload_dies_at_once_and_the_worker_keeps_going() {
+    let h = Harness::start(&[]).await;
+    let unknown = h
+        .enqueue(json!({"kind": "no.such.kind", "payload": {}}))
+        .await;
+    let garbled = h
+        .enqueue(json!({"kind": "scripted", "payload": {"tag": 5}}))
+        .await;
+    let fine = h
+        .enqueue(json!({"kind": "scripted", "payload": {"tag": "after"}}))
+        .await;
+
+    let unknown = h
+        .wait_for(unknown["id"].as_str().unwrap(), "dead", LIMIT)
+        .await;
+    let garbled = h
+        .wait_for(garbled["id"].as_str().unwrap(), "dead", LIMIT)
+        .await;
+    h.wait_for(fine["id"].as_str().unwrap(), "succeeded", LIMIT)
+        .await;
+
+    assert_eq!(unknown["attempts"], 1, "no retries for an unknown kind");
+    assert!(
+        unknown["last_error"]
+            .as_str()
+            .unwrap()
+            .contains("no handler for job kind \"no.such.kind\"")
+    );
+    assert_eq!(garbled["attempts"], 1);
+    assert!(
+        garbled["last_error"]
+            .as_str()
+            .unwrap()
+            .contains("does not decode"),
+        "{garbled:#}"
+    );
+    h.stop().await;
+}
+
+#[tokio::test]
+async fn a_panicking_handler_fails_only_that_attempt() {
+    let h = Harness::start(&[]).await;
+    let job = h
+        .enqueue(json!({"kind": "scripted", "payload": {"tag": "panics", "panic": true}, "max_attempts": 2}))
+        .await;
+
+    let done = h
+        .wait_for(job["id"].as_str().unwrap(), "succeeded", LIMIT)
+        .await;
+
+    assert_eq!(done["attempts"], 2);
+    assert!(
+        done["errors"][0]["error"]
+            .as_str()
+            .unwrap()
+            .contains("panicked: planned panic")
+    );
+    h.stop().await;
+}
+
+#[tokio::test]
+async fn a_busy_queue_does_not_starve_a_quiet_one() {
+    let h = Harness::start(&[
+        ("JOBS_QUEUES", "busy,quiet"),
+        ("WORKER_QUEUES", "busy,quiet"),
+        ("WORKER_CONCURRENCY", "2"),
+    ])
+    .await;
+    let flood: Vec<Value> = (0..200)
+        .map(|i| json!({"kind": "scripted", "queue": "busy", "payload": {"tag": format!("busy-{i}"), "sleep_ms": 20}}))
+        .collect();
+    let reply = h
+        .app
+        .admin("POST", "/api/v1/jobs/batch", Some(json!({"jobs": flood})))
+        .await;
+    assert_eq!(reply.status, 202, "{}", reply.body);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let quiet = h
+        .enqueue(json!({"kind": "scripted", "queue": "quiet", "payload": {"tag": "quiet"}}))
+        .await;
+
+    h.wait_for(quiet["id"].as_str().unwrap(), "succeeded", LIMIT)
+        .await;
+
+    let busy_before = h.log.tags().iter().take_while(|t| *t != "quiet").count();
+    assert!(
+        busy_before < 50,
+        "the quiet job waited behind {busy_before} busy jobs"
+    );
+    h.stop().await;
+}
