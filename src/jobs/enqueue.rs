@@ -26,8 +26,8 @@ pub struct EnqueueRequest {
     /// The queue; the kind's own queue when absent (`default` for other kinds).
     #[serde(default)]
     pub queue: Option<String>,
-    /// The handler's input.
-    #[serde(default)]
+    /// The handler's input; `{}` when absent.
+    #[serde(default = "empty_object")]
     #[schema(value_type = Object)]
     pub payload: serde_json::Value,
     /// Start no sooner than this many seconds from now.
@@ -46,6 +46,10 @@ pub struct EnqueueRequest {
     /// first job instead of making another.
     #[serde(default)]
     pub idempotency_key: Option<String>,
+}
+
+fn empty_object() -> serde_json::Value {
+    serde_json::json!({})
 }
 
 impl EnqueueRequest {

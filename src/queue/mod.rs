@@ -456,7 +456,7 @@ impl Queues {
             .context("cancel script failed")?;
         Ok(match outcome.as_str() {
             "" => Cancel::NotFound,
-            "cancelled" => Cancel::Cancelled,
+            "ok" => Cancel::Cancelled,
             _ => Cancel::TooLate(outcome),
         })
     }

@@ -236,8 +236,8 @@ return released
 );
 
 /// KEYS: ready, scheduled, retry. ARGV: job prefix, job id, now ms, retention s.
-/// Cancels a job that has not started. Returns 'cancelled', the state that prevented it,
-/// or '' when there is no such job.
+/// Cancels a job that has not started. Returns 'ok', the state that prevented it
+/// (`cancelled` included), or '' when there is no such job.
 pub static CANCEL: LazyLock<Script> = script!(
     r#"
 local key = job(ARGV[2])
@@ -251,7 +251,7 @@ end
 if removed == 0 then return state end
 redis.call('HSET', key, 'state', 'cancelled', 'finished_ms', ARGV[3])
 redis.call('EXPIRE', key, ARGV[4])
-return 'cancelled'
+return 'ok'
 "#
 );
 

@@ -6,7 +6,9 @@ mod common;
 
 mod connections;
 mod errors;
+mod handlers;
 mod health;
+mod jobs;
 mod operations;
 mod outages;
 mod queue;
