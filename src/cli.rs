@@ -57,6 +57,11 @@ enum Command {
     },
     /// Exit 0 when the local health endpoint answers 200 (for Docker HEALTHCHECK)
     Healthcheck(HealthcheckArgs),
+    /// Enqueue jobs, list dead jobs and retry them
+    Jobs {
+        #[command(subcommand)]
+        command: modes::jobs::JobsCommand,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -132,6 +137,7 @@ impl Command {
             Self::Dev(_) => "dev",
             Self::Config { .. } => "config",
             Self::Healthcheck(_) => "healthcheck",
+            Self::Jobs { .. } => "jobs",
         }
     }
 }
@@ -152,7 +158,7 @@ impl Cli {
             Command::Worker(a) => Some(&a.listen),
             Command::Scheduler(a) | Command::Realtime(a) | Command::Dev(a) => Some(a),
             Command::Healthcheck(a) => Some(&a.listen),
-            Command::Migrate(_) | Command::Config { .. } => None,
+            Command::Migrate(_) | Command::Config { .. } | Command::Jobs { .. } => None,
         };
         if let Some(listen) = listen {
             if let Some(host) = listen.host {
@@ -271,6 +277,11 @@ async fn dispatch(
         return Ok(ExitCode::SUCCESS);
     };
     let result = match command {
+        Command::Jobs { command } => {
+            let code = modes::jobs::run(&state, command).await;
+            state.close().await;
+            return Ok(code);
+        }
         Command::Serve(_) => {
             if state.settings.startup.migrate {
                 crate::db::migrate(&state.db).await?;

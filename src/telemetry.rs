@@ -56,7 +56,17 @@ pub fn init(settings: &Settings, identity: Identity) {
         LogFormat::Pretty => false,
         LogFormat::Auto => !std::io::stdout().is_terminal(),
     };
-    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    // One-shot commands print their result on stdout, so their logs go to stderr.
+    let to_stderr = identity.mode == "jobs";
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(move || -> Box<dyn std::io::Write> {
+            if to_stderr {
+                Box::new(std::io::stderr())
+            } else {
+                Box::new(std::io::stdout())
+            }
+        });
     let result = if json {
         builder
             .fmt_fields(JsonFields::new())
