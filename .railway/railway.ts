@@ -47,8 +47,12 @@ export default defineRailway(() => {
     });
 
   const api = appService("api", "app serve --migrate", 25);
+  // http jobs are signed with OUTBOUND_SIGNING_SECRET (set it once: whsec_ + base64) and
+  // may call the project's own services on the private network.
   const worker = appService("worker", "app worker --queues=webhooks,audits,deletes,mails,http", 55, {
     WORKER_CONCURRENCY: "16",
+    OUTBOUND_SIGNING_SECRET: preserve(),
+    OUTBOUND_ALLOW_HOSTS: "*.railway.internal",
   });
   const cron = appService("cron", "app scheduler", 10);
   const realtime = appService("realtime", "app realtime", 25);

@@ -11,6 +11,7 @@ pub mod instances;
 pub mod jobs;
 pub mod modes;
 pub mod outbound;
+pub mod panic;
 pub mod queue;
 pub mod redis;
 pub mod retry;

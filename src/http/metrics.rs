@@ -26,8 +26,8 @@ struct Metrics {
     system: System,
     database: Database,
     redis: Redis,
-    /// Per-queue figures; filled by the job engine.
-    queues: BTreeMap<String, serde_json::Value>,
+    /// Per-queue counts and last-minute throughput, as `GET /api/v1/queues` gives them.
+    queues: BTreeMap<String, crate::queue::QueueCounts>,
     /// Processes that heartbeated within the last minute.
     instances: Vec<Instance>,
 }
@@ -108,7 +108,11 @@ async fn metrics_json(State(state): State<AppState>) -> Result<axum::Json<Metric
             used_memory_bytes: info.get("used_memory").and_then(|v| v.parse().ok()),
             connected_clients: info.get("connected_clients").and_then(|v| v.parse().ok()),
         },
-        queues: BTreeMap::new(),
+        queues: {
+            let names = &state.settings.jobs.queues;
+            let counts = state.queues.counts(names, crate::queue::now_ms()).await?;
+            names.iter().cloned().zip(counts).collect()
+        },
         instances: instances::live(&state.db).await?,
     }))
 }

@@ -183,28 +183,6 @@ where
 }
 
 pin_project_lite::pin_project! {
-    /// A handler's future whose panic becomes an error value instead of unwinding into
-    /// the connection task.
-    struct CatchUnwind<F> {
-        #[pin]
-        inner: F,
-    }
-}
-
-impl<F: Future> Future for CatchUnwind<F> {
-    type Output = Result<F::Output, Box<dyn Any + Send>>;
-
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let inner = self.project().inner;
-        match panic::catch_unwind(AssertUnwindSafe(|| inner.poll(cx))) {
-            Ok(Poll::Pending) => Poll::Pending,
-            Ok(Poll::Ready(output)) => Poll::Ready(Ok(output)),
-            Err(panic) => Poll::Ready(Err(panic)),
-        }
-    }
-}
-
-pin_project_lite::pin_project! {
     /// The route's response, its matched route handed to the edge.
     pub struct RecordRouteFuture<F> {
         #[pin]
@@ -308,7 +286,7 @@ where
         }
         match panic::catch_unwind(AssertUnwindSafe(|| self.inner.call(request))) {
             Ok(inner) => EdgeFuture {
-                handler: Some(REQUEST.scope(context, CatchUnwind { inner })),
+                handler: Some(REQUEST.scope(context, crate::panic::catch_unwind(inner))),
                 context: None,
                 early: None,
                 timer: None,
@@ -330,7 +308,7 @@ pin_project_lite::pin_project! {
     /// the timer exists only once the handler has had to wait.
     pub struct EdgeFuture<F> {
         #[pin]
-        handler: Option<TaskLocalFuture<RequestContext, CatchUnwind<F>>>,
+        handler: Option<TaskLocalFuture<RequestContext, crate::panic::CatchUnwind<F>>>,
         // The context, once taken back from the finished handler.
         context: Option<RequestContext>,
         early: Option<Response>,
@@ -519,11 +497,7 @@ pub async fn not_found() -> Response {
 /// A handler panicked: the task survives, the client gets an opaque 500, the log gets
 /// the panic message once.
 fn panic_response(panic: Box<dyn Any + Send>) -> Response {
-    let message = panic
-        .downcast_ref::<&str>()
-        .map(|s| (*s).to_owned())
-        .or_else(|| panic.downcast_ref::<String>().cloned())
-        .unwrap_or_else(|| "non-string panic payload".to_owned());
+    let message = crate::panic::message(panic.as_ref());
     let request_id = current_request_id().unwrap_or_default();
     tracing::error!(panic = message, request_id, "handler panicked");
     Problem::for_status(StatusCode::INTERNAL_SERVER_ERROR, None).into_response()

@@ -163,7 +163,7 @@ pub enum Cancel {
 }
 
 /// A queue's numbers for the API.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct QueueCounts {
     pub ready: u64,
     pub scheduled: u64,

@@ -77,8 +77,9 @@ return out
 /// Moves due delayed and retrying jobs to `ready`, returns jobs whose lease lapsed to the
 /// front of `ready` (or to the dead outbox when that run was their last attempt), then
 /// leases up to `max` jobs. Leaves a wake token when jobs remain for other workers.
-/// Returns {{id, kind, payload, attempt, max_attempts, timeout_ms}...}, and the earliest
-/// time anything in `scheduled`, `retry` or `leased` comes due (-1: nothing).
+/// Returns {{id, kind, payload, attempt, max_attempts, timeout_ms}...}, and, when the batch
+/// is not full, the earliest time anything in `scheduled`, `retry` or `leased` comes due
+/// (-1: nothing, or a full batch).
 pub static FETCH: LazyLock<Script> = script!(
     r#"
 local now = tonumber(ARGV[2])
@@ -122,8 +123,12 @@ if ids then
     end
   end
 end
-if redis.call('LLEN', KEYS[1]) > 0 then wake(KEYS[5]) end
 local next_due = -1
+if #out == tonumber(ARGV[4]) then
+  -- A full batch: more may be waiting for other workers, and this one comes back soon.
+  if redis.call('LLEN', KEYS[1]) > 0 then wake(KEYS[5]) end
+  return {out, next_due}
+end
 for _, set in ipairs({KEYS[2], KEYS[3], KEYS[4]}) do
   local first = redis.call('ZRANGE', set, 0, 0, 'WITHSCORES')
   if first[2] then
@@ -136,15 +141,15 @@ return {out, next_due}
 );
 
 /// The lease check every script that finishes or changes a running job starts from: the
-/// job is in `leased` (KEYS[1]) and its hash names this worker (ARGV[2]) as the holder.
-/// One definition, so the scripts cannot drift apart.
+/// job's hash names this worker (ARGV[2]) as the holder. Every script that takes a job out
+/// of `leased` (KEYS[1]) clears `worker` in the same step, and only FETCH sets it, so the
+/// hash alone says who holds the lease. One definition, so the scripts cannot drift apart.
 macro_rules! leased_script {
     ($body:literal) => {
         script!(concat!(
             r#"
 local function holds(id)
-  return redis.call('ZSCORE', KEYS[1], id)
-    and redis.call('HGET', job(id), 'worker') == ARGV[2]
+  return redis.call('HGET', job(id), 'worker') == ARGV[2]
 end
 "#,
             $body

@@ -1,6 +1,6 @@
 //! The worker engine behind `app worker`: fetches leased batches from its queues in
-//! weighted rotation ([`rotation`]), runs each job on its own task under the job's
-//! timeout, renews the leases of running jobs, acknowledges successes in batches, records
+//! weighted rotation ([`rotation`]), keeps up to `concurrency` more jobs leased ahead of
+//! free slots, runs each job on its own task under the job's timeout, renews the leases of running jobs, acknowledges successes in batches, records
 //! failures with backoff, and copies dead jobs to Postgres.
 //!
 //! On shutdown it stops fetching, lets running jobs finish within `shutdown.drain_seconds`
@@ -9,7 +9,7 @@
 
 pub mod rotation;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -55,6 +55,8 @@ struct Engine {
     acks: mpsc::UnboundedSender<(String, String)>,
     /// Wakes the dead-job mover when a job dies.
     died: Notify,
+    /// Metric handles by queue and kind.
+    meters: Mutex<HashMap<(String, String), Meters>>,
 }
 
 /// Runs the worker until `shutdown`, then drains.
@@ -79,6 +81,7 @@ pub async fn run(
         running: Mutex::default(),
         acks,
         died: Notify::new(),
+        meters: Mutex::default(),
         state: state.clone(),
     });
     let wake_keys = queues
@@ -108,6 +111,7 @@ pub async fn run(
         &slots,
         &tasks,
         &shutdown,
+        concurrency,
     )
     .await;
 
@@ -143,7 +147,14 @@ pub async fn run(
     Ok(())
 }
 
-/// Fetches and starts jobs until `shutdown`.
+/// Fetches and starts jobs until `shutdown`, then hands back the jobs it had leased but
+/// not started.
+///
+/// Up to `concurrency` jobs are leased ahead of free slots (prefetch), and the buffer is
+/// refilled once it is half empty. Fetches then come in large batches while the worker is
+/// busy, and a freed slot starts the next job without a round trip to Redis. Prefetched
+/// jobs are leased like running ones: their leases are renewed, and on shutdown they go
+/// back to their queue at once.
 async fn fetch_loop(
     engine: &Arc<Engine>,
     mut rotation: Rotation,
@@ -151,11 +162,21 @@ async fn fetch_loop(
     slots: &Arc<Semaphore>,
     tasks: &TaskTracker,
     shutdown: &CancellationToken,
+    prefetch: usize,
 ) {
+    let mut buffer: VecDeque<Leased> = VecDeque::new();
     let mut failing = false;
     while !shutdown.is_cancelled() {
-        let free = slots.available_permits();
-        if free == 0 {
+        while !buffer.is_empty() {
+            let Ok(permit) = slots.clone().try_acquire_owned() else {
+                break;
+            };
+            if let Some(job) = buffer.pop_front() {
+                start(engine, tasks, job, permit);
+            }
+        }
+        let room = slots.available_permits() + prefetch - buffer.len();
+        if buffer.len() > prefetch / 2 || room == 0 {
             tokio::select! {
                 // A slot frees up; it is taken for real when the next job starts.
                 permit = slots.acquire() => drop(permit),
@@ -163,12 +184,12 @@ async fn fetch_loop(
             }
             continue;
         }
-        let mut started = 0;
+        let mut fetched_any = false;
         let mut next_due: Option<i64> = None;
         let mut error = None;
         for _ in 0..rotation.len() {
             let (queue, share) = rotation.turn();
-            let want = free.min(share).min(MAX_BATCH);
+            let want = room.min(2 * share).min(MAX_BATCH);
             match engine
                 .queues
                 .fetch(queue, &engine.id, want, engine.lease, now_ms())
@@ -179,12 +200,14 @@ async fn fetch_loop(
                         (Some(a), Some(b)) => Some(a.min(b)),
                         (a, b) => a.or(b),
                     };
-                    started = fetched.jobs.len();
-                    for job in fetched.jobs {
-                        let permit = slots.clone().try_acquire_owned();
-                        start(engine, tasks, job, permit.ok());
+                    if let Ok(mut running) = engine.running.lock() {
+                        for job in &fetched.jobs {
+                            running.insert(job.id.clone(), job.queue.clone());
+                        }
                     }
-                    if started > 0 {
+                    fetched_any = !fetched.jobs.is_empty();
+                    buffer.extend(fetched.jobs);
+                    if fetched_any {
                         break;
                     }
                 }
@@ -212,7 +235,7 @@ async fn fetch_loop(
             tracing::info!("fetching jobs works again");
             failing = false;
         }
-        if started > 0 {
+        if fetched_any || !buffer.is_empty() {
             continue;
         }
         let wait = next_due
@@ -235,51 +258,91 @@ async fn fetch_loop(
             _ = shutdown.cancelled() => break,
         }
     }
+    if !buffer.is_empty() {
+        engine
+            .hand_back_unstarted(buffer.into_iter().collect())
+            .await;
+    }
+}
+
+impl Engine {
+    /// Returns prefetched jobs that never started to their queues at once.
+    async fn hand_back_unstarted(&self, jobs: Vec<Leased>) {
+        let mut by_queue: HashMap<String, Vec<String>> = HashMap::new();
+        if let Ok(mut running) = self.running.lock() {
+            for job in &jobs {
+                running.remove(&job.id);
+            }
+        }
+        for job in jobs {
+            by_queue.entry(job.queue).or_default().push(job.id);
+        }
+        for (queue, ids) in by_queue {
+            if let Err(e) = self.queues.release(&queue, &self.id, &ids).await {
+                tracing::warn!(
+                    queue,
+                    error = format!("{e:#}"),
+                    "could not hand back prefetched jobs; they run again when their leases lapse"
+                );
+            }
+        }
+    }
 }
 
 /// Runs one leased job on its own task, holding a slot until it has finished.
-fn start(
-    engine: &Arc<Engine>,
-    tasks: &TaskTracker,
-    job: Leased,
-    permit: Option<OwnedSemaphorePermit>,
-) {
-    if let Ok(mut running) = engine.running.lock() {
-        running.insert(job.id.clone(), job.queue.clone());
-    }
+fn start(engine: &Arc<Engine>, tasks: &TaskTracker, job: Leased, permit: OwnedSemaphorePermit) {
     let engine = engine.clone();
     tasks.spawn(async move {
         let began = Instant::now();
         let outcome = engine.attempt(&job).await;
-        let seconds = began.elapsed().as_secs_f64();
+        let elapsed = began.elapsed();
         if let Ok(mut running) = engine.running.lock() {
             running.remove(&job.id);
         }
         drop(permit);
-        let labels = [("queue", job.queue.clone()), ("kind", job.kind.clone())];
-        metrics::histogram!("switchyard_job_duration_seconds", &labels).record(seconds);
+        let meters = engine.meters(&job.queue, &job.kind);
+        meters.duration.record(elapsed.as_secs_f64());
         match outcome {
             Ok(()) => {
-                metrics::counter!("switchyard_jobs_succeeded_total", &labels).increment(1);
+                meters.succeeded.increment(1);
                 tracing::debug!(
                     job_id = job.id,
                     kind = job.kind,
-                    duration_ms = (seconds * 1000.0) as u64,
+                    duration_ms = elapsed.as_millis() as u64,
                     "job succeeded"
                 );
                 let _ = engine.acks.send((job.queue, job.id));
             }
             Err(error) => {
-                metrics::counter!("switchyard_jobs_failed_total", &labels).increment(1);
+                meters.failed.increment(1);
                 engine.record_failure(&job, error).await;
             }
         }
     });
 }
 
+/// The metric handles of one queue and kind, registered once rather than per job.
+#[derive(Clone)]
+struct Meters {
+    duration: metrics::Histogram,
+    succeeded: metrics::Counter,
+    failed: metrics::Counter,
+}
+
+impl Meters {
+    fn new(queue: &str, kind: &str) -> Self {
+        let labels = [("queue", queue.to_owned()), ("kind", kind.to_owned())];
+        Self {
+            duration: metrics::histogram!("switchyard_job_duration_seconds", &labels),
+            succeeded: metrics::counter!("switchyard_jobs_succeeded_total", &labels),
+            failed: metrics::counter!("switchyard_jobs_failed_total", &labels),
+        }
+    }
+}
+
 impl Engine {
-    /// One attempt: the handler runs on a task of its own, so a panic fails this attempt
-    /// only, and the timeout can cancel it.
+    /// One attempt. A panic fails this attempt only; past the job's timeout the handler's
+    /// future is dropped, which cancels it at its next await.
     async fn attempt(&self, job: &Leased) -> Result<(), JobError> {
         let ctx = JobContext {
             id: job.id.clone(),
@@ -296,26 +359,16 @@ impl Engine {
                 self.registry.kinds().join(", ")
             )));
         };
-        let mut handle = tokio::spawn(run);
-        match tokio::time::timeout(job.timeout, &mut handle).await {
+        match tokio::time::timeout(job.timeout, crate::panic::catch_unwind(run)).await {
             Ok(Ok(result)) => result,
-            Ok(Err(joined)) if joined.is_panic() => {
-                let panic = joined.into_panic();
-                let message = panic
-                    .downcast_ref::<&str>()
-                    .map(|s| s.to_string())
-                    .or_else(|| panic.downcast_ref::<String>().cloned())
-                    .unwrap_or_else(|| "no message".into());
-                Err(JobError::Retry(anyhow!("the handler panicked: {message}")))
-            }
-            Ok(Err(_)) => Err(JobError::Retry(anyhow!("the handler was cancelled"))),
-            Err(_) => {
-                handle.abort();
-                Err(JobError::Retry(anyhow!(
-                    "timed out after {}s and was cancelled",
-                    job.timeout.as_secs_f64()
-                )))
-            }
+            Ok(Err(panic)) => Err(JobError::Retry(anyhow!(
+                "the handler panicked: {}",
+                crate::panic::message(panic.as_ref())
+            ))),
+            Err(_) => Err(JobError::Retry(anyhow!(
+                "timed out after {}s and was cancelled",
+                job.timeout.as_secs_f64()
+            ))),
         }
     }
 
@@ -449,6 +502,17 @@ async fn renew_leases(engine: Arc<Engine>, stop: CancellationToken) {
 }
 
 impl Engine {
+    fn meters(&self, queue: &str, kind: &str) -> Meters {
+        let key = (queue.to_owned(), kind.to_owned());
+        let Ok(mut cache) = self.meters.lock() else {
+            return Meters::new(queue, kind);
+        };
+        cache
+            .entry(key)
+            .or_insert_with(|| Meters::new(queue, kind))
+            .clone()
+    }
+
     fn running_by_queue(&self) -> HashMap<String, Vec<String>> {
         let mut by_queue: HashMap<String, Vec<String>> = HashMap::new();
         if let Ok(running) = self.running.lock() {
