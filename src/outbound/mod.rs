@@ -7,7 +7,7 @@ mod guard;
 mod signing;
 
 use std::io::Read;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use tokio::sync::Semaphore;
@@ -54,7 +54,10 @@ pub enum CallError {
 /// The shared outbound client.
 #[derive(Clone)]
 pub struct Outbound {
-    agent: Agent,
+    /// Built on first use: loading the system's root certificates costs start-up time and
+    /// a few MiB that modes which never call out should not pay.
+    agent: Arc<OnceLock<Agent>>,
+    settings: Arc<OutboundSettings>,
     /// Bounds the blocking threads calls occupy.
     slots: Arc<Semaphore>,
     timeout: Duration,
@@ -63,32 +66,39 @@ pub struct Outbound {
 
 impl Outbound {
     pub fn new(settings: &OutboundSettings) -> Self {
-        let timeout = Duration::from_secs(settings.timeout_seconds);
-        let config = Agent::config_builder()
-            .http_status_as_error(false)
-            .timeout_global(Some(timeout))
-            .max_redirects(settings.max_redirects)
-            .proxy(None)
-            .user_agent(format!("switchyard/{}", crate::VERSION))
-            .tls_config(TlsConfig::builder().root_certs(system_roots()).build())
-            .build();
-        let resolver = guard::GuardedResolver {
-            policy: Policy {
-                allow_private: settings.allow_private,
-                allow_hosts: settings
-                    .allow_hosts
-                    .iter()
-                    .map(|h| h.to_ascii_lowercase())
-                    .collect(),
-            },
-            inner: DefaultResolver::default(),
-        };
         Self {
-            agent: Agent::with_parts(config, DefaultConnector::default(), resolver),
+            agent: Arc::default(),
+            settings: Arc::new(settings.clone()),
             slots: Arc::new(Semaphore::new(settings.max_concurrent)),
-            timeout,
+            timeout: Duration::from_secs(settings.timeout_seconds),
             max_response_bytes: settings.max_response_bytes,
         }
+    }
+
+    fn agent(&self) -> &Agent {
+        self.agent.get_or_init(|| {
+            let settings = &self.settings;
+            let config = Agent::config_builder()
+                .http_status_as_error(false)
+                .timeout_global(Some(self.timeout))
+                .max_redirects(settings.max_redirects)
+                .proxy(None)
+                .user_agent(format!("switchyard/{}", crate::VERSION))
+                .tls_config(TlsConfig::builder().root_certs(system_roots()).build())
+                .build();
+            let resolver = guard::GuardedResolver {
+                policy: Policy {
+                    allow_private: settings.allow_private,
+                    allow_hosts: settings
+                        .allow_hosts
+                        .iter()
+                        .map(|h| h.to_ascii_lowercase())
+                        .collect(),
+                },
+                inner: DefaultResolver::default(),
+            };
+            Agent::with_parts(config, DefaultConnector::default(), resolver)
+        })
     }
 
     /// Sends `request` on a blocking thread once a slot is free.
@@ -115,11 +125,11 @@ impl Outbound {
             Some(body) => builder
                 .body(body)
                 .map_err(|e| CallError::Failed(e.to_string()))
-                .and_then(|r| self.agent.run(r).map_err(|e| self.describe(e))),
+                .and_then(|r| self.agent().run(r).map_err(|e| self.describe(e))),
             None => builder
                 .body(())
                 .map_err(|e| CallError::Failed(e.to_string()))
-                .and_then(|r| self.agent.run(r).map_err(|e| self.describe(e))),
+                .and_then(|r| self.agent().run(r).map_err(|e| self.describe(e))),
         };
         let mut response = result?;
         let retry_after = response

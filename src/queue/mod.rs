@@ -310,7 +310,7 @@ impl Queues {
             .key(self.dead_outbox())
             .arg(self.job_prefix())
             .arg(now_ms)
-            .arg(lease.as_millis() as u64)
+            .arg(now_ms + lease.as_millis() as i64)
             .arg(max)
             .arg(worker)
             .invoke_async(&mut conn)

@@ -73,7 +73,7 @@ return out
 );
 
 /// KEYS: ready, scheduled, retry, leased, wake, dead outbox.
-/// ARGV: job prefix, now ms, lease ms, max jobs, worker id.
+/// ARGV: job prefix, now ms, lease deadline ms, max jobs, worker id.
 /// Moves due delayed and retrying jobs to `ready`, returns jobs whose lease lapsed to the
 /// front of `ready` (or to the dead outbox when that run was their last attempt), then
 /// leases up to `max` jobs. Leaves a wake token when jobs remain for other workers.
@@ -111,15 +111,17 @@ end
 local out = {}
 local ids = redis.call('LPOP', KEYS[1], ARGV[4])
 if ids then
-  local deadline = now + tonumber(ARGV[3])
+  -- The hot loop passes Redis strings through untouched: numbers formatted by Lua cost
+  -- a float conversion each.
+  local prefix, worker, started, deadline = ARGV[1], ARGV[5], ARGV[2], ARGV[3]
   for _, id in ipairs(ids) do
-    local key = job(id)
-    local f = redis.call('HMGET', key, 'kind', 'payload', 'max_attempts', 'timeout_ms', 'attempts')
+    local key = prefix .. id
+    local f = redis.call('HMGET', key, 'kind', 'payload', 'max_attempts', 'timeout_ms')
     if f[1] then
-      local attempt = tonumber(f[5]) + 1
-      redis.call('HSET', key, 'state', 'running', 'worker', ARGV[5], 'started_ms', now, 'attempts', attempt)
+      local attempt = redis.call('HINCRBY', key, 'attempts', 1)
+      redis.call('HSET', key, 'state', 'running', 'worker', worker, 'started_ms', started)
       redis.call('ZADD', KEYS[4], deadline, id)
-      out[#out + 1] = {id, f[1], f[2], attempt, tonumber(f[3]), tonumber(f[4])}
+      out[#out + 1] = {id, f[1], f[2], attempt, f[3], f[4]}
     end
   end
 end
@@ -162,12 +164,14 @@ end
 pub static ACK: LazyLock<Script> = leased_script!(
     r#"
 local done = 0
+local prefix, worker, finished, retention = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 for i = 5, #ARGV do
   local id = ARGV[i]
-  if holds(id) then
+  local key = prefix .. id
+  if redis.call('HGET', key, 'worker') == worker then
     redis.call('ZREM', KEYS[1], id)
-    redis.call('HSET', job(id), 'state', 'succeeded', 'worker', '', 'finished_ms', ARGV[3])
-    redis.call('EXPIRE', job(id), ARGV[4])
+    redis.call('HSET', key, 'state', 'succeeded', 'worker', '', 'finished_ms', finished)
+    redis.call('EXPIRE', key, retention)
     done = done + 1
   end
 end
