@@ -105,14 +105,16 @@ SLEEP_MS=20 "$DRIVER" enqueue "$CRASH_N" batch "$work/crash" >/dev/null
 : >"$work/kills"
 start_worker 32 2
 for _ in $(seq 1 "$CRASH_KILLS"); do
-  sleep 1
+  # Irregular intervals, so kills do not line up with the 2 s lease.
+  sleep "$(python3 -c 'import random; print(round(random.uniform(0.8, 1.6), 2))')"
   kill -9 "$worker_pid"; wait "$worker_pid" 2>/dev/null || true
   date +%s%3N >>"$work/kills"
   start_worker 32 2
 done
 "$DRIVER" wait "$work/crash" 300 >/dev/null || true
 stop_worker
-crash=$("$DRIVER" crash "$work/crash" "$work/kills")
+dead_pg=$(psql "$DATABASE_URL" -tAc "SELECT count(*) FROM dead_jobs")
+crash=$("$DRIVER" crash "$work/crash" "$work/kills" "$dead_pg")
 record "crash $crash"
 
 mkdir -p bench/results

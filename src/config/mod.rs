@@ -645,6 +645,52 @@ mod tests {
         );
     }
 
+    fn refusal(vars: &[(&str, &str)]) -> String {
+        load_with(vars).err().expect("refused").to_string()
+    }
+
+    #[test]
+    fn worker_queues_take_weights_and_must_be_declared() {
+        let loaded = load_with(&[("WORKER_QUEUES", "http:3,audits")]).unwrap();
+        assert_eq!(
+            loaded.settings.worker_queues(),
+            [("http".to_owned(), 3), ("audits".to_owned(), 1)]
+        );
+        let undeclared = refusal(&[("WORKER_QUEUES", "billing")]);
+        assert!(
+            undeclared.contains("worker.queues") && undeclared.contains("JOBS_QUEUES"),
+            "{undeclared}"
+        );
+        let bad_weight = refusal(&[("WORKER_QUEUES", "http:0")]);
+        assert!(bad_weight.contains("weight"), "{bad_weight}");
+    }
+
+    #[test]
+    fn a_malformed_signing_secret_is_refused_without_printing_it() {
+        let error = refusal(&[("OUTBOUND_SIGNING_SECRET", "not-a-whsec-secret")]);
+        assert!(
+            error.contains("OUTBOUND_SIGNING_SECRET") && error.contains("whsec_"),
+            "{error}"
+        );
+        assert!(!error.contains("not-a-whsec-secret"), "{error}");
+    }
+
+    #[test]
+    fn the_resend_driver_needs_a_key_and_a_sender() {
+        let error = refusal(&[("MAIL_DRIVER", "resend")]);
+        assert!(error.contains("mail.api_key"), "{error}");
+        let error = refusal(&[("MAIL_DRIVER", "resend"), ("MAIL_API_KEY", "re_123")]);
+        assert!(error.contains("mail.from"), "{error}");
+    }
+
+    #[test]
+    fn an_allow_host_pattern_must_be_a_host_or_a_suffix() {
+        let error = refusal(&[("OUTBOUND_ALLOW_HOSTS", "*.railway.internal,http://x")]);
+        assert!(error.contains("outbound.allow_hosts"), "{error}");
+        let loaded = load_with(&[("OUTBOUND_ALLOW_HOSTS", "*.railway.internal,hooks.local")]);
+        assert_eq!(loaded.unwrap().settings.outbound.allow_hosts.len(), 2);
+    }
+
     #[test]
     fn an_app_env_that_is_not_a_file_name_is_refused() {
         let error = load_with(&[("APP_ENV", "../etc")])

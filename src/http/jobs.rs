@@ -34,7 +34,9 @@ pub struct JobView {
     pub id: String,
     pub queue: String,
     pub kind: String,
-    /// `scheduled`, `queued`, `running`, `retrying`, `succeeded`, `dead` or `cancelled`.
+    /// `scheduled`, `queued`, `running`, `retrying`, `succeeded`, `dead` or `cancelled`;
+    /// `expired` only when a repeated idempotency key names a job whose record is past
+    /// `jobs.retention_seconds`.
     pub state: String,
     #[schema(value_type = Object)]
     pub payload: serde_json::Value,
@@ -60,6 +62,29 @@ pub struct AttemptView {
     pub attempt: u32,
     pub error: String,
     pub at: Option<DateTime<Utc>>,
+}
+
+impl JobView {
+    /// What is known of a job whose record expired: what the repeated request asked for.
+    fn expired(id: String, job: crate::queue::NewJob) -> Self {
+        Self {
+            id,
+            queue: job.queue,
+            kind: job.kind,
+            state: "expired".into(),
+            payload: serde_json::Value::Null,
+            attempts: 0,
+            max_attempts: job.max_attempts,
+            timeout_ms: job.timeout.as_millis() as u64,
+            last_error: None,
+            errors: Vec::new(),
+            created_at: None,
+            run_at: None,
+            started_at: None,
+            finished_at: None,
+            created: None,
+        }
+    }
 }
 
 fn time(ms: i64) -> Option<DateTime<Utc>> {
@@ -176,9 +201,12 @@ async fn enqueue(
     let enqueued = state.queues.enqueue(&job, now).await?;
     let mut view = match state.queues.get(&enqueued.id).await? {
         Some(record) => JobView::from(record),
-        None => find(&state, &enqueued.id)
-            .await?
-            .ok_or_else(|| not_found(&enqueued.id))?,
+        None => match find(&state, &enqueued.id).await? {
+            Some(view) => view,
+            // A repeated key whose job finished longer ago than the retention: the id
+            // stands, the record is gone.
+            None => JobView::expired(enqueued.id.clone(), job),
+        },
     };
     view.created = Some(enqueued.created);
     Ok((StatusCode::ACCEPTED, axum::Json(view)))

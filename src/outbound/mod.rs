@@ -103,15 +103,22 @@ impl Outbound {
 
     /// Sends `request` on a blocking thread once a slot is free.
     pub async fn send(&self, request: Request) -> Result<Response, CallError> {
-        let _slot = self
+        let slot = self
             .slots
-            .acquire()
+            .clone()
+            .acquire_owned()
             .await
             .map_err(|_| CallError::Failed("the outbound client is closed".into()))?;
         let this = self.clone();
-        tokio::task::spawn_blocking(move || this.send_blocking(request))
-            .await
-            .map_err(|e| CallError::Failed(format!("the call's thread failed: {e}")))?
+        // The slot moves into the thread: a job cancelled by its timeout drops this future,
+        // but the blocking call runs on until its own timeout and keeps its slot till then.
+        tokio::task::spawn_blocking(move || {
+            let response = this.send_blocking(request);
+            drop(slot);
+            response
+        })
+        .await
+        .map_err(|e| CallError::Failed(format!("the call's thread failed: {e}")))?
     }
 
     fn send_blocking(&self, request: Request) -> Result<Response, CallError> {

@@ -75,8 +75,8 @@ return out
 /// KEYS: ready, scheduled, retry, leased, wake, dead outbox.
 /// ARGV: job prefix, now ms, lease deadline ms, max jobs, worker id.
 /// Moves due delayed and retrying jobs to `ready`, returns jobs whose lease lapsed to the
-/// front of `ready` (or to the dead outbox when that run was their last attempt), then
-/// leases up to `max` jobs. Leaves a wake token when jobs remain for other workers.
+/// front of `ready` with their attempt refunded (or, at their third lapse, to the dead
+/// outbox), then leases up to `max` jobs. Leaves a wake token when jobs remain for other workers.
 /// Returns {{id, kind, payload, attempt, max_attempts, timeout_ms}...}, and, when the batch
 /// is not full, the earliest time anything in `scheduled`, `retry` or `leased` comes due
 /// (-1: nothing, or a full batch).
@@ -91,18 +91,24 @@ for _, set in ipairs({KEYS[2], KEYS[3]}) do
     redis.call('HSET', job(id), 'state', 'queued')
   end
 end
+-- A lapsed lease means the worker died, not that the job failed (it may not even have
+-- started: workers lease a few jobs ahead). The attempt is refunded; a job that outlives
+-- three workers is taken for a job that kills them, and dies.
 local lapsed = redis.call('ZRANGEBYSCORE', KEYS[4], '-inf', now, 'LIMIT', 0, 1000)
 for _, id in ipairs(lapsed) do
   local key = job(id)
   redis.call('ZREM', KEYS[4], id)
-  local f = redis.call('HMGET', key, 'attempts', 'max_attempts', 'worker')
+  local f = redis.call('HMGET', key, 'attempts', 'worker')
   if f[1] then
-    local message = 'the worker running this attempt (' .. (f[3] or '?') .. ') stopped renewing its lease'
-    add_error(key, f[1], message, now)
-    if tonumber(f[1]) >= tonumber(f[2]) then
+    local lapses = redis.call('HINCRBY', key, 'lapses', 1)
+    redis.call('HINCRBY', key, 'attempts', -1)
+    if lapses >= 3 then
+      add_error(key, f[1], 'its worker stopped renewing the lease 3 times (crashed or killed ' ..
+        'while holding it, last ' .. (f[2] or '?') .. '); treated as a job that kills workers', now)
       redis.call('HSET', key, 'state', 'dead', 'worker', '', 'finished_ms', now)
       redis.call('RPUSH', KEYS[6], id)
     else
+      add_error(key, f[1], 'its worker (' .. (f[2] or '?') .. ') stopped renewing the lease; queued again', now)
       redis.call('HSET', key, 'state', 'queued', 'worker', '')
       redis.call('LPUSH', KEYS[1], id)
     end

@@ -149,7 +149,10 @@ async fn a_job_whose_lease_ran_out_runs_again_and_the_old_worker_cannot_finish_i
 
     assert!(before_expiry.is_empty());
     assert_eq!(recovered.len(), 1);
-    assert_eq!(recovered[0].attempt, 2, "the lost run counts as an attempt");
+    assert_eq!(
+        recovered[0].attempt, 1,
+        "a lost worker does not use up an attempt"
+    );
     assert_eq!(
         stale_ack, 0,
         "a worker that lost its lease finished the job"
@@ -350,26 +353,41 @@ async fn a_job_that_has_not_started_can_be_cancelled_but_a_running_one_cannot() 
 }
 
 #[tokio::test]
-async fn a_lapsed_lease_on_the_last_attempt_makes_the_job_dead_with_the_reason() {
+async fn a_lapsed_lease_refunds_the_attempt_and_a_third_lapse_makes_the_job_dead() {
     let (q, _keys) = queues().await;
     let mut once = job("fragile");
     once.max_attempts = 1;
     let id = q.enqueue(&once, T0).await.unwrap().id;
-    q.fetch("default", "crashed", 10, LEASE, T0).await.unwrap();
 
-    let again = q
-        .fetch("default", "w2", 10, LEASE, T0 + 2_000)
+    let mut seen = Vec::new();
+    for round in 0..3 {
+        let at = T0 + round * 2_000;
+        let leased = q
+            .fetch("default", "crashing", 10, LEASE, at)
+            .await
+            .unwrap()
+            .jobs;
+        seen.push(leased.iter().map(|j| j.attempt).collect::<Vec<_>>());
+    }
+    let after = q
+        .fetch("default", "w2", 10, LEASE, T0 + 6_000)
         .await
         .unwrap()
         .jobs;
 
     let record = q.get(&id).await.unwrap().unwrap();
-    assert!(again.is_empty(), "a job ran past its max_attempts");
-    assert_eq!(record.state, "dead");
-    assert!(
-        record.last_error.unwrap().contains("crashed"),
-        "the error names the worker that stopped"
+    assert_eq!(
+        seen,
+        [vec![1], vec![1], vec![1]],
+        "a lost worker did not use up the attempt"
     );
+    assert!(
+        after.is_empty(),
+        "a job that outlived three workers ran again"
+    );
+    assert_eq!(record.state, "dead");
+    assert!(record.last_error.unwrap().contains("3 times"));
+    assert_eq!(record.errors.len(), 3, "each lapse is in the history");
 }
 
 #[tokio::test]
