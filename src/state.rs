@@ -63,7 +63,7 @@ impl AppState {
                     .context("failed to connect to Redis (REDIS_URL)")
             },
         )?;
-        Ok(Self::from_parts(settings, identity, db, redis))
+        Self::from_parts(settings, identity, db, redis)
     }
 
     /// Builds the state from pools that are already open.
@@ -72,15 +72,16 @@ impl AppState {
         identity: Identity,
         db: PgPool,
         redis: deadpool_redis::Pool,
-    ) -> Self {
-        let queues = Queues::new(
-            redis.clone(),
+    ) -> anyhow::Result<Self> {
+        let queues = Queues::connect(
+            settings.redis.url.expose(),
+            Duration::from_secs(settings.redis.timeout_seconds),
             &settings.redis.key_prefix,
             Duration::from_secs(settings.jobs.idempotency_window_seconds),
             Duration::from_secs(settings.jobs.retention_seconds),
-        );
+        )?;
         let outbound = Outbound::new(&settings.outbound);
-        Self(Arc::new(Shared {
+        Ok(Self(Arc::new(Shared {
             settings,
             identity,
             db,
@@ -91,7 +92,7 @@ impl AppState {
             health: HealthMonitor::default(),
             queues,
             outbound,
-        }))
+        })))
     }
 
     /// Closes both pools. Connections still in use get a few seconds to come back; a

@@ -40,12 +40,14 @@ async fn main() -> anyhow::Result<()> {
     config.pool = Some(deadpool_redis::PoolConfig::new(64));
     let pool = config.create_pool(Some(deadpool_redis::Runtime::Tokio1))?;
     let prefix = env("REDIS_KEY_PREFIX", "bench:");
-    let queues = Queues::new(
-        pool.clone(),
+    let queues = Queues::connect(
+        &env("REDIS_URL", "redis://127.0.0.1:6379"),
+        Duration::from_secs(5),
         &prefix,
         Duration::from_secs(60),
         Duration::from_secs(3600),
-    );
+    )
+    .unwrap();
     match args.first().map(String::as_str) {
         Some("enqueue") => {
             let n: usize = args[1].parse()?;

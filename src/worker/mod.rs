@@ -9,7 +9,7 @@
 
 pub mod rotation;
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -105,18 +105,41 @@ pub async fn run(
     let renewer = tokio::spawn(renew_leases(engine.clone(), background.clone()));
     let mover = tokio::spawn(move_dead(engine.clone(), background.clone()));
 
-    let slots = Arc::new(Semaphore::new(concurrency));
-    let tasks = TaskTracker::new();
-    fetch_loop(
-        &engine,
+    // The fetcher leases jobs into a buffer of `concurrency` places; the starter takes
+    // them out as slots free up. Fetching thus overlaps running, and batches stay large.
+    let (buffer, mut leased) = mpsc::channel(concurrency);
+    let fetcher = tokio::spawn(fetch(
+        engine.clone(),
         Rotation::new(&queues, concurrency),
         waiter,
-        &slots,
-        &tasks,
-        &shutdown,
-        concurrency,
-    )
-    .await;
+        buffer,
+        shutdown.clone(),
+    ));
+    let slots = Arc::new(Semaphore::new(concurrency));
+    let tasks = TaskTracker::new();
+    loop {
+        let permit = tokio::select! {
+            permit = slots.clone().acquire_owned() => permit,
+            _ = shutdown.cancelled() => break,
+        };
+        let Ok(permit) = permit else { break };
+        let job = tokio::select! {
+            job = leased.recv() => job,
+            _ = shutdown.cancelled() => break,
+        };
+        let Some(job) = job else { break };
+        start(&engine, &tasks, job, permit);
+    }
+    // Jobs leased ahead but never started go back to their queues at once.
+    let _ = fetcher.await;
+    leased.close();
+    let mut unstarted = Vec::new();
+    while let Some(job) = leased.recv().await {
+        unstarted.push(job);
+    }
+    if !unstarted.is_empty() {
+        engine.hand_back_unstarted(unstarted).await;
+    }
 
     // Drain: running jobs get the drain time; the leases of any still running are
     // handed back so that another worker takes them at once.
@@ -150,95 +173,91 @@ pub async fn run(
     Ok(())
 }
 
-/// Fetches and starts jobs until `shutdown`, then hands back the jobs it had leased but
-/// not started.
+/// Leases jobs into `buffer` until `shutdown`: whenever at least half of the buffer is
+/// free, one fetch fills it from the next queue in the rotation; when every queue is
+/// empty it blocks on their wake tokens until work arrives or something comes due.
 ///
-/// Up to `concurrency` jobs are leased ahead of free slots (prefetch), and the buffer is
-/// refilled once it is half empty. Fetches then come in large batches while the worker is
-/// busy, and a freed slot starts the next job without a round trip to Redis. Prefetched
-/// jobs are leased like running ones: their leases are renewed, and on shutdown they go
-/// back to their queue at once.
-async fn fetch_loop(
-    engine: &Arc<Engine>,
+/// Leased-ahead jobs are held like running ones: their leases are renewed, and on
+/// shutdown they go back to their queue at once. A fetch under way when shutdown comes is
+/// finished, not dropped, so no job is leased without the worker knowing.
+async fn fetch(
+    engine: Arc<Engine>,
     mut rotation: Rotation,
     mut waiter: Waiter,
-    slots: &Arc<Semaphore>,
-    tasks: &TaskTracker,
-    shutdown: &CancellationToken,
-    prefetch: usize,
+    buffer: mpsc::Sender<Leased>,
+    shutdown: CancellationToken,
 ) {
-    let mut buffer: VecDeque<Leased> = VecDeque::new();
+    let half = buffer.max_capacity().div_ceil(2);
     let mut failing = false;
-    while !shutdown.is_cancelled() {
-        while !buffer.is_empty() {
-            let Ok(permit) = slots.clone().try_acquire_owned() else {
-                break;
-            };
-            if let Some(job) = buffer.pop_front() {
-                start(engine, tasks, job, permit);
-            }
-        }
-        let room = slots.available_permits() + prefetch - buffer.len();
-        if buffer.len() > prefetch / 2 || room == 0 {
-            tokio::select! {
-                // A slot frees up; it is taken for real when the next job starts.
-                permit = slots.acquire() => drop(permit),
-                _ = shutdown.cancelled() => break,
-            }
-            continue;
-        }
-        let mut fetched_any = false;
+    'fetching: while !shutdown.is_cancelled() {
+        let places = tokio::select! {
+            places = buffer.reserve_many(half) => places,
+            _ = shutdown.cancelled() => break,
+        };
+        let Ok(mut places) = places else { break };
+        let room = places.len() + buffer.capacity();
         let mut next_due: Option<i64> = None;
-        let mut error = None;
+        let mut fetched_any = false;
         for _ in 0..rotation.len() {
             let (queue, share) = rotation.turn();
             let want = room.min(2 * share).min(MAX_BATCH);
-            match engine
+            let fetched = match engine
                 .queues
                 .fetch(queue, &engine.id, want, engine.lease, now_ms())
                 .await
             {
-                Ok(fetched) => {
-                    next_due = match (next_due, fetched.next_due_ms) {
-                        (Some(a), Some(b)) => Some(a.min(b)),
-                        (a, b) => a.or(b),
-                    };
-                    if let Ok(mut running) = engine.running.lock() {
-                        for job in &fetched.jobs {
-                            running.insert(job.id.clone(), job.queue.clone());
+                Ok(fetched) => fetched,
+                Err(error) => {
+                    if !failing {
+                        tracing::error!(
+                            error = format!("{error:#}"),
+                            "fetching jobs failed; retrying"
+                        );
+                        failing = true;
+                    }
+                    drop(places);
+                    tokio::select! {
+                        _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                        _ = shutdown.cancelled() => break 'fetching,
+                    }
+                    continue 'fetching;
+                }
+            };
+            if failing {
+                tracing::info!("fetching jobs works again");
+                failing = false;
+            }
+            next_due = match (next_due, fetched.next_due_ms) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
+            if fetched.jobs.is_empty() {
+                continue;
+            }
+            fetched_any = true;
+            if let Ok(mut running) = engine.running.lock() {
+                for job in &fetched.jobs {
+                    running.insert(job.id.clone(), job.queue.clone());
+                }
+            }
+            for job in fetched.jobs {
+                match places.next() {
+                    Some(place) => {
+                        place.send(job);
+                    }
+                    // More than the reserved places: wait for one (the buffer drains as
+                    // slots free up, or is emptied at shutdown).
+                    None => {
+                        if buffer.send(job).await.is_err() {
+                            break 'fetching;
                         }
                     }
-                    fetched_any = !fetched.jobs.is_empty();
-                    buffer.extend(fetched.jobs);
-                    if fetched_any {
-                        break;
-                    }
-                }
-                Err(e) => {
-                    error = Some(e);
-                    break;
                 }
             }
+            break;
         }
-        if let Some(error) = error {
-            if !failing {
-                tracing::error!(
-                    error = format!("{error:#}"),
-                    "fetching jobs failed; retrying"
-                );
-                failing = true;
-            }
-            tokio::select! {
-                _ = tokio::time::sleep(Duration::from_secs(1)) => {}
-                _ = shutdown.cancelled() => break,
-            }
-            continue;
-        }
-        if failing {
-            tracing::info!("fetching jobs works again");
-            failing = false;
-        }
-        if fetched_any || !buffer.is_empty() {
+        drop(places);
+        if fetched_any {
             continue;
         }
         let wait = next_due
@@ -261,16 +280,12 @@ async fn fetch_loop(
             _ = shutdown.cancelled() => break,
         }
     }
-    if !buffer.is_empty() {
-        engine
-            .hand_back_unstarted(buffer.into_iter().collect())
-            .await;
-    }
 }
 
 impl Engine {
     /// Returns prefetched jobs that never started to their queues at once.
     async fn hand_back_unstarted(&self, jobs: Vec<Leased>) {
+        tracing::info!(jobs = jobs.len(), "handing back jobs leased ahead");
         let mut by_queue: HashMap<String, Vec<String>> = HashMap::new();
         if let Ok(mut running) = self.running.lock() {
             for job in &jobs {

@@ -12,16 +12,15 @@ const LEASE: Duration = Duration::from_secs(1);
 
 /// A queue over its own key prefix, and the guard that deletes those keys afterwards.
 async fn queues() -> (Queues, RedisKeys) {
-    let pool = deadpool_redis::Config::from_url(server_redis_url())
-        .create_pool(Some(deadpool_redis::Runtime::Tokio1))
-        .unwrap();
     let prefix = format!("test:{}:", uuid::Uuid::new_v4().simple());
-    let queues = Queues::new(
-        pool,
+    let queues = Queues::connect(
+        &server_redis_url(),
+        Duration::from_secs(5),
         &prefix,
         Duration::from_secs(60),
         Duration::from_secs(60),
-    );
+    )
+    .unwrap();
     (queues, RedisKeys(prefix))
 }
 

@@ -26,15 +26,16 @@ impl Setup {
             env.insert(k.to_string(), v.to_string());
         }
         let prefix = env["REDIS_KEY_PREFIX"].clone();
-        let pool = deadpool_redis::Config::from_url(server_redis_url())
-            .create_pool(Some(deadpool_redis::Runtime::Tokio1))
-            .unwrap();
-        let queues = Queues::new(
-            pool,
+        // The connection lives on this test's runtime.
+        let _runtime = rt.enter();
+        let queues = Queues::connect(
+            &server_redis_url(),
+            Duration::from_secs(5),
             &prefix,
             Duration::from_secs(60),
             Duration::from_secs(3600),
-        );
+        )
+        .unwrap();
         Self {
             rt,
             db,
