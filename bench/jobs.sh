@@ -6,8 +6,11 @@
 #   - enqueue-to-start latency p50/p99 at a steady RATE jobs/s,
 #   - Redis commands per job during a drain (all commands, including those run inside
 #     scripts, and the script and blocking calls among them) and the worker's peak RSS,
-#   - a crash run: CRASH_N jobs of 20 ms, the worker killed with SIGKILL CRASH_KILLS times
-#     during the drain and restarted at once; lost jobs, repeated runs, time to recover.
+#   - a crash run: CRASH_N jobs of 50 ms at concurrency 32 (about 16 s of work), the worker
+#     killed with SIGKILL CRASH_KILLS times during the drain, 2.2-3 s apart (longer than
+#     the 2 s lease, so each kill's stranded jobs are told apart), and restarted at once;
+#     lost jobs, jobs run again, how soon the new worker started, how soon stranded jobs
+#     ran again.
 # Usage: bench/jobs.sh   (N=100000 RATE=1000 STEADY_SECONDS=10 CRASH_N=10000 CRASH_KILLS=5)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -99,14 +102,13 @@ wait $bull_pid
 lat=$(tail -1 "$work/bull-latency")
 record "bullmq latency p50_ms=$(echo "$lat" | json "['p50_ms']") p99_ms=$(echo "$lat" | json "['p99_ms']") max_ms=$(echo "$lat" | json "['max_ms']")"
 
-say "crash run: $CRASH_N jobs of 20 ms, SIGKILL x$CRASH_KILLS during the drain"
+say "crash run: $CRASH_N jobs of 50 ms, SIGKILL x$CRASH_KILLS during the drain"
 reset
-SLEEP_MS=20 "$DRIVER" enqueue "$CRASH_N" batch "$work/crash" >/dev/null
+SLEEP_MS=50 "$DRIVER" enqueue "$CRASH_N" batch "$work/crash" >/dev/null
 : >"$work/kills"
 start_worker 32 2
 for _ in $(seq 1 "$CRASH_KILLS"); do
-  # Irregular intervals, so kills do not line up with the 2 s lease.
-  sleep "$(python3 -c 'import random; print(round(random.uniform(0.8, 1.6), 2))')"
+  sleep "$(python3 -c 'import random; print(round(random.uniform(2.2, 3.0), 2))')"
   kill -9 "$worker_pid"; wait "$worker_pid" 2>/dev/null || true
   date +%s%3N >>"$work/kills"
   start_worker 32 2

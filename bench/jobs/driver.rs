@@ -151,26 +151,30 @@ async fn main() -> anyhow::Result<()> {
             let mut conn = pool.get().await?;
             let mut lost = 0;
             let mut dead = 0;
-            let mut repeated = 0;
-            let mut reruns: Vec<i64> = Vec::new();
+            let mut rerun_starts: Vec<i64> = Vec::new();
+            let mut all_starts: Vec<i64> = Vec::new();
             for chunk in ids.chunks(5000) {
                 let mut pipe = redis::pipe();
                 for id in chunk {
                     pipe.cmd("HMGET")
                         .arg(format!("{prefix}job:{id}"))
                         .arg("state")
-                        .arg("attempts")
+                        .arg("lapses")
                         .arg("started_ms");
                 }
                 let rows: Vec<(Option<String>, Option<i64>, Option<i64>)> =
                     pipe.query_async(&mut conn).await?;
-                for (state, attempts, started) in rows {
-                    if state.as_deref() != Some("succeeded") {
-                        lost += 1;
+                for (state, lapses, started) in rows {
+                    match state.as_deref() {
+                        Some("succeeded") => {}
+                        // Dead by the three-lapses rule, still in Redis's outbox.
+                        Some("dead") => dead += 1,
+                        // Gone from Redis: moved to Postgres once dead, or lost.
+                        _ => lost += 1,
                     }
-                    if attempts.unwrap_or(0) > 1 {
-                        repeated += 1;
-                        reruns.extend(started);
+                    all_starts.extend(started);
+                    if lapses.unwrap_or(0) > 0 {
+                        rerun_starts.extend(started);
                     }
                 }
             }
@@ -178,13 +182,23 @@ async fn main() -> anyhow::Result<()> {
             let in_postgres: usize = args[3].trim().parse()?;
             dead += in_postgres;
             lost -= in_postgres.min(lost);
-            // Recovery: from each kill to the last re-run start of a job it interrupted.
-            let recovery: Vec<f64> = kills
+            // Per kill: how soon the restarted worker started a job, and how long until
+            // the last job whose lease it stranded ran again (its final start, measured
+            // from the latest kill before it).
+            let first_after = |k: i64| {
+                all_starts
+                    .iter()
+                    .filter(|&&s| s > k)
+                    .min()
+                    .map(|&s| (s - k) as f64 / 1000.0)
+            };
+            let back_to_work: Vec<Option<f64>> = kills.iter().map(|&k| first_after(k)).collect();
+            let stranded_rerun: Vec<f64> = kills
                 .iter()
                 .enumerate()
                 .map(|(i, &k)| {
                     let next = kills.get(i + 1).copied().unwrap_or(i64::MAX);
-                    reruns
+                    rerun_starts
                         .iter()
                         .filter(|&&s| s > k && s < next)
                         .map(|&s| (s - k) as f64 / 1000.0)
@@ -193,7 +207,12 @@ async fn main() -> anyhow::Result<()> {
                 .collect();
             println!(
                 "{}",
-                serde_json::json!({"jobs": ids.len(), "lost": lost, "dead_after_three_lapses": dead, "ran_again_after_a_kill": repeated, "kills": kills.len(), "recovery_s": recovery})
+                serde_json::json!({
+                    "jobs": ids.len(), "lost": lost, "dead_after_three_lapses": dead,
+                    "ran_again_after_a_kill": rerun_starts.len(), "kills": kills.len(),
+                    "restart_to_first_job_s": back_to_work,
+                    "stranded_jobs_rerun_within_s": stranded_rerun,
+                })
             );
         }
         _ => anyhow::bail!("usage: see the comment at the top of bench/jobs/driver.rs"),

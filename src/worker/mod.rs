@@ -1,7 +1,8 @@
 //! The worker engine behind `app worker`: fetches leased batches from its queues in
 //! weighted rotation ([`rotation`]), keeps up to `concurrency` more jobs leased ahead of
-//! free slots, runs each job on its own task under the job's timeout, renews the leases of running jobs, acknowledges successes in batches, records
-//! failures with backoff, and copies dead jobs to Postgres.
+//! free slots, runs each job on its own task under the job's timeout, renews the leases
+//! of running jobs, acknowledges successes in batches, records failures with backoff, and
+//! copies dead jobs to Postgres.
 //!
 //! On shutdown it stops fetching, lets running jobs finish within `shutdown.drain_seconds`
 //! and then hands back, at once, the leases of any still running, so another worker picks
@@ -25,8 +26,8 @@ use rotation::Rotation;
 
 /// The most jobs one fetch leases.
 const MAX_BATCH: usize = 100;
-/// The most jobs one acknowledgement finishes. Larger batches measured faster than 256
-/// (bench/jobs.sh): fewer script calls outweigh fetches waiting behind a long script.
+/// The most jobs one acknowledgement finishes: whatever gathered while the last one was in
+/// flight, up to this.
 const MAX_ACK_BATCH: usize = 1024;
 /// The longest an idle worker blocks before looking again (lapsed leases, new delays).
 const IDLE_WAIT: Duration = Duration::from_secs(5);
@@ -52,7 +53,8 @@ struct Engine {
     id: String,
     lease: Duration,
     backoff: Backoff,
-    /// Running jobs by id, with their queue: what lease renewal and hand-back work on.
+    /// Jobs this worker holds a lease on (running or leased ahead), by id, with their
+    /// queue: what lease renewal and hand-back work on.
     running: Mutex<HashMap<String, String>>,
     /// Successes waiting for the batch acknowledger.
     acks: mpsc::UnboundedSender<(String, String)>,
