@@ -39,9 +39,15 @@ pub enum ApiError {
     Unavailable(String),
     #[error("the request took longer than {seconds}s and was cancelled")]
     Timeout { seconds: u64 },
+    /// Postgres or Redis did not answer: worth retrying. The cause is logged, not sent.
+    #[error("{what} is unavailable right now; retry shortly")]
+    DependencyDown {
+        what: &'static str,
+        cause: anyhow::Error,
+    },
     /// Anything unexpected. Its message never reaches the client.
     #[error("internal error")]
-    Internal(#[from] anyhow::Error),
+    Internal(anyhow::Error),
 }
 
 impl ApiError {
@@ -56,7 +62,9 @@ impl ApiError {
             Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::Unprocessable(_) | Self::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
             Self::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
-            Self::Unavailable(_) | Self::Timeout { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Unavailable(_) | Self::Timeout { .. } | Self::DependencyDown { .. } => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -75,22 +83,67 @@ impl ApiError {
             Self::RateLimited(_) => "rate_limited",
             Self::Unavailable(_) => "unavailable",
             Self::Timeout { .. } => "request_timeout",
+            Self::DependencyDown { .. } => "dependency_unavailable",
             Self::Internal(_) => "internal_error",
+        }
+    }
+}
+
+impl From<anyhow::Error> for ApiError {
+    /// A connection or timeout failure of Postgres or Redis anywhere in the chain is a
+    /// 503 the client may retry; anything else is a 500.
+    fn from(cause: anyhow::Error) -> Self {
+        let down = cause.chain().find_map(|e| {
+            if let Some(redis) = e.downcast_ref::<deadpool_redis::redis::RedisError>() {
+                let transient = redis.is_io_error()
+                    || redis.is_timeout()
+                    || redis.is_connection_dropped()
+                    || redis.is_connection_refusal();
+                return transient.then_some("Redis");
+            }
+            if let Some(sql) = e.downcast_ref::<sqlx::Error>() {
+                let transient = matches!(
+                    sql,
+                    sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed
+                );
+                return transient.then_some("PostgreSQL");
+            }
+            None
+        });
+        match down {
+            Some(what) => Self::DependencyDown { what, cause },
+            None => Self::Internal(cause),
         }
     }
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        if let Self::Internal(cause) = &self {
-            let request_id = current_request_id().unwrap_or_default();
-            tracing::error!(error = format!("{cause:#}"), request_id, "request failed");
+        let request_id = current_request_id().unwrap_or_default();
+        match &self {
+            Self::Internal(cause) => {
+                tracing::error!(error = format!("{cause:#}"), request_id, "request failed");
+            }
+            Self::DependencyDown { what, cause } => {
+                tracing::warn!(
+                    dependency = what,
+                    error = format!("{cause:#}"),
+                    request_id,
+                    "request failed: a dependency is down"
+                );
+            }
+            _ => {}
         }
         let mut problem = Problem::new(self.status(), self.code(), self.to_string());
         if let Self::Invalid(invalid) = &self {
             problem.field = Some(invalid.field.clone());
         }
         let mut response = problem.into_response();
+        if matches!(self, Self::DependencyDown { .. }) {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        }
         if matches!(self, Self::Unauthorized) {
             response
                 .headers_mut()

@@ -26,8 +26,9 @@
 //! - `queue:{q}:succeeded:{t}` and `queue:{q}:failed:{t}`: counters of attempts finished in
 //!   the 10-second window `t`, kept two minutes, for the last minute's throughput.
 //! - `job:{id}`: HASH with the job (`queue`, `kind`, `payload`, `attempts`, `max_attempts`,
-//!   `timeout_ms`) and its progress (`state`, `worker`, `last_error`, `errors` as a JSON
-//!   list, `created_ms`, `run_at_ms`, `started_ms`, `finished_ms`). It expires the
+//!   `timeout_ms`) and its progress (`state`, `worker` holding the lease, `lapses` (leases
+//!   that ran out under it), `last_error`, `errors` as a JSON list, `created_ms`,
+//!   `run_at_ms`, `started_ms`, `finished_ms`). It expires the
 //!   retention setting after the job succeeds or is cancelled.
 //! - `dead`: LIST, the outbox of jobs that died in Redis and are not yet in Postgres. The
 //!   worker copies each to `dead_jobs` (idempotently) and only then removes it here, so a

@@ -165,6 +165,26 @@ async fn retry_after_is_honoured_and_410_stops_retries() {
 }
 
 #[tokio::test]
+async fn a_call_that_times_out_is_retried() {
+    let slow = Target::start(vec![Answer::status(200).after(Duration::from_secs(3))]);
+    let w = Worker::start(&[
+        ("OUTBOUND_ALLOW_PRIVATE", "true"),
+        ("OUTBOUND_TIMEOUT_SECONDS", "1"),
+    ])
+    .await;
+
+    let id = w
+        .enqueue(json!({"kind": "http", "payload": {"url": slow.url("/")}}))
+        .await;
+    let done = w.wait_for(&id, "succeeded").await;
+
+    assert_eq!(done["attempts"], 2);
+    let error = done["errors"][0]["error"].as_str().unwrap();
+    assert!(error.contains("no response within"), "{error}");
+    w.stop().await;
+}
+
+#[tokio::test]
 async fn http_jobs_to_internal_addresses_are_refused_for_every_class() {
     let w = Worker::start(&[]).await;
     let table = [

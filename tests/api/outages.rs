@@ -100,3 +100,27 @@ async fn a_hanging_dependency_makes_health_answer_503_within_its_bound_not_hang(
     assert!(took < Duration::from_secs(4), "took {took:?}");
     app.stop().await;
 }
+
+#[tokio::test]
+async fn an_enqueue_while_redis_is_down_is_a_retryable_503_and_works_once_it_is_back() {
+    let (app, proxy) = app_behind("redis").await;
+    let job = serde_json::json!({"kind": "noop"});
+
+    proxy.set(Mode::Cut);
+    let down = app.admin("POST", "/api/v1/jobs", Some(job.clone())).await;
+    proxy.set(Mode::Pass);
+    let start = Instant::now();
+    let back = loop {
+        let reply = app.admin("POST", "/api/v1/jobs", Some(job.clone())).await;
+        if reply.status == 202 || start.elapsed() > Duration::from_secs(10) {
+            break reply;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+
+    let problem = down.assert_problem(503, "dependency_unavailable");
+    assert!(problem["detail"].as_str().unwrap().contains("Redis"));
+    assert_eq!(down.header("retry-after"), Some("1"));
+    assert_eq!(back.status, 202, "{}", back.body);
+    app.stop().await;
+}

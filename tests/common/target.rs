@@ -31,6 +31,8 @@ impl Received {
 pub struct Answer {
     pub status: u16,
     pub headers: Vec<(String, String)>,
+    /// How long to wait before answering.
+    pub delay: std::time::Duration,
 }
 
 impl Answer {
@@ -38,7 +40,13 @@ impl Answer {
         Self {
             status,
             headers: Vec::new(),
+            delay: std::time::Duration::ZERO,
         }
+    }
+
+    pub fn after(mut self, delay: std::time::Duration) -> Self {
+        self.delay = delay;
+        self
     }
 
     pub fn with(mut self, name: &str, value: &str) -> Self {
@@ -122,6 +130,7 @@ impl Target {
             .unwrap()
             .pop_front()
             .unwrap_or(Answer::status(200));
+        std::thread::sleep(answer.delay);
         let mut out = format!(
             "HTTP/1.1 {} X\r\nconnection: close\r\ncontent-length: 2\r\n",
             answer.status
