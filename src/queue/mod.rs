@@ -14,9 +14,10 @@
 //! - `queue:{q}:scheduled`: ZSET of delayed job ids by the millisecond they become due.
 //! - `queue:{q}:retry`: ZSET of failed job ids by the millisecond their backoff ends. Kept
 //!   apart from `scheduled` so the API can count retrying jobs.
-//! - `queue:{q}:leased`: ZSET of running job ids by the millisecond their lease ends. A
-//!   worker that dies stops renewing its leases; the next fetch on the queue finds them
-//!   lapsed and puts those jobs back at the front of `ready`.
+//! - `queue:{q}:leased`: ZSET of leases, `{id}|{worker}`, by the millisecond they end. The
+//!   member names the holder, so finishing a job is one ZREM that fails for any worker but
+//!   the holder. A worker that dies stops renewing its leases; the next fetch on the queue
+//!   finds them lapsed and puts those jobs back at the front of `ready`.
 //! - `queue:{q}:wake`: LIST holding at most one token. Enqueue, a retry, a hand-back and a
 //!   fetch that leaves jobs behind push it; idle workers block on it with BLPOP, so a new
 //!   job starts in about a millisecond without polling, and a sleeping worker shortens its
@@ -26,7 +27,7 @@
 //! - `queue:{q}:succeeded:{t}` and `queue:{q}:failed:{t}`: counters of attempts finished in
 //!   the 10-second window `t`, kept two minutes, for the last minute's throughput.
 //! - `job:{id}`: HASH with the job (`queue`, `kind`, `payload`, `attempts`, `max_attempts`,
-//!   `timeout_ms`) and its progress (`state`, `worker` holding the lease, `lapses` (leases
+//!   `timeout_ms`) and its progress (`state`, `worker` for display, `lapses` (leases
 //!   that ran out under it), `last_error`, `errors` as a JSON list, `created_ms`,
 //!   `run_at_ms`, `started_ms`, `finished_ms`). It expires the
 //!   retention setting after the job succeeds or is cancelled.
@@ -41,7 +42,7 @@
 //! crash), or acknowledged by a worker whose lease another worker has taken over.
 //!
 //! Scripts touch `job:{id}` keys they do not declare, which single-node Redis (Railway's)
-//! allows; Redis Cluster is not supported. Lease times come from the workers' clocks,
+//! allows; Redis Cluster is not supported. Redis 6.2 or newer (ZMSCORE, LPOP with a count). Lease times come from the workers' clocks,
 //! which NTP keeps far closer together than a lease is long.
 
 use std::collections::HashMap;

@@ -95,10 +95,12 @@ end
 -- started: workers lease a few jobs ahead). The attempt is refunded; a job that outlives
 -- three workers is taken for a job that kills them, and dies.
 local lapsed = redis.call('ZRANGEBYSCORE', KEYS[4], '-inf', now, 'LIMIT', 0, 1000)
-for _, id in ipairs(lapsed) do
+for _, lease in ipairs(lapsed) do
+  redis.call('ZREM', KEYS[4], lease)
+  local bar = string.find(lease, '|', 1, true) or (#lease + 1)
+  local id = string.sub(lease, 1, bar - 1)
   local key = job(id)
-  redis.call('ZREM', KEYS[4], id)
-  local f = redis.call('HMGET', key, 'attempts', 'worker')
+  local f = {redis.call('HGET', key, 'attempts'), string.sub(lease, bar + 1)}
   if f[1] then
     local lapses = redis.call('HINCRBY', key, 'lapses', 1)
     redis.call('HINCRBY', key, 'attempts', -1)
@@ -120,16 +122,22 @@ if ids then
   -- The hot loop passes Redis strings through untouched: numbers formatted by Lua cost
   -- a float conversion each.
   local prefix, worker, started, deadline = ARGV[1], ARGV[5], ARGV[2], ARGV[3]
+  local leases = {}
   for _, id in ipairs(ids) do
     local key = prefix .. id
-    local f = redis.call('HMGET', key, 'kind', 'payload', 'max_attempts', 'timeout_ms')
+    local f = redis.call('HMGET', key, 'kind', 'payload', 'max_attempts', 'timeout_ms', 'attempts')
     if f[1] then
-      local attempt = redis.call('HINCRBY', key, 'attempts', 1)
-      redis.call('HSET', key, 'state', 'running', 'worker', worker, 'started_ms', started)
-      redis.call('ZADD', KEYS[4], deadline, id)
+      -- Attempts stay below 2^53, where Lua numbers print as plain integers.
+      local attempt = string.format('%d', tonumber(f[5]) + 1)
+      redis.call('HSET', key, 'state', 'running', 'worker', worker, 'started_ms', started,
+        'attempts', attempt)
+      leases[#leases + 1] = deadline
+      leases[#leases + 1] = id .. '|' .. worker
       out[#out + 1] = {id, f[1], f[2], attempt, f[3], f[4]}
     end
   end
+  -- One ZADD for the whole batch: each redis.call has a fixed cost.
+  if #leases > 0 then redis.call('ZADD', KEYS[4], unpack(leases)) end
 end
 local next_due = -1
 if #out == tonumber(ARGV[4]) then
@@ -148,17 +156,16 @@ return {out, next_due}
 "#
 );
 
-/// The lease check every script that finishes or changes a running job starts from: the
-/// job's hash names this worker (ARGV[2]) as the holder. Every script that takes a job out
-/// of `leased` (KEYS[1]) clears `worker` in the same step, and only FETCH sets it, so the
-/// hash alone says who holds the lease. One definition, so the scripts cannot drift apart.
+/// Scripts that finish or change a running job work on its lease: the member
+/// `{id}|{worker}` of `leased` (KEYS[1]), for this worker (ARGV[2]). The lease names its
+/// holder, so removing it (ZREM answers 1) is the ownership check itself: a worker whose
+/// lease lapsed and went to another worker finds nothing to remove. One definition, so
+/// the scripts cannot drift apart.
 macro_rules! leased_script {
     ($body:literal) => {
         script!(concat!(
             r#"
-local function holds(id)
-  return redis.call('HGET', job(id), 'worker') == ARGV[2]
-end
+local function lease(id) return id .. '|' .. ARGV[2] end
 "#,
             $body
         ))
@@ -171,15 +178,24 @@ pub static ACK: LazyLock<Script> = leased_script!(
     r#"
 local done = 0
 local prefix, worker, finished, retention = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
-for i = 5, #ARGV do
-  local id = ARGV[i]
-  local key = prefix .. id
-  if redis.call('HGET', key, 'worker') == worker then
-    redis.call('ZREM', KEYS[1], id)
+-- Which leases this worker still holds, and their removal, one call each for the batch.
+local leases = {}
+for i = 5, #ARGV do leases[#leases + 1] = ARGV[i] .. '|' .. worker end
+local scores = redis.call('ZMSCORE', KEYS[1], unpack(leases))
+local held = {}
+for i = 1, #leases do
+  if scores[i] then held[#held + 1] = i end
+end
+if #held > 0 then
+  local gone = {}
+  for _, i in ipairs(held) do gone[#gone + 1] = leases[i] end
+  redis.call('ZREM', KEYS[1], unpack(gone))
+  for _, i in ipairs(held) do
+    local key = prefix .. ARGV[i + 4]
     redis.call('HSET', key, 'state', 'succeeded', 'worker', '', 'finished_ms', finished)
     redis.call('EXPIRE', key, retention)
-    done = done + 1
   end
+  done = #held
 end
 if done > 0 then
   redis.call('INCRBY', KEYS[2], done)
@@ -195,8 +211,9 @@ pub static EXTEND: LazyLock<Script> = leased_script!(
     r#"
 local lost = {}
 for i = 4, #ARGV do
-  if holds(ARGV[i]) then
-    redis.call('ZADD', KEYS[1], 'XX', ARGV[3], ARGV[i])
+  local held = lease(ARGV[i])
+  if redis.call('ZSCORE', KEYS[1], held) then
+    redis.call('ZADD', KEYS[1], 'XX', ARGV[3], held)
   else
     lost[#lost + 1] = ARGV[i]
   end
@@ -212,8 +229,7 @@ pub static FAIL: LazyLock<Script> = leased_script!(
     r#"
 local id = ARGV[3]
 local key = job(id)
-if not holds(id) then return '' end
-redis.call('ZREM', KEYS[1], id)
+if redis.call('ZREM', KEYS[1], lease(id)) == 0 then return '' end
 add_error(key, redis.call('HGET', key, 'attempts'), ARGV[4], ARGV[6])
 redis.call('INCR', KEYS[4])
 redis.call('EXPIRE', KEYS[4], 120)
@@ -237,8 +253,7 @@ pub static RELEASE: LazyLock<Script> = leased_script!(
 local released = 0
 for i = 3, #ARGV do
   local id = ARGV[i]
-  if holds(id) then
-    redis.call('ZREM', KEYS[1], id)
+  if redis.call('ZREM', KEYS[1], lease(id)) == 1 then
     redis.call('LPUSH', KEYS[2], id)
     redis.call('HINCRBY', job(id), 'attempts', -1)
     redis.call('HSET', job(id), 'state', 'queued', 'worker', '')
