@@ -11,6 +11,7 @@
 pub mod rotation;
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -26,6 +27,10 @@ use rotation::Rotation;
 
 /// The most jobs one fetch leases.
 const MAX_BATCH: usize = 100;
+/// How much work a worker leases ahead of its free slots, at its current pace.
+const LEASE_AHEAD: Duration = Duration::from_millis(50);
+/// The most jobs leased ahead of free slots, whatever the pace.
+const MAX_AHEAD: usize = 256;
 /// The most jobs one acknowledgement finishes: whatever gathered while the last one was in
 /// flight, up to this.
 const MAX_ACK_BATCH: usize = 1024;
@@ -60,6 +65,10 @@ struct Engine {
     acks: mpsc::UnboundedSender<(String, String)>,
     /// Wakes the dead-job mover when a job dies.
     died: Notify,
+    /// Jobs started so far, for the fetcher's pace.
+    started: AtomicU64,
+    /// Signalled each time a job leaves the buffer.
+    taken: Notify,
     /// Metric handles by queue, then kind.
     meters: Mutex<HashMap<String, HashMap<String, Meters>>>,
 }
@@ -87,6 +96,8 @@ pub async fn run(
         acks,
         died: Notify::new(),
         meters: Mutex::default(),
+        started: AtomicU64::new(0),
+        taken: Notify::new(),
         state: state.clone(),
     });
     let wake_keys = queues
@@ -109,15 +120,16 @@ pub async fn run(
 
     // The fetcher leases jobs into a buffer of `concurrency` places; the starter takes
     // them out as slots free up. Fetching thus overlaps running, and batches stay large.
-    let (buffer, mut leased) = mpsc::channel(concurrency);
+    let slots = Arc::new(Semaphore::new(concurrency));
+    let (buffer, mut leased) = mpsc::channel(concurrency + MAX_AHEAD);
     let fetcher = tokio::spawn(fetch(
         engine.clone(),
         Rotation::new(&queues, concurrency),
         waiter,
         buffer,
+        slots.clone(),
         shutdown.clone(),
     ));
-    let slots = Arc::new(Semaphore::new(concurrency));
     let tasks = TaskTracker::new();
     loop {
         let permit = tokio::select! {
@@ -130,6 +142,8 @@ pub async fn run(
             _ = shutdown.cancelled() => break,
         };
         let Some(job) = job else { break };
+        engine.started.fetch_add(1, Ordering::Relaxed);
+        engine.taken.notify_one();
         start(&engine, &tasks, job, permit);
     }
     // Jobs leased ahead but never started go back to their queues at once.
@@ -175,34 +189,44 @@ pub async fn run(
     Ok(())
 }
 
-/// Leases jobs into `buffer` until `shutdown`: whenever at least half of the buffer is
-/// free, one fetch fills it from the next queue in the rotation; when every queue is
-/// empty it blocks on their wake tokens until work arrives or something comes due.
+/// Leases jobs into `buffer` until `shutdown`: enough to fill the free slots, plus about
+/// [`LEASE_AHEAD`] of work at the pace jobs are starting, so that a slot that frees up
+/// starts its next job without a round trip to Redis. It fetches once the buffer holds
+/// less than half of that, from the next queue in the rotation; when every queue is empty
+/// it blocks on their wake tokens until work arrives or something comes due.
 ///
-/// Leased-ahead jobs are held like running ones: their leases are renewed, and on
-/// shutdown they go back to their queue at once. A fetch under way when shutdown comes is
-/// finished, not dropped, so no job is leased without the worker knowing.
+/// Sizing the lease-ahead by pace rather than by concurrency keeps batches large for
+/// short jobs and holds almost nothing back for long ones, which another worker may be
+/// free to run. Leased-ahead jobs are held like running ones: their leases are renewed,
+/// and on shutdown they go back to their queue at once. A fetch under way when shutdown
+/// comes is finished, not dropped, so no job is leased without the worker knowing.
 async fn fetch(
     engine: Arc<Engine>,
     mut rotation: Rotation,
     mut waiter: Waiter,
     buffer: mpsc::Sender<Leased>,
+    slots: Arc<Semaphore>,
     shutdown: CancellationToken,
 ) {
-    let half = buffer.max_capacity().div_ceil(2);
+    let mut pace = Pace::new();
     let mut failing = false;
     'fetching: while !shutdown.is_cancelled() {
-        let places = tokio::select! {
-            places = buffer.reserve_many(half) => places,
-            _ = shutdown.cancelled() => break,
-        };
-        let Ok(mut places) = places else { break };
-        let room = places.len() + buffer.capacity();
+        let buffered = buffer.max_capacity() - buffer.capacity();
+        let ahead = pace.jobs_ahead(engine.started.load(Ordering::Relaxed));
+        let desired = slots.available_permits() + ahead;
+        if buffered * 2 >= desired {
+            tokio::select! {
+                _ = engine.taken.notified() => {}
+                _ = shutdown.cancelled() => break,
+            }
+            continue;
+        }
+        let room = desired - buffered;
         let mut next_due: Option<i64> = None;
         let mut fetched_any = false;
         for _ in 0..rotation.len() {
             let (queue, share) = rotation.turn();
-            let want = room.min(2 * share).min(MAX_BATCH);
+            let want = room.min(2 * share + ahead).min(MAX_BATCH);
             let fetched = match engine
                 .queues
                 .fetch(queue, &engine.id, want, engine.lease, now_ms())
@@ -217,7 +241,6 @@ async fn fetch(
                         );
                         failing = true;
                     }
-                    drop(places);
                     tokio::select! {
                         _ = tokio::time::sleep(Duration::from_secs(1)) => {}
                         _ = shutdown.cancelled() => break 'fetching,
@@ -242,23 +265,15 @@ async fn fetch(
                     running.insert(job.id.clone(), job.queue.clone());
                 }
             }
+            // The buffer has room for every slot plus the most leased ahead, so this never
+            // waits for long.
             for job in fetched.jobs {
-                match places.next() {
-                    Some(place) => {
-                        place.send(job);
-                    }
-                    // More than the reserved places: wait for one (the buffer drains as
-                    // slots free up, or is emptied at shutdown).
-                    None => {
-                        if buffer.send(job).await.is_err() {
-                            break 'fetching;
-                        }
-                    }
+                if buffer.send(job).await.is_err() {
+                    break 'fetching;
                 }
             }
             break;
         }
-        drop(places);
         if fetched_any {
             continue;
         }
@@ -281,6 +296,35 @@ async fn fetch(
             }
             _ = shutdown.cancelled() => break,
         }
+    }
+}
+
+/// Jobs started per second, smoothed, and what that means for leasing ahead.
+struct Pace {
+    per_second: f64,
+    since: Instant,
+    count: u64,
+}
+
+impl Pace {
+    fn new() -> Self {
+        Self {
+            per_second: 0.0,
+            since: Instant::now(),
+            count: 0,
+        }
+    }
+
+    /// How many jobs to hold beyond the free slots, given the running count of starts.
+    fn jobs_ahead(&mut self, started: u64) -> usize {
+        let elapsed = self.since.elapsed();
+        if elapsed >= Duration::from_millis(100) {
+            let recent = (started - self.count) as f64 / elapsed.as_secs_f64();
+            self.per_second = 0.7 * self.per_second + 0.3 * recent;
+            self.since = Instant::now();
+            self.count = started;
+        }
+        ((self.per_second * LEASE_AHEAD.as_secs_f64()).ceil() as usize).clamp(1, MAX_AHEAD)
     }
 }
 
