@@ -49,6 +49,7 @@ reset() {
 # that run a script), the rest being plain commands such as BLPOP.
 all_calls() { $RCLI INFO commandstats | tr -d '\r' | awk -F'[=,:]' '/^cmdstat_/ {s += $3} END {print s}'; }
 top_calls() { $RCLI INFO commandstats | tr -d '\r' | awk -F'[=,:]' '/^cmdstat_(evalsha|eval|fcall|blpop|bzpopmin|brpoplpush|blmove|bzmpop)/ {s += $3} END {print s+0}'; }
+per_job() { python3 -c "print(f'{$1 / $N:.2f}')"; }
 peak_rss() { awk '/VmHWM/ {print $2}' "/proc/$1/status"; }
 json() { python3 -c "import json,sys; print(json.load(sys.stdin)$1)"; }
 start_worker() {
@@ -72,7 +73,7 @@ for c in 1 32 128; do
   rss=$(peak_rss "$worker_pid"); stop_worker
   drain=$("$DRIVER" drain "$work/ids")
   record "switchyard enqueue_$mode $(echo "$enq" | json "['jobs_per_s']")"
-  record "switchyard drain_c$c $(echo "$drain" | json "['jobs_per_s']") rss_kib=$rss calls_per_job=$(( (a1 - a0) / N )).$(( (a1 - a0) * 10 / N % 10 )) blocking_and_script_calls_per_job=$(( (t1 - t0) / N )).$(( (t1 - t0) * 10 / N % 10 ))"
+  record "switchyard drain_c$c $(echo "$drain" | json "['jobs_per_s']") rss_kib=$rss calls_per_job=$(per_job $((a1 - a0))) script_and_blocking_calls_per_job=$(per_job $((t1 - t0)))"
 
   say "BullMQ: enqueue $N ($mode), drain at concurrency $c"
   reset
@@ -81,7 +82,7 @@ for c in 1 32 128; do
   drain=$($BULL drain "$N" "$c")
   a1=$(all_calls); t1=$(top_calls)
   record "bullmq enqueue_$mode $(echo "$enq" | json "['jobs_per_s']")"
-  record "bullmq drain_c$c $(echo "$drain" | json "['jobs_per_s']") rss_kib=$(echo "$drain" | json "['rss_kib']") calls_per_job=$(( (a1 - a0) / N )).$(( (a1 - a0) * 10 / N % 10 )) blocking_and_script_calls_per_job=$(( (t1 - t0) / N )).$(( (t1 - t0) * 10 / N % 10 ))"
+  record "bullmq drain_c$c $(echo "$drain" | json "['jobs_per_s']") rss_kib=$(echo "$drain" | json "['rss_kib']") calls_per_job=$(per_job $((a1 - a0))) script_and_blocking_calls_per_job=$(per_job $((t1 - t0)))"
 done
 
 say "latency at $RATE jobs/s for ${STEADY_SECONDS}s, concurrency 32"
