@@ -1,96 +1,27 @@
 //! The built-in handlers against real services: `http` and `mails` call a local HTTP
 //! server, `audits` and `deletes` work on the test's Postgres database.
 
-use std::collections::BTreeMap;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use serde_json::{Value, json};
 use switchyard::jobs::Registry;
-use tokio_util::sync::CancellationToken;
 
-use crate::common::TestApp;
 use crate::common::target::{Answer, Target};
+use crate::harness::{SIGNING_KEY, WorkerApp};
 
-/// The signing secret of these tests, `whsec_` + base64 of 32 bytes.
-const SECRET_BYTES: [u8; 32] = [7; 32];
-
-fn secret() -> String {
-    format!("whsec_{}", STANDARD.encode(SECRET_BYTES))
+async fn start(vars: &[(&str, &str)]) -> WorkerApp {
+    WorkerApp::start(vars, Registry::builtin).await
 }
 
-struct Worker {
-    app: TestApp,
-    stop: CancellationToken,
-    engine: tokio::task::JoinHandle<anyhow::Result<()>>,
-}
-
-impl Worker {
-    async fn start(vars: &[(&str, &str)]) -> Self {
-        let vars: Vec<(String, String)> = vars
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
-        let app = TestApp::spawn_with(
-            move |env: &mut BTreeMap<String, String>| {
-                env.insert(
-                    "WORKER_QUEUES".into(),
-                    "default,http,audits,deletes,mails".into(),
-                );
-                env.insert("JOBS_BACKOFF_BASE_MS".into(), "50".into());
-                env.insert("OUTBOUND_SIGNING_SECRET".into(), secret());
-                env.insert("OUTBOUND_TIMEOUT_SECONDS".into(), "5".into());
-                env.extend(vars);
-            },
-            Default::default(),
-        )
-        .await;
-        let stop = CancellationToken::new();
-        let registry = Registry::builtin(&app.state);
-        let engine = tokio::spawn(switchyard::worker::run(
-            app.state.clone(),
-            registry,
-            stop.clone(),
-        ));
-        Self { app, stop, engine }
-    }
-
-    async fn enqueue(&self, body: Value) -> String {
-        let reply = self.app.admin("POST", "/api/v1/jobs", Some(body)).await;
-        assert_eq!(reply.status, 202, "{}", reply.body);
-        reply.json()["id"].as_str().unwrap().to_owned()
-    }
-
-    async fn wait_for(&self, id: &str, state: &str) -> Value {
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            let job = self
-                .app
-                .admin_get(&format!("/api/v1/jobs/{id}"))
-                .await
-                .json();
-            if job["state"] == state {
-                return job;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "job never became {state}: {job:#}"
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
-
-    async fn stop(self) {
-        self.stop.cancel();
-        self.engine.await.unwrap().unwrap();
-        self.app.stop().await;
-    }
+async fn enqueue(w: &WorkerApp, body: Value) -> String {
+    w.enqueue(body).await["id"].as_str().unwrap().to_owned()
 }
 
 /// Checks a Standard Webhooks signature the way a receiver would, with ring directly.
 fn verify(id: &str, timestamp: &str, body: &[u8], signature: &str) -> bool {
-    let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, &SECRET_BYTES);
+    let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, &SIGNING_KEY);
     let mut signed = format!("{id}.{timestamp}.").into_bytes();
     signed.extend_from_slice(body);
     let expected = STANDARD.encode(ring::hmac::sign(&key, &signed).as_ref());
@@ -102,10 +33,9 @@ fn verify(id: &str, timestamp: &str, body: &[u8], signature: &str) -> bool {
 #[tokio::test]
 async fn an_http_job_is_delivered_signed_and_the_signature_verifies() {
     let target = Target::start(vec![]);
-    let w = Worker::start(&[("OUTBOUND_ALLOW_HOSTS", "localhost")]).await;
+    let w = start(&[("OUTBOUND_ALLOW_HOSTS", "localhost")]).await;
     let url = format!("http://localhost:{}/hooks/order", target.address.port());
-    let id = w
-        .enqueue(json!({"kind": "http", "payload": {"url": url, "headers": {"x-tenant": "acme"}, "body": {"order": 42}}}))
+    let id = enqueue(&w, json!({"kind": "http", "payload": {"url": url, "headers": {"x-tenant": "acme"}, "body": {"order": 42}}}))
         .await;
 
     w.wait_for(&id, "succeeded").await;
@@ -140,14 +70,18 @@ async fn an_http_job_is_delivered_signed_and_the_signature_verifies() {
 async fn retry_after_is_honoured_and_410_stops_retries() {
     let waits = Target::start(vec![Answer::status(503).with("retry-after", "2")]);
     let gone = Target::start(vec![Answer::status(410), Answer::status(200)]);
-    let w = Worker::start(&[("OUTBOUND_ALLOW_PRIVATE", "true")]).await;
+    let w = start(&[("OUTBOUND_ALLOW_PRIVATE", "true")]).await;
 
-    let waited = w
-        .enqueue(json!({"kind": "http", "payload": {"url": waits.url("/")}}))
-        .await;
-    let stopped = w
-        .enqueue(json!({"kind": "http", "payload": {"url": gone.url("/")}, "max_attempts": 5}))
-        .await;
+    let waited = enqueue(
+        &w,
+        json!({"kind": "http", "payload": {"url": waits.url("/")}}),
+    )
+    .await;
+    let stopped = enqueue(
+        &w,
+        json!({"kind": "http", "payload": {"url": gone.url("/")}, "max_attempts": 5}),
+    )
+    .await;
     w.wait_for(&waited, "succeeded").await;
     let dead = w.wait_for(&stopped, "dead").await;
 
@@ -167,15 +101,17 @@ async fn retry_after_is_honoured_and_410_stops_retries() {
 #[tokio::test]
 async fn a_call_that_times_out_is_retried() {
     let slow = Target::start(vec![Answer::status(200).after(Duration::from_secs(3))]);
-    let w = Worker::start(&[
+    let w = start(&[
         ("OUTBOUND_ALLOW_PRIVATE", "true"),
         ("OUTBOUND_TIMEOUT_SECONDS", "1"),
     ])
     .await;
 
-    let id = w
-        .enqueue(json!({"kind": "http", "payload": {"url": slow.url("/")}}))
-        .await;
+    let id = enqueue(
+        &w,
+        json!({"kind": "http", "payload": {"url": slow.url("/")}}),
+    )
+    .await;
     let done = w.wait_for(&id, "succeeded").await;
 
     assert_eq!(done["attempts"], 2);
@@ -186,7 +122,7 @@ async fn a_call_that_times_out_is_retried() {
 
 #[tokio::test]
 async fn http_jobs_to_internal_addresses_are_refused_for_every_class() {
-    let w = Worker::start(&[]).await;
+    let w = start(&[]).await;
     let table = [
         ("http://127.0.0.1:9/", "loopback"),
         ("http://[::1]:9/", "loopback"),
@@ -201,8 +137,11 @@ async fn http_jobs_to_internal_addresses_are_refused_for_every_class() {
     let mut ids = Vec::new();
     for (url, _) in &table {
         ids.push(
-            w.enqueue(json!({"kind": "http", "payload": {"url": url}, "max_attempts": 3}))
-                .await,
+            enqueue(
+                &w,
+                json!({"kind": "http", "payload": {"url": url}, "max_attempts": 3}),
+            )
+            .await,
         );
     }
 
@@ -221,12 +160,14 @@ async fn a_redirect_to_loopback_is_refused_even_from_an_allowed_host() {
     let outer = Target::start(vec![
         Answer::status(302).with("location", &inner.url("/secret")),
     ]);
-    let w = Worker::start(&[("OUTBOUND_ALLOW_HOSTS", "localhost")]).await;
+    let w = start(&[("OUTBOUND_ALLOW_HOSTS", "localhost")]).await;
     let url = format!("http://localhost:{}/start", outer.address.port());
 
-    let id = w
-        .enqueue(json!({"kind": "http", "payload": {"url": url, "method": "GET"}}))
-        .await;
+    let id = enqueue(
+        &w,
+        json!({"kind": "http", "payload": {"url": url, "method": "GET"}}),
+    )
+    .await;
     let dead = w.wait_for(&id, "dead").await;
 
     assert_eq!(outer.received().len(), 1);
@@ -239,7 +180,7 @@ async fn a_redirect_to_loopback_is_refused_even_from_an_allowed_host() {
 async fn a_mail_is_sent_through_the_resend_api_with_the_job_as_idempotency_key() {
     let api = Target::start(vec![Answer::status(500)]);
     let base = api.url("/");
-    let w = Worker::start(&[
+    let w = start(&[
         ("OUTBOUND_ALLOW_PRIVATE", "true"),
         ("MAIL_DRIVER", "resend"),
         ("MAIL_BASE_URL", &base),
@@ -248,8 +189,7 @@ async fn a_mail_is_sent_through_the_resend_api_with_the_job_as_idempotency_key()
     ])
     .await;
 
-    let id = w
-        .enqueue(json!({"kind": "mails", "payload": {"to": "ada@example.com", "subject": "Welcome", "text": "Hello"}}))
+    let id = enqueue(&w, json!({"kind": "mails", "payload": {"to": "ada@example.com", "subject": "Welcome", "text": "Hello"}}))
         .await;
     let done = w.wait_for(&id, "succeeded").await;
 
@@ -273,7 +213,7 @@ async fn a_mail_is_sent_through_the_resend_api_with_the_job_as_idempotency_key()
 
 #[tokio::test]
 async fn audit_events_are_written_in_batches_once_each() {
-    let w = Worker::start(&[("WORKER_CONCURRENCY", "32")]).await;
+    let w = start(&[("WORKER_CONCURRENCY", "32")]).await;
     let jobs: Vec<Value> = (0..40)
         .map(|i| {
             json!({"kind": "audits", "payload": {
@@ -322,7 +262,7 @@ async fn audit_events_are_written_in_batches_once_each() {
 
 #[tokio::test]
 async fn the_deletes_job_removes_only_rows_past_their_retention() {
-    let w = Worker::start(&[
+    let w = start(&[
         ("AUDIT_RETENTION_DAYS", "14"),
         ("JOBS_DEAD_RETENTION_DAYS", "30"),
     ])
@@ -346,7 +286,7 @@ async fn the_deletes_job_removes_only_rows_past_their_retention() {
             .unwrap();
     }
 
-    let id = w.enqueue(json!({"kind": "deletes"})).await;
+    let id = enqueue(&w, json!({"kind": "deletes"})).await;
     w.wait_for(&id, "succeeded").await;
 
     let audits: i64 = sqlx::query_scalar("SELECT count(*) FROM audit_logs")

@@ -7,6 +7,7 @@ mod common;
 mod connections;
 mod errors;
 mod handlers;
+mod harness;
 mod health;
 mod jobs;
 mod operations;

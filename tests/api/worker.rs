@@ -1,7 +1,7 @@
 //! The worker engine in-process against real Redis and Postgres, with test handlers
 //! registered the way a Rust application registers its own. Jobs go in through the API.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -10,9 +10,8 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use switchyard::jobs::{Job, JobContext, JobError, Registry};
 use switchyard::state::AppState;
-use tokio_util::sync::CancellationToken;
 
-use crate::common::TestApp;
+use crate::harness::WorkerApp;
 
 /// What the scripted handler saw: tag, attempt and when it started.
 #[derive(Clone, Default)]
@@ -83,95 +82,39 @@ impl Job for Scripted {
     }
 }
 
-/// The API plus a worker engine on the same state.
+/// The API plus a worker running the built-in handlers and [`Scripted`], whose runs go
+/// to `log`.
 struct Harness {
-    app: TestApp,
+    w: WorkerApp,
     log: Log,
-    stop: CancellationToken,
-    engine: tokio::task::JoinHandle<anyhow::Result<()>>,
+}
+
+fn registry(state: &AppState, log: &Log) -> Registry {
+    Registry::builtin(state).register(Scripted {
+        log: log.clone(),
+        calls: Arc::default(),
+    })
 }
 
 impl Harness {
     async fn start(vars: &[(&str, &str)]) -> Self {
-        let vars: Vec<(String, String)> = vars
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
-        let app = TestApp::spawn_with(
-            move |env: &mut BTreeMap<String, String>| {
-                env.insert("WORKER_QUEUES".into(), "default".into());
-                env.insert("WORKER_LEASE_SECONDS".into(), "2".into());
-                env.insert("JOBS_BACKOFF_BASE_MS".into(), "100".into());
-                env.insert("SHUTDOWN_DRAIN_SECONDS".into(), "5".into());
-                env.extend(vars);
-            },
-            Default::default(),
-        )
-        .await;
         let log = Log::default();
-        let (stop, engine) = start_engine(&app.state, &log);
-        Self {
-            app,
-            log,
-            stop,
-            engine,
-        }
+        let w = WorkerApp::start(vars, |state| registry(state, &log)).await;
+        Self { w, log }
     }
 
     async fn enqueue(&self, body: Value) -> Value {
-        let reply = self.app.admin("POST", "/api/v1/jobs", Some(body)).await;
-        assert_eq!(reply.status, 202, "{}", reply.body);
-        reply.json()
+        self.w.enqueue(body).await
     }
 
-    /// Polls the job until it reaches `state`, for at most `limit`.
-    async fn wait_for(&self, id: &str, state: &str, limit: Duration) -> Value {
-        let deadline = Instant::now() + limit;
-        loop {
-            let job = self
-                .app
-                .admin_get(&format!("/api/v1/jobs/{id}"))
-                .await
-                .json();
-            if job["state"] == state {
-                return job;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "job never became {state}: {job:#}"
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+    async fn wait_for(&self, id: &str, state: &str) -> Value {
+        self.w.wait_for(id, state).await
     }
 
     async fn stop(self) {
-        self.stop.cancel();
-        self.engine.await.unwrap().unwrap();
-        self.app.stop().await;
+        self.w.stop().await;
     }
 }
-
-fn start_engine(
-    state: &AppState,
-    log: &Log,
-) -> (
-    CancellationToken,
-    tokio::task::JoinHandle<anyhow::Result<()>>,
-) {
-    let registry = Registry::builtin(state).register(Scripted {
-        log: log.clone(),
-        calls: Arc::default(),
-    });
-    let stop = CancellationToken::new();
-    let engine = tokio::spawn(switchyard::worker::run(
-        state.clone(),
-        registry,
-        stop.clone(),
-    ));
-    (stop, engine)
-}
-
-const LIMIT: Duration = Duration::from_secs(20);
 
 #[tokio::test]
 async fn retries_back_off_and_a_dead_job_can_be_retried_from_the_api() {
@@ -183,17 +126,21 @@ async fn retries_back_off_and_a_dead_job_can_be_retried_from_the_api() {
         .await;
     let id = job["id"].as_str().unwrap();
 
-    let dead = h.wait_for(id, "dead", LIMIT).await;
-    let listed = h.app.admin_get("/api/v1/queues/default/dead").await.json();
-    let retried = h
-        .app
-        .admin("POST", &format!("/api/v1/jobs/{id}/retry"), None)
-        .await;
-    let succeeded = h.wait_for(id, "succeeded", LIMIT).await;
-    let retry_again = h
-        .app
-        .admin("POST", &format!("/api/v1/jobs/{id}/retry"), None)
-        .await;
+    let dead = h.wait_for(id, "dead").await;
+    let listed =
+        h.w.app
+            .admin_get("/api/v1/queues/default/dead")
+            .await
+            .json();
+    let retried =
+        h.w.app
+            .admin("POST", &format!("/api/v1/jobs/{id}/retry"), None)
+            .await;
+    let succeeded = h.wait_for(id, "succeeded").await;
+    let retry_again =
+        h.w.app
+            .admin("POST", &format!("/api/v1/jobs/{id}/retry"), None)
+            .await;
 
     let starts = h.log.starts("flaky");
     assert_eq!(starts.len(), 4, "three failed runs and one after the retry");
@@ -239,8 +186,7 @@ async fn a_delayed_job_does_not_start_before_its_time() {
         .await;
     assert_eq!(job["state"], "scheduled");
 
-    h.wait_for(job["id"].as_str().unwrap(), "succeeded", LIMIT)
-        .await;
+    h.wait_for(job["id"].as_str().unwrap(), "succeeded").await;
 
     let started = h.log.starts("later")[0].1;
     assert!(started - enqueued_at >= Duration::from_secs(1));
@@ -255,8 +201,7 @@ async fn a_repeated_idempotency_key_runs_the_job_once() {
     let first = h.enqueue(body.clone()).await;
     let second = h.enqueue(body).await;
 
-    h.wait_for(first["id"].as_str().unwrap(), "succeeded", LIMIT)
-        .await;
+    h.wait_for(first["id"].as_str().unwrap(), "succeeded").await;
     let third = h
         .enqueue(
             json!({"kind": "scripted", "payload": {"tag": "once"}, "idempotency_key": "order-7"}),
@@ -279,16 +224,15 @@ async fn a_repeated_idempotency_key_runs_the_job_once() {
 
 #[tokio::test]
 async fn a_job_longer_than_its_lease_keeps_it_and_runs_once_with_two_workers() {
-    let h = Harness::start(&[]).await;
+    let mut h = Harness::start(&[]).await;
     // A second worker competing for the same queue.
-    let (stop_other, other) = start_engine(&h.app.state, &h.log);
+    let second = registry(&h.w.app.state, &h.log);
+    h.w.add_worker(second);
     let job = h
         .enqueue(json!({"kind": "scripted", "payload": {"tag": "long", "sleep_ms": 5000}}))
         .await;
 
-    let done = h
-        .wait_for(job["id"].as_str().unwrap(), "succeeded", LIMIT)
-        .await;
+    let done = h.wait_for(job["id"].as_str().unwrap(), "succeeded").await;
 
     assert_eq!(
         h.log.starts("long").len(),
@@ -296,8 +240,6 @@ async fn a_job_longer_than_its_lease_keeps_it_and_runs_once_with_two_workers() {
         "the lease lapsed and the job ran twice"
     );
     assert_eq!(done["attempts"], 1);
-    stop_other.cancel();
-    other.await.unwrap().unwrap();
     h.stop().await;
 }
 
@@ -308,7 +250,7 @@ async fn an_attempt_past_its_timeout_is_cancelled_and_fails() {
         .enqueue(json!({"kind": "scripted", "payload": {"tag": "slow", "sleep_ms": 10000}, "timeout_seconds": 1, "max_attempts": 1}))
         .await;
 
-    let dead = h.wait_for(job["id"].as_str().unwrap(), "dead", LIMIT).await;
+    let dead = h.wait_for(job["id"].as_str().unwrap(), "dead").await;
 
     assert!(
         dead["last_error"]
@@ -333,14 +275,9 @@ async fn an_unknown_kind_or_undecodable_payload_dies_at_once_and_the_worker_keep
         .enqueue(json!({"kind": "scripted", "payload": {"tag": "after"}}))
         .await;
 
-    let unknown = h
-        .wait_for(unknown["id"].as_str().unwrap(), "dead", LIMIT)
-        .await;
-    let garbled = h
-        .wait_for(garbled["id"].as_str().unwrap(), "dead", LIMIT)
-        .await;
-    h.wait_for(fine["id"].as_str().unwrap(), "succeeded", LIMIT)
-        .await;
+    let unknown = h.wait_for(unknown["id"].as_str().unwrap(), "dead").await;
+    let garbled = h.wait_for(garbled["id"].as_str().unwrap(), "dead").await;
+    h.wait_for(fine["id"].as_str().unwrap(), "succeeded").await;
 
     assert_eq!(unknown["attempts"], 1, "no retries for an unknown kind");
     assert!(
@@ -367,9 +304,7 @@ async fn a_panicking_handler_fails_only_that_attempt() {
         .enqueue(json!({"kind": "scripted", "payload": {"tag": "panics", "panic": true}, "max_attempts": 2}))
         .await;
 
-    let done = h
-        .wait_for(job["id"].as_str().unwrap(), "succeeded", LIMIT)
-        .await;
+    let done = h.wait_for(job["id"].as_str().unwrap(), "succeeded").await;
 
     assert_eq!(done["attempts"], 2);
     assert!(
@@ -392,18 +327,17 @@ async fn a_busy_queue_does_not_starve_a_quiet_one() {
     let flood: Vec<Value> = (0..200)
         .map(|i| json!({"kind": "scripted", "queue": "busy", "payload": {"tag": format!("busy-{i}"), "sleep_ms": 20}}))
         .collect();
-    let reply = h
-        .app
-        .admin("POST", "/api/v1/jobs/batch", Some(json!({"jobs": flood})))
-        .await;
+    let reply =
+        h.w.app
+            .admin("POST", "/api/v1/jobs/batch", Some(json!({"jobs": flood})))
+            .await;
     assert_eq!(reply.status, 202, "{}", reply.body);
     tokio::time::sleep(Duration::from_millis(100)).await;
     let quiet = h
         .enqueue(json!({"kind": "scripted", "queue": "quiet", "payload": {"tag": "quiet"}}))
         .await;
 
-    h.wait_for(quiet["id"].as_str().unwrap(), "succeeded", LIMIT)
-        .await;
+    h.wait_for(quiet["id"].as_str().unwrap(), "succeeded").await;
 
     let busy_before = h.log.tags().iter().take_while(|t| *t != "quiet").count();
     assert!(

@@ -11,7 +11,7 @@ use serde::Deserialize;
 
 use crate::config::OutboundSettings;
 use crate::jobs::{Invalid, Job, JobContext, JobError};
-use crate::outbound::{self, CallError, SigningKey};
+use crate::outbound::{self, SigningKey};
 
 /// Headers Switchyard sets itself; a job may not override them.
 const RESERVED: &[&str] = &[
@@ -129,14 +129,6 @@ impl Job for Http {
             headers,
             body: payload.body.is_some().then_some(body),
         };
-        let response = ctx
-            .outbound
-            .send(request)
-            .await
-            .map_err(|error| match error {
-                CallError::Refused(refused) => JobError::Fatal(anyhow!(refused)),
-                other => JobError::Retry(anyhow!(other)),
-            })?;
-        super::judge(&response, "the target")
+        super::deliver(ctx, request, "the target").await
     }
 }

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::{MailDriver, MailSettings};
 use crate::jobs::{Invalid, Job, JobContext, JobError};
-use crate::outbound::{self, CallError};
+use crate::outbound;
 
 pub struct Mails {
     settings: MailSettings,
@@ -154,15 +154,7 @@ impl Job for Mails {
             ],
             body: Some(body),
         };
-        let response = ctx
-            .outbound
-            .send(request)
-            .await
-            .map_err(|error| match error {
-                CallError::Refused(refused) => JobError::Fatal(anyhow!(refused)),
-                other => JobError::Retry(anyhow!("the mail API did not answer: {other}")),
-            })?;
-        super::judge(&response, "the mail API")?;
+        super::deliver(ctx, request, "the mail API").await?;
         tracing::info!(job_id = ctx.id, subject = payload.subject, "mail sent");
         Ok(())
     }

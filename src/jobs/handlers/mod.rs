@@ -60,6 +60,24 @@ pub fn find(kind: &str) -> Option<&'static Builtin> {
     BUILTIN.iter().find(|b| b.name == kind)
 }
 
+/// Makes an outbound call for a job and judges the answer. A refusal by the SSRF guard is
+/// final; no answer at all retries.
+async fn deliver(
+    ctx: &super::JobContext,
+    request: outbound::Request,
+    who: &str,
+) -> Result<(), JobError> {
+    let response = ctx
+        .outbound
+        .send(request)
+        .await
+        .map_err(|error| match error {
+            outbound::CallError::Refused(refused) => JobError::Fatal(anyhow!(refused)),
+            other => JobError::Retry(anyhow!("{who} did not answer: {other}")),
+        })?;
+    judge(&response, who)
+}
+
 /// What an HTTP answer means for a job that made the call: a 2xx succeeds, 410 Gone is
 /// final, 429 and 503 wait out `Retry-After` when given, and anything else retries.
 fn judge(response: &Response, who: &str) -> Result<(), JobError> {
