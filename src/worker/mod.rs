@@ -118,8 +118,9 @@ pub async fn run(
     let renewer = tokio::spawn(renew_leases(engine.clone(), background.clone()));
     let mover = tokio::spawn(move_dead(engine.clone(), background.clone()));
 
-    // The fetcher leases jobs into a buffer of `concurrency` places; the starter takes
-    // them out as slots free up. Fetching thus overlaps running, and batches stay large.
+    // The fetcher leases jobs into a buffer (room for every slot plus the most leased
+    // ahead); the starter takes them out as slots free up. Fetching thus overlaps
+    // running, and batches stay large.
     let slots = Arc::new(Semaphore::new(concurrency));
     let (buffer, mut leased) = mpsc::channel(concurrency + MAX_AHEAD);
     let fetcher = tokio::spawn(fetch(
