@@ -15,6 +15,7 @@ pub mod panic;
 pub mod queue;
 pub mod redis;
 pub mod retry;
+pub mod scheduler;
 pub mod shutdown;
 pub mod state;
 pub mod telemetry;
