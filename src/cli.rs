@@ -43,7 +43,7 @@ enum Command {
     /// Consume job queues (Railway service `worker`)
     Worker(WorkerArgs),
     /// Fire cron schedules into queues (Railway service `cron`)
-    Scheduler(ListenArgs),
+    Scheduler(SchedulerArgs),
     /// Run the realtime WebSocket hub (Railway service `realtime`)
     Realtime(ListenArgs),
     /// Apply pending database migrations (Railway pre-deploy command)
@@ -104,6 +104,19 @@ struct WorkerArgs {
 }
 
 #[derive(Debug, Args)]
+struct SchedulerArgs {
+    #[command(flatten)]
+    listen: ListenArgs,
+    /// Print every schedule with its next 3 run times in its time zone, then exit
+    #[arg(long, conflicts_with = "run_now")]
+    list: bool,
+    /// Enqueue one run of this schedule now, then exit (a manual trigger or a Railway
+    /// cron service)
+    #[arg(long, value_name = "NAME")]
+    run_now: Option<String>,
+}
+
+#[derive(Debug, Args)]
 #[group(multiple = false)]
 struct MigrateArgs {
     /// List every migration with its state, then exit
@@ -127,6 +140,15 @@ struct HealthcheckArgs {
 }
 
 impl Command {
+    /// One-shot commands whose result goes to stdout; their logs go to stderr.
+    fn prints_result(&self) -> bool {
+        match self {
+            Self::Jobs { .. } => true,
+            Self::Scheduler(args) => args.list || args.run_now.is_some(),
+            _ => false,
+        }
+    }
+
     fn mode(&self) -> &'static str {
         match self {
             Self::Serve(_) => "serve",
@@ -156,7 +178,8 @@ impl Cli {
         let listen = match &self.command {
             Command::Serve(a) => Some(&a.listen),
             Command::Worker(a) => Some(&a.listen),
-            Command::Scheduler(a) | Command::Realtime(a) | Command::Dev(a) => Some(a),
+            Command::Scheduler(a) => Some(&a.listen),
+            Command::Realtime(a) | Command::Dev(a) => Some(a),
             Command::Healthcheck(a) => Some(&a.listen),
             Command::Migrate(_) | Command::Config { .. } | Command::Jobs { .. } => None,
         };
@@ -213,7 +236,7 @@ pub fn main() -> ExitCode {
 fn run_async(command: Command, loaded: Loaded) -> ExitCode {
     let mut settings = loaded.settings;
     let identity = Identity::new(command.mode(), &settings);
-    telemetry::init(&settings, identity.clone());
+    telemetry::init(&settings, identity.clone(), command.prints_result());
     // ring is the only provider built in; installing it explicitly keeps rustls from
     // panicking should a dependency ever bring a second one.
     let _ = rustls::crypto::ring::default_provider().install_default();
@@ -269,6 +292,12 @@ async fn dispatch(
         pool.close().await;
         return code;
     }
+    if let Command::Scheduler(args) = &command
+        && args.list
+    {
+        // Needs no dependency: the schedules and their next runs come from the settings.
+        return Ok(modes::scheduler::list(&settings));
+    }
     let host = settings.http.host;
     let port = settings.http.port;
     // A platform may stop a replica that is still waiting for its dependencies.
@@ -300,6 +329,14 @@ async fn dispatch(
         Command::Worker(_) => {
             let listener = optional_listener(host, port).await?;
             modes::worker::run(state.clone(), listener, shutdown).await
+        }
+        Command::Scheduler(SchedulerArgs {
+            run_now: Some(name),
+            ..
+        }) => {
+            let code = modes::scheduler::run_now(&state, &name).await;
+            state.close().await;
+            return Ok(code);
         }
         Command::Scheduler(_) => {
             let listener = optional_listener(host, port).await?;

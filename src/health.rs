@@ -23,6 +23,11 @@ pub struct HealthReport {
     pub service: String,
     pub replica: String,
     pub uptime_s: u64,
+    /// What the running mode reports about itself (the scheduler: leadership and its
+    /// last tick).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    #[schema(value_type = Object)]
+    pub details: BTreeMap<&'static str, serde_json::Value>,
 }
 
 /// One dependency's state.
@@ -48,6 +53,17 @@ impl HealthReport {
 pub struct HealthMonitor {
     postgres_down: AtomicBool,
     redis_down: AtomicBool,
+    /// Published by the running mode, shown under `details`.
+    details: std::sync::Mutex<BTreeMap<&'static str, serde_json::Value>>,
+}
+
+impl HealthMonitor {
+    /// Shows `value` under `details.<key>` in `/api/health`.
+    pub fn publish(&self, key: &'static str, value: serde_json::Value) {
+        if let Ok(mut details) = self.details.lock() {
+            details.insert(key, value);
+        }
+    }
 }
 
 /// Runs every check.
@@ -88,6 +104,12 @@ pub async fn check(state: &AppState) -> HealthReport {
         service: state.identity.service.clone(),
         replica: state.identity.replica.clone(),
         uptime_s: state.started.elapsed().as_secs(),
+        details: state
+            .health
+            .details
+            .lock()
+            .map(|d| d.clone())
+            .unwrap_or_default(),
     }
 }
 

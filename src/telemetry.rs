@@ -43,7 +43,7 @@ pub fn parse_filter(directive: &str) -> Result<EnvFilter, String> {
 
 /// Installs the global subscriber. Later calls (tests running modes in one process) are
 /// ignored, which keeps the first one.
-pub fn init(settings: &Settings, identity: Identity) {
+pub fn init(settings: &Settings, identity: Identity, logs_to_stderr: bool) {
     let directive = settings
         .log
         .filter
@@ -57,7 +57,7 @@ pub fn init(settings: &Settings, identity: Identity) {
         LogFormat::Auto => !std::io::stdout().is_terminal(),
     };
     // One-shot commands print their result on stdout, so their logs go to stderr.
-    let to_stderr = identity.mode == "jobs";
+    let to_stderr = logs_to_stderr;
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(move || -> Box<dyn std::io::Write> {

@@ -44,6 +44,10 @@ pub struct Settings {
     pub outbound: OutboundSettings,
     pub mail: MailSettings,
     pub audit: AuditSettings,
+    pub scheduler: SchedulerSettings,
+    /// Cron schedules: `[[schedule]]` tables, from `config/schedule.toml` or any layer.
+    #[serde(default)]
+    pub schedule: Vec<ScheduleSettings>,
     pub railway: RailwaySettings,
 }
 
@@ -194,6 +198,76 @@ pub struct MailSettings {
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+pub struct SchedulerSettings {
+    /// Adds the built-in maintenance schedules (the retention sweep daily at 02:00 UTC).
+    pub builtin: bool,
+    /// The leader's lease in Redis; a replica that dies is replaced within about this.
+    pub lease_seconds: u64,
+}
+
+/// What a schedule does when ticks were missed while no scheduler ran.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CatchUp {
+    /// Missed ticks are skipped.
+    #[default]
+    None,
+    /// Only the newest missed tick is enqueued.
+    Latest,
+}
+
+/// One cron schedule: when, and the job it enqueues.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScheduleSettings {
+    pub name: String,
+    pub cron: String,
+    #[serde(default = "utc")]
+    pub timezone: String,
+    pub queue: Option<String>,
+    pub kind: String,
+    #[serde(default = "empty_object")]
+    pub payload: serde_json::Value,
+    pub max_attempts: Option<u32>,
+    pub timeout_seconds: Option<u64>,
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    #[serde(default)]
+    pub catch_up: CatchUp,
+}
+
+fn utc() -> String {
+    "UTC".to_owned()
+}
+
+fn empty_object() -> serde_json::Value {
+    serde_json::json!({})
+}
+
+fn yes() -> bool {
+    true
+}
+
+impl ScheduleSettings {
+    /// The built-in maintenance: the `deletes` retention sweep daily at 02:00 UTC.
+    pub fn builtin() -> Vec<Self> {
+        vec![Self {
+            name: "maintenance.deletes".into(),
+            cron: "0 2 * * *".into(),
+            timezone: utc(),
+            queue: Some("deletes".into()),
+            kind: "deletes".into(),
+            payload: empty_object(),
+            max_attempts: None,
+            timeout_seconds: None,
+            enabled: true,
+            catch_up: CatchUp::Latest,
+        }]
+    }
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct AuditSettings {
     pub retention_days: u32,
 }
@@ -240,6 +314,20 @@ impl Settings {
                 None => (entry.clone(), 1),
             })
             .collect()
+    }
+
+    /// Every schedule: the configured ones, then the built-in ones unless switched off.
+    pub fn schedules(&self) -> Vec<ScheduleSettings> {
+        let mut all = self.schedule.clone();
+        if self.scheduler.builtin {
+            // A built-in schedule whose queue is not declared is left out, not an error.
+            all.extend(ScheduleSettings::builtin().into_iter().filter(|b| {
+                b.queue
+                    .as_ref()
+                    .is_none_or(|q| self.jobs.queues.contains(q))
+            }));
+        }
+        all
     }
 
     pub fn lease(&self) -> Duration {
@@ -418,7 +506,52 @@ fn validate(s: &Settings) -> Result<(), (&'static str, String)> {
         return Err(("app.secret", "must be at least 32 characters".into()));
     }
     validate_jobs(s)?;
-    validate_outbound(s)
+    validate_outbound(s)?;
+    validate_schedules(s)
+}
+
+fn validate_schedules(s: &Settings) -> Result<(), (&'static str, String)> {
+    if !(2..=300).contains(&s.scheduler.lease_seconds) {
+        return Err((
+            "scheduler.lease_seconds",
+            "must be between 2 and 300".into(),
+        ));
+    }
+    let mut seen = std::collections::BTreeSet::new();
+    for schedule in s.schedules() {
+        let name = &schedule.name;
+        let fail = |problem: String| Err(("schedule", format!("schedule {name:?}: {problem}")));
+        let plain = !name.is_empty()
+            && name.len() <= 100
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b));
+        if !plain {
+            return Err((
+                "schedule",
+                format!(
+                    "schedule name {name:?} must be 1-100 characters of letters, digits, '.', '_' or '-'"
+                ),
+            ));
+        }
+        if !seen.insert(name.clone()) {
+            let hint = if ScheduleSettings::builtin().iter().any(|b| &b.name == name) {
+                " (a built-in one; set scheduler.builtin = false to replace it)"
+            } else {
+                ""
+            };
+            return fail(format!("the name is used twice{hint}"));
+        }
+        if let Err(problem) =
+            crate::scheduler::cron::Cron::parse(&schedule.cron, &schedule.timezone)
+        {
+            return fail(problem);
+        }
+        if let Err(invalid) = crate::scheduler::job_request(&schedule).into_job(&s.jobs, 0) {
+            return fail(invalid.to_string());
+        }
+    }
+    Ok(())
 }
 
 fn validate_jobs(s: &Settings) -> Result<(), (&'static str, String)> {

@@ -79,6 +79,8 @@ pub const ENVIRONMENT: &[(&str, &str)] = &[
     ("MAIL_API_KEY", "mail.api_key"),
     ("MAIL_FROM", "mail.from"),
     ("AUDIT_RETENTION_DAYS", "audit.retention_days"),
+    ("SCHEDULER_BUILTIN", "scheduler.builtin"),
+    ("SCHEDULER_LEASE_SECONDS", "scheduler.lease_seconds"),
     ("RAILWAY_ENVIRONMENT_NAME", "railway.environment_name"),
     ("RAILWAY_SERVICE_NAME", "railway.service_name"),
     ("RAILWAY_REPLICA_ID", "railway.replica_id"),
@@ -165,6 +167,7 @@ pub(super) fn layered(options: &LoadOptions) -> Result<Figment, ConfigError> {
     let mut figment = Figment::new().merge(BuiltIn);
     for file in [
         dir.join("default.toml"),
+        dir.join("schedule.toml"),
         dir.join(format!("{app_env}.toml")),
     ] {
         if file.is_file() {

@@ -12,6 +12,7 @@ pub mod openapi;
 pub mod problem;
 pub mod queues;
 pub mod request_metrics;
+pub mod schedules;
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -45,6 +46,7 @@ pub fn admin_routes() -> OpenApiRouter<AppState> {
         .merge(metrics::router())
         .merge(jobs::router())
         .merge(queues::router())
+        .merge(schedules::router())
 }
 
 /// The whole API of `app serve`.

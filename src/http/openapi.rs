@@ -25,6 +25,7 @@ use crate::state::AppState;
     tags(
         (name = "operations", description = "Health, metrics and this document"),
         (name = "jobs", description = "Background jobs: enqueue, state, cancel, retry, queues and dead jobs"),
+        (name = "schedules", description = "Cron schedules: next and last runs, manual trigger"),
     ),
 )]
 pub struct ApiDoc;

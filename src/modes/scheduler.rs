@@ -1,9 +1,14 @@
-//! `app scheduler`: fires cron schedules into queues. Until the scheduler lands it
-//! connects, registers, serves health on `PORT` when set, and drains on SIGTERM.
+//! `app scheduler`: fires cron schedules into queues beside the health and metrics routes
+//! (on `PORT` when set). `--list` prints the schedules and their next runs; `--run-now`
+//! enqueues one run of a schedule. Both exit at once.
 
+use std::process::ExitCode;
+
+use chrono::Utc;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
+use crate::scheduler::{self, Entry};
 use crate::state::AppState;
 
 pub async fn run(
@@ -11,5 +16,97 @@ pub async fn run(
     listener: Option<TcpListener>,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
-    super::serve_operations(&state, listener, shutdown, serde_json::json!({})).await
+    let details = serde_json::json!({"schedules": state.settings.schedules().len()});
+    let engine = scheduler::run(state.clone(), shutdown.clone());
+    let operations = super::serve_operations(&state, listener, shutdown.clone(), details);
+    let (engine, operations) = tokio::join!(
+        async {
+            let result = engine.await;
+            if result.is_err() {
+                shutdown.cancel();
+            }
+            result
+        },
+        operations
+    );
+    engine.and(operations)
+}
+
+/// One line per schedule: name, cron, time zone, state, then its next three runs in its
+/// own time zone.
+pub fn render(entries: &[Entry]) -> String {
+    let now = Utc::now();
+    let mut out = String::new();
+    for entry in entries {
+        let s = &entry.settings;
+        let next: Vec<String> = if s.enabled {
+            entry
+                .cron
+                .upcoming(now, 3)
+                .iter()
+                .map(|t| t.with_timezone(&entry.cron.timezone()).to_rfc3339())
+                .collect()
+        } else {
+            Vec::new()
+        };
+        out.push_str(&format!(
+            "{}  cron={:?}  timezone={}  {}  queue={}  kind={}  next: {}\n",
+            s.name,
+            s.cron,
+            s.timezone,
+            if s.enabled { "enabled" } else { "disabled" },
+            s.queue.as_deref().unwrap_or("(kind's own)"),
+            s.kind,
+            if next.is_empty() {
+                "-".to_owned()
+            } else {
+                next.join(", ")
+            },
+        ));
+    }
+    if entries.is_empty() {
+        out.push_str("no schedules\n");
+    }
+    out
+}
+
+pub fn list(settings: &crate::config::Settings) -> ExitCode {
+    match scheduler::entries(settings) {
+        Ok(entries) => {
+            print!("{}", render(&entries));
+            ExitCode::SUCCESS
+        }
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+pub async fn run_now(state: &AppState, name: &str) -> ExitCode {
+    let outcome = async {
+        let entries = scheduler::entries(&state.settings)?;
+        let Some(entry) = entries.iter().find(|e| e.settings.name == name) else {
+            let names: Vec<&str> = entries.iter().map(|e| e.settings.name.as_str()).collect();
+            anyhow::bail!(
+                "no schedule {name:?}; the schedules are: {}",
+                names.join(", ")
+            );
+        };
+        scheduler::fire(state, entry, Utc::now()).await
+    }
+    .await;
+    match outcome {
+        Ok((job_id, _)) => {
+            println!(
+                "{}",
+                serde_json::json!({"schedule": name, "job_id": job_id})
+            );
+            ExitCode::SUCCESS
+        }
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::from(1)
+        }
+    }
 }

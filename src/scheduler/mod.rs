@@ -1,4 +1,311 @@
-//! The cron scheduler behind `app scheduler`: schedules from the configuration, fired into
-//! job queues exactly once per tick across replicas.
+//! The cron scheduler behind `app scheduler`: the schedules from the configuration, fired
+//! into job queues exactly once per tick however many replicas run.
+//!
+//! - One replica leads, holding a lease in Redis ([`leader`]). Only the leader fires; it
+//!   sleeps until the next tick of any schedule (no polling) and enqueues one job per due
+//!   schedule. Standbys try for the lease four times a second.
+//! - Each tick's job is enqueued with the idempotency key `schedule:{name}:{tick ms}`. The
+//!   enqueue script takes that key with set-if-absent semantics in the same atomic step
+//!   that creates the job, so it is the per-tick key: two leaders for a moment (a paused
+//!   leader whose lease lapsed) make one job, and no crash between claiming a tick and
+//!   enqueueing it can lose the tick.
+//! - Each schedule's last run (tick, job id, enqueue time) is kept in Redis, in the HASH
+//!   `scheduler:last:{name}`, for the API, the CLI and catching up.
+//! - When a replica becomes leader, ticks since the last run were missed (downtime, or
+//!   the handover itself): `catch_up = "none"` skips them, `"latest"` enqueues the newest.
 
 pub mod cron;
+pub mod leader;
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use anyhow::Context;
+use chrono::{DateTime, TimeZone, Utc};
+use deadpool_redis::redis::AsyncCommands;
+use serde::Serialize;
+use tokio_util::sync::CancellationToken;
+use utoipa::ToSchema;
+
+use crate::config::{CatchUp, ScheduleSettings};
+use crate::jobs::enqueue::EnqueueRequest;
+use crate::queue::now_ms;
+use crate::state::AppState;
+use cron::Cron;
+use leader::Leader;
+
+/// How often a standby tries for the lease.
+const STANDBY_POLL: Duration = Duration::from_millis(250);
+/// How far back catching up looks for a missed tick.
+const CATCH_UP_HORIZON: chrono::TimeDelta = chrono::TimeDelta::days(7);
+/// The most late ticks of one schedule fired in one pass (a leader that was paused).
+const MAX_LATE_TICKS: usize = 100;
+
+/// The job a schedule enqueues, as an enqueue request (checked like the API's).
+pub fn job_request(schedule: &ScheduleSettings) -> EnqueueRequest {
+    EnqueueRequest {
+        kind: schedule.kind.clone(),
+        queue: schedule.queue.clone(),
+        payload: schedule.payload.clone(),
+        delay_seconds: None,
+        run_at: None,
+        max_attempts: schedule.max_attempts,
+        timeout_seconds: schedule.timeout_seconds,
+        idempotency_key: None,
+    }
+}
+
+/// A schedule with its parsed expression.
+#[derive(Clone, Debug)]
+pub struct Entry {
+    pub settings: ScheduleSettings,
+    pub cron: Cron,
+}
+
+/// Every configured schedule, parsed. The configuration was validated at start-up.
+pub fn entries(settings: &crate::config::Settings) -> anyhow::Result<Vec<Entry>> {
+    settings
+        .schedules()
+        .into_iter()
+        .map(|settings| {
+            let cron = Cron::parse(&settings.cron, &settings.timezone)
+                .map_err(|e| anyhow::anyhow!("schedule {:?}: {e}", settings.name))?;
+            Ok(Entry { settings, cron })
+        })
+        .collect()
+}
+
+/// A schedule's last run.
+#[derive(Clone, Debug, Serialize, ToSchema)]
+pub struct LastRun {
+    pub tick: DateTime<Utc>,
+    pub job_id: String,
+    pub enqueued_at: DateTime<Utc>,
+}
+
+fn last_key(state: &AppState, name: &str) -> String {
+    format!("{}scheduler:last:{name}", state.settings.redis.key_prefix)
+}
+
+fn ms(at: i64) -> DateTime<Utc> {
+    Utc.timestamp_millis_opt(at).single().unwrap_or_default()
+}
+
+/// The last run of `name`, if it ever ran.
+pub async fn last_run(state: &AppState, name: &str) -> anyhow::Result<Option<LastRun>> {
+    let mut conn = state.redis.get().await.context("no Redis connection")?;
+    let hash: HashMap<String, String> = conn
+        .hgetall(last_key(state, name))
+        .await
+        .context("failed to read a schedule's last run")?;
+    let number = |field: &str| hash.get(field).and_then(|v| v.parse::<i64>().ok());
+    Ok(
+        match (number("tick_ms"), hash.get("job_id"), number("enqueued_ms")) {
+            (Some(tick), Some(job_id), Some(enqueued)) => Some(LastRun {
+                tick: ms(tick),
+                job_id: job_id.clone(),
+                enqueued_at: ms(enqueued),
+            }),
+            _ => None,
+        },
+    )
+}
+
+/// Enqueues the job of `entry` for `tick`, once whoever calls: the job's idempotency key
+/// is derived from the tick. Returns the job id and whether this call made it.
+pub async fn fire(
+    state: &AppState,
+    entry: &Entry,
+    tick: DateTime<Utc>,
+) -> anyhow::Result<(String, bool)> {
+    let name = &entry.settings.name;
+    let tick_ms = tick.timestamp_millis();
+    let mut request = job_request(&entry.settings);
+    request.idempotency_key = Some(format!("schedule:{name}:{tick_ms}"));
+    let now = now_ms();
+    let job = request
+        .into_job(&state.settings.jobs, now)
+        .map_err(|e| anyhow::anyhow!("schedule {name:?}: {e}"))?;
+    let enqueued = state.queues.enqueue(&job, now).await?;
+    let mut conn = state.redis.get().await.context("no Redis connection")?;
+    let _: () = RECORD
+        .key(last_key(state, name))
+        .arg(tick_ms)
+        .arg(&enqueued.id)
+        .arg(now)
+        .invoke_async(&mut conn)
+        .await
+        .context("failed to record a schedule's run")?;
+    Ok((enqueued.id, enqueued.created))
+}
+
+/// KEYS: last-run hash. ARGV: tick ms, job id, enqueue ms. Only moves the record forward:
+/// a late manual run must not hide a newer tick.
+static RECORD: std::sync::LazyLock<deadpool_redis::redis::Script> =
+    std::sync::LazyLock::new(|| {
+        deadpool_redis::redis::Script::new(
+            r#"
+local previous = tonumber(redis.call('HGET', KEYS[1], 'tick_ms') or '-1')
+if tonumber(ARGV[1]) >= previous then
+  redis.call('HSET', KEYS[1], 'tick_ms', ARGV[1], 'job_id', ARGV[2], 'enqueued_ms', ARGV[3])
+end
+"#,
+        )
+    });
+
+/// A scheduler replica's id: replica, pid and a random part.
+fn replica_id(state: &AppState) -> String {
+    crate::worker::worker_id(state)
+}
+
+/// Runs the scheduler until `shutdown`: a standby until it takes the lease, then the
+/// leader firing ticks. Releases the lease on the way out.
+pub async fn run(state: AppState, shutdown: CancellationToken) -> anyhow::Result<()> {
+    let entries: Vec<Entry> = entries(&state.settings)?
+        .into_iter()
+        .filter(|e| e.settings.enabled)
+        .collect();
+    let leader = Leader::new(
+        state.redis.clone(),
+        &state.settings.redis.key_prefix,
+        replica_id(&state),
+        Duration::from_secs(state.settings.scheduler.lease_seconds),
+    );
+    tracing::info!(
+        schedules = entries.len(),
+        replica = leader.id,
+        "scheduler started"
+    );
+    let mut leading = false;
+    let mut next: Vec<Option<DateTime<Utc>>> = Vec::new();
+    let mut last_tick: Option<DateTime<Utc>> = None;
+    let publish = |leading: bool, last_tick: Option<DateTime<Utc>>| {
+        state.health.publish(
+            "scheduler",
+            serde_json::json!({"leader": leading, "last_tick": last_tick, "schedules": entries.len()}),
+        );
+    };
+    publish(false, None);
+    while !shutdown.is_cancelled() {
+        let held = match leader.hold().await {
+            Ok(held) => held,
+            Err(e) => {
+                tracing::warn!(
+                    error = format!("{e:#}"),
+                    "the leader lease could not be checked"
+                );
+                false
+            }
+        };
+        if held != leading {
+            leading = held;
+            publish(leading, last_tick);
+            if leading {
+                tracing::info!("this replica leads the scheduler");
+                next = take_over(&state, &entries).await;
+            } else {
+                tracing::warn!("this replica lost the scheduler lease");
+            }
+        }
+        if !leading {
+            tokio::select! {
+                _ = tokio::time::sleep(STANDBY_POLL) => {}
+                _ = shutdown.cancelled() => break,
+            }
+            continue;
+        }
+        // Sleep until the earliest tick, or until the lease needs renewing.
+        let renew_at = Utc::now() + leader.lease / 3;
+        let wake = next
+            .iter()
+            .flatten()
+            .min()
+            .copied()
+            .unwrap_or(renew_at)
+            .min(renew_at);
+        let pause = (wake - Utc::now()).to_std().unwrap_or_default();
+        tokio::select! {
+            _ = tokio::time::sleep(pause) => {}
+            _ = shutdown.cancelled() => break,
+        }
+        let now = Utc::now();
+        for (entry, slot) in entries.iter().zip(next.iter_mut()) {
+            let mut fired = 0;
+            while let Some(tick) = *slot {
+                if tick > now || fired == MAX_LATE_TICKS {
+                    break;
+                }
+                match fire(&state, entry, tick).await {
+                    Ok((job_id, created)) => {
+                        tracing::info!(
+                            schedule = entry.settings.name,
+                            tick = %tick,
+                            job_id,
+                            late_ms = (Utc::now() - tick).num_milliseconds(),
+                            created,
+                            "schedule fired"
+                        );
+                        last_tick = Some(tick);
+                    }
+                    Err(e) => tracing::error!(
+                        schedule = entry.settings.name,
+                        tick = %tick,
+                        error = format!("{e:#}"),
+                        "could not enqueue a scheduled job; the tick is skipped"
+                    ),
+                }
+                fired += 1;
+                *slot = entry.cron.next_after(tick);
+            }
+        }
+        publish(leading, last_tick);
+    }
+    if leading {
+        match leader.release().await {
+            Ok(()) => tracing::info!("released the scheduler lease"),
+            Err(e) => tracing::warn!(
+                error = format!("{e:#}"),
+                "could not release the lease; it expires on its own"
+            ),
+        }
+    }
+    Ok(())
+}
+
+/// On becoming leader: applies each schedule's catch-up policy to ticks missed since its
+/// last run, and returns each schedule's next tick.
+async fn take_over(state: &AppState, entries: &[Entry]) -> Vec<Option<DateTime<Utc>>> {
+    let now = Utc::now();
+    let mut next = Vec::with_capacity(entries.len());
+    for entry in entries {
+        if entry.settings.catch_up == CatchUp::Latest {
+            match last_run(state, &entry.settings.name).await {
+                Ok(Some(last)) => {
+                    let since = last.tick.max(now - CATCH_UP_HORIZON);
+                    if let Some(missed) = entry.cron.latest_between(since, now) {
+                        match fire(state, entry, missed).await {
+                            Ok((job_id, _)) => tracing::info!(
+                                schedule = entry.settings.name,
+                                tick = %missed,
+                                job_id,
+                                "caught up on the latest missed tick"
+                            ),
+                            Err(e) => tracing::error!(
+                                schedule = entry.settings.name,
+                                error = format!("{e:#}"),
+                                "could not catch up"
+                            ),
+                        }
+                    }
+                }
+                Ok(None) => {}
+                Err(e) => tracing::warn!(
+                    error = format!("{e:#}"),
+                    "could not read a schedule's last run"
+                ),
+            }
+        }
+        next.push(entry.cron.next_after(now));
+    }
+    next
+}

@@ -1,0 +1,119 @@
+//! `/api/v1/schedules`: every cron schedule with its next and last run, and a manual
+//! trigger. Admin token.
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use super::problem::{ApiError, Problem};
+use crate::scheduler::{self, LastRun};
+use crate::state::AppState;
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_schedules))
+        .routes(routes!(run_schedule))
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ScheduleView {
+    pub name: String,
+    pub cron: String,
+    pub timezone: String,
+    pub enabled: bool,
+    /// `none` or `latest`.
+    pub catch_up: String,
+    pub queue: Option<String>,
+    pub kind: String,
+    /// The next tick, in the schedule's time zone; absent when disabled.
+    pub next_run: Option<String>,
+    pub last_run: Option<LastRun>,
+    /// The state of the last run's job, while the job's record exists.
+    pub last_job_state: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ScheduleList {
+    pub schedules: Vec<ScheduleView>,
+}
+
+/// Every schedule with its next and last run.
+#[utoipa::path(
+    get,
+    path = "/api/v1/schedules",
+    tag = "schedules",
+    security(("admin_token" = [])),
+    responses((status = 200, description = "The schedules", body = ScheduleList))
+)]
+async fn list_schedules(
+    State(state): State<AppState>,
+) -> Result<axum::Json<ScheduleList>, ApiError> {
+    let now: DateTime<Utc> = Utc::now();
+    let mut schedules = Vec::new();
+    for entry in scheduler::entries(&state.settings)? {
+        let s = &entry.settings;
+        let last_run = scheduler::last_run(&state, &s.name).await?;
+        let last_job_state = match &last_run {
+            Some(run) => state.queues.state(&run.job_id).await?,
+            None => None,
+        };
+        schedules.push(ScheduleView {
+            next_run: s
+                .enabled
+                .then(|| entry.cron.next_after(now))
+                .flatten()
+                .map(|t| t.with_timezone(&entry.cron.timezone()).to_rfc3339()),
+            name: s.name.clone(),
+            cron: s.cron.clone(),
+            timezone: s.timezone.clone(),
+            enabled: s.enabled,
+            catch_up: format!("{:?}", s.catch_up).to_lowercase(),
+            queue: s.queue.clone(),
+            kind: s.kind.clone(),
+            last_run,
+            last_job_state,
+        });
+    }
+    Ok(axum::Json(ScheduleList { schedules }))
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Triggered {
+    pub schedule: String,
+    pub job_id: String,
+}
+
+/// Enqueue one run of a schedule now.
+#[utoipa::path(
+    post,
+    path = "/api/v1/schedules/{name}/run",
+    tag = "schedules",
+    security(("admin_token" = [])),
+    params(("name" = String, Path)),
+    responses(
+        (status = 202, description = "Enqueued", body = Triggered),
+        (status = 404, description = "No such schedule", body = Problem),
+    )
+)]
+async fn run_schedule(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+) -> Result<(StatusCode, axum::Json<Triggered>), ApiError> {
+    let entries = scheduler::entries(&state.settings)?;
+    let entry = entries
+        .iter()
+        .find(|e| e.settings.name == name)
+        .ok_or_else(|| ApiError::NotFound(format!("no schedule {name:?}")))?;
+    let (job_id, _) = scheduler::fire(&state, entry, Utc::now()).await?;
+    Ok((
+        StatusCode::ACCEPTED,
+        axum::Json(Triggered {
+            schedule: name,
+            job_id,
+        }),
+    ))
+}
