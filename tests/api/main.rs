@@ -13,4 +13,5 @@ mod jobs;
 mod operations;
 mod outages;
 mod queue;
+mod schedules;
 mod worker;

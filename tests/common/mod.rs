@@ -189,8 +189,13 @@ pub fn environment(db_url: &str, redis_url: &str) -> BTreeMap<String, String> {
 
 /// Loads settings as the binary would, from the given environment instead of the process's.
 pub fn settings(environment: BTreeMap<String, String>) -> Settings {
+    // A test's own CONFIG_DIR (schedules, say) replaces the repository's config folder.
+    let config_dir = environment
+        .get("CONFIG_DIR")
+        .cloned()
+        .unwrap_or_else(|| concat!(env!("CARGO_MANIFEST_DIR"), "/config").to_owned());
     let options = LoadOptions {
-        config_dir: Some(concat!(env!("CARGO_MANIFEST_DIR"), "/config").into()),
+        config_dir: Some(config_dir.into()),
         environment,
         overrides: Vec::new(),
     };
@@ -498,6 +503,29 @@ impl Drop for Process {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+/// A temporary config folder holding `schedule.toml`, removed when dropped.
+pub struct ScheduleDir(pub std::path::PathBuf);
+
+impl ScheduleDir {
+    pub fn new(schedule_toml: &str) -> Self {
+        let dir =
+            std::env::temp_dir().join(format!("switchyard-test-{}", uuid::Uuid::new_v4().simple()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("schedule.toml"), schedule_toml).unwrap();
+        Self(dir)
+    }
+
+    pub fn path(&self) -> String {
+        self.0.display().to_string()
+    }
+}
+
+impl Drop for ScheduleDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
     }
 }
 

@@ -8,5 +8,6 @@ mod cli;
 mod jobs;
 mod lifecycle;
 mod migrate;
+mod scheduler;
 mod startup;
 mod tls;
