@@ -243,3 +243,42 @@ fn run_now_enqueues_one_run_and_refuses_an_unknown_name() {
     assert_eq!(unknown.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&unknown.stderr).contains("no schedule \"weekly\""));
 }
+
+#[test]
+fn a_leader_stopped_with_sigterm_hands_over_at_once() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let db = rt.block_on(TestDb::migrated());
+    let dir = ScheduleDir::new(EVERY_SECOND);
+    let mut env = environment(&db.url, &server_redis_url());
+    env.insert("CONFIG_DIR".into(), dir.path());
+    env.insert("SCHEDULER_LEASE_SECONDS".into(), "30".into());
+    let _keys = RedisKeys(env["REDIS_KEY_PREFIX"].clone());
+    let a = Process::start(&["scheduler"], &env);
+    let b = Process::start(&["scheduler"], &env);
+    std::thread::sleep(Duration::from_millis(1500));
+    let (mut leader, mut standby) = if leads(&a) { (a, b) } else { (b, a) };
+
+    leader.signal(libc::SIGTERM);
+    let stopped = Instant::now();
+    assert_eq!(leader.wait_exit(Duration::from_secs(15)).code(), Some(0));
+    while !leads(&standby) {
+        assert!(
+            stopped.elapsed() < Duration::from_secs(10),
+            "the standby waited out the 30 s lease"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+
+    assert!(
+        stopped.elapsed() < Duration::from_secs(3),
+        "took {:?}",
+        stopped.elapsed()
+    );
+    assert!(
+        leader.output().contains("released the scheduler lease"),
+        "{}",
+        leader.output()
+    );
+    standby.signal(libc::SIGTERM);
+    assert_eq!(standby.wait_exit(Duration::from_secs(15)).code(), Some(0));
+}
