@@ -55,3 +55,26 @@ pub async fn serve_operations(
     }
     result
 }
+
+/// Runs a mode's `engine` beside the operations routes until `shutdown`. An engine that
+/// fails stops the process rather than leaving its health green.
+pub async fn with_operations(
+    state: &AppState,
+    listener: Option<TcpListener>,
+    shutdown: CancellationToken,
+    details: serde_json::Value,
+    engine: impl std::future::Future<Output = anyhow::Result<()>>,
+) -> anyhow::Result<()> {
+    let operations = serve_operations(state, listener, shutdown.clone(), details);
+    let (engine, operations) = tokio::join!(
+        async {
+            let result = engine.await;
+            if result.is_err() {
+                shutdown.cancel();
+            }
+            result
+        },
+        operations
+    );
+    engine.and(operations)
+}

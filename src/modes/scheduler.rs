@@ -18,18 +18,7 @@ pub async fn run(
 ) -> anyhow::Result<()> {
     let details = serde_json::json!({"schedules": state.settings.schedules().len()});
     let engine = scheduler::run(state.clone(), shutdown.clone());
-    let operations = super::serve_operations(&state, listener, shutdown.clone(), details);
-    let (engine, operations) = tokio::join!(
-        async {
-            let result = engine.await;
-            if result.is_err() {
-                shutdown.cancel();
-            }
-            result
-        },
-        operations
-    );
-    engine.and(operations)
+    super::with_operations(&state, listener, shutdown, details, engine).await
 }
 
 /// One line per schedule: name, cron, time zone, state, then its next three runs in its

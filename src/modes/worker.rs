@@ -38,17 +38,5 @@ pub async fn run_with(
         "concurrency": settings.worker.concurrency,
     });
     let engine = crate::worker::run(state.clone(), registry, shutdown.clone());
-    let operations = super::serve_operations(&state, listener, shutdown.clone(), details);
-    // The engine failing to start stops the process rather than leaving health green.
-    let (engine, operations) = tokio::join!(
-        async {
-            let result = engine.await;
-            if result.is_err() {
-                shutdown.cancel();
-            }
-            result
-        },
-        operations
-    );
-    engine.and(operations)
+    super::with_operations(&state, listener, shutdown, details, engine).await
 }
