@@ -38,6 +38,8 @@ use leader::Leader;
 const STANDBY_POLL: Duration = Duration::from_millis(250);
 /// How far back catching up looks for a missed tick.
 const CATCH_UP_HORIZON: chrono::TimeDelta = chrono::TimeDelta::days(7);
+/// Tries to enqueue one tick before giving it up (about 1.5 s of retries).
+const FIRE_ATTEMPTS: u32 = 5;
 /// The most late ticks of one schedule fired in one pass (a leader that was paused).
 const MAX_LATE_TICKS: usize = 100;
 
@@ -139,6 +141,34 @@ pub async fn fire(
     Ok((enqueued.id, enqueued.created))
 }
 
+/// [`fire`], tried again after a failure (a Redis blip), so a brief outage at a tick
+/// delays it rather than losing it. Retrying is safe: the tick's job is idempotent.
+async fn fire_with_retries(
+    state: &AppState,
+    entry: &Entry,
+    tick: DateTime<Utc>,
+) -> anyhow::Result<(String, bool)> {
+    let mut wait = Duration::from_millis(100);
+    let mut attempt = 1;
+    loop {
+        match fire(state, entry, tick).await {
+            Ok(fired) => return Ok(fired),
+            Err(error) if attempt < FIRE_ATTEMPTS => {
+                tracing::warn!(
+                    schedule = entry.settings.name,
+                    attempt,
+                    error = format!("{error:#}"),
+                    "could not enqueue a scheduled job; trying again"
+                );
+                tokio::time::sleep(wait).await;
+                wait *= 2;
+                attempt += 1;
+            }
+            Err(error) => return Err(error),
+        }
+    }
+}
+
 /// KEYS: last-run hash. ARGV: tick ms, job id, enqueue ms. Only moves the record forward:
 /// a late manual run must not hide a newer tick.
 static RECORD: std::sync::LazyLock<deadpool_redis::redis::Script> =
@@ -189,12 +219,14 @@ pub async fn run(state: AppState, shutdown: CancellationToken) -> anyhow::Result
     while !shutdown.is_cancelled() {
         let held = match leader.hold().await {
             Ok(held) => held,
+            // A Redis blip: carry on as before. Should another replica take over meanwhile,
+            // a tick fired by both still makes one job.
             Err(e) => {
                 tracing::warn!(
                     error = format!("{e:#}"),
                     "the leader lease could not be checked"
                 );
-                false
+                leading
             }
         };
         if held != leading {
@@ -235,7 +267,7 @@ pub async fn run(state: AppState, shutdown: CancellationToken) -> anyhow::Result
                 if tick > now || fired == MAX_LATE_TICKS {
                     break;
                 }
-                match fire(&state, entry, tick).await {
+                match fire_with_retries(&state, entry, tick).await {
                     Ok((job_id, created)) => {
                         tracing::info!(
                             schedule = entry.settings.name,
@@ -251,7 +283,7 @@ pub async fn run(state: AppState, shutdown: CancellationToken) -> anyhow::Result
                         schedule = entry.settings.name,
                         tick = %tick,
                         error = format!("{e:#}"),
-                        "could not enqueue a scheduled job; the tick is skipped"
+                        "could not enqueue a scheduled job after retrying; the tick is skipped"
                     ),
                 }
                 fired += 1;

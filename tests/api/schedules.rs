@@ -108,3 +108,55 @@ async fn a_schedule_can_be_run_now_and_its_last_run_shows() {
     assert_eq!(hourly["last_job_state"], "queued");
     app.stop().await;
 }
+
+#[tokio::test]
+async fn a_redis_blip_at_a_tick_delays_it_instead_of_losing_it() {
+    use crate::common::proxy::{Mode, Proxy, upstream_of};
+    use crate::common::server_redis_url;
+    use deadpool_redis::redis::AsyncCommands;
+
+    let dir = ScheduleDir::new(
+        "[[schedule]]\nname = \"every-second\"\ncron = \"* * * * * *\"\nqueue = \"default\"\nkind = \"noop\"\n",
+    );
+    let proxy = Proxy::start(upstream_of(&server_redis_url())).await;
+    let (path, through) = (dir.path(), proxy.url_for(&server_redis_url()));
+    let app = TestApp::spawn_with(
+        move |env| {
+            env.insert("CONFIG_DIR".into(), path);
+            env.insert("REDIS_URL".into(), through);
+        },
+        Default::default(),
+    )
+    .await;
+    let stop = tokio_util::sync::CancellationToken::new();
+    let scheduler = tokio::spawn(switchyard::scheduler::run(app.state.clone(), stop.clone()));
+
+    tokio::time::sleep(std::time::Duration::from_millis(2500)).await;
+    proxy.set(Mode::Cut);
+    tokio::time::sleep(std::time::Duration::from_millis(700)).await;
+    proxy.set(Mode::Pass);
+    tokio::time::sleep(std::time::Duration::from_millis(2500)).await;
+    stop.cancel();
+    scheduler.await.unwrap().unwrap();
+
+    let prefix = app.state.settings.redis.key_prefix.clone();
+    let pool = deadpool_redis::Config::from_url(server_redis_url())
+        .create_pool(Some(deadpool_redis::Runtime::Tokio1))
+        .unwrap();
+    let mut conn = pool.get().await.unwrap();
+    let keys: Vec<String> = conn
+        .keys(format!(
+            "{prefix}queue:default:idem:schedule:every-second:*"
+        ))
+        .await
+        .unwrap();
+    let mut ticks: Vec<i64> = keys
+        .iter()
+        .filter_map(|k| k.rsplit(':').next()?.parse().ok())
+        .collect();
+    ticks.sort_unstable();
+    let gaps: Vec<_> = ticks.windows(2).filter(|w| w[1] - w[0] != 1000).collect();
+    assert!(ticks.len() >= 4, "{ticks:?}");
+    assert!(gaps.is_empty(), "ticks lost around the blip: {gaps:?}");
+    app.stop().await;
+}
