@@ -148,13 +148,18 @@ impl From<DeadJob> for JobView {
 
 /// Reads a job wherever it is: Redis while it lives, Postgres once dead.
 async fn find(state: &AppState, id: &str) -> Result<Option<JobView>, ApiError> {
-    let Ok(uuid) = id.parse::<uuid::Uuid>() else {
+    let Ok(uuid) = job_id(id) else {
         return Ok(None);
     };
     if let Some(job) = state.queues.get(&uuid.to_string()).await? {
         return Ok(Some(job.into()));
     }
     Ok(dead::get(&state.db, uuid).await?.map(JobView::from))
+}
+
+/// A job id from a path; one that is not a UUID names no job.
+fn job_id(id: &str) -> Result<uuid::Uuid, ApiError> {
+    id.parse().map_err(|_| not_found(id))
 }
 
 fn not_found(id: &str) -> ApiError {
@@ -312,9 +317,7 @@ async fn cancel_job(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<axum::Json<JobView>, ApiError> {
-    let Ok(uuid) = id.parse::<uuid::Uuid>() else {
-        return Err(not_found(&id));
-    };
+    let uuid = job_id(&id)?;
     match state.queues.cancel(&uuid.to_string(), now_ms()).await? {
         Cancel::Cancelled => {}
         Cancel::TooLate(job_state) => {
@@ -353,9 +356,7 @@ async fn retry_job(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<(StatusCode, axum::Json<JobView>), ApiError> {
-    let Ok(uuid) = id.parse::<uuid::Uuid>() else {
-        return Err(not_found(&id));
-    };
+    let uuid = job_id(&id)?;
     if dead::retry(&state.db, &state.queues, uuid, now_ms())
         .await?
         .is_none()

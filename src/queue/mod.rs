@@ -241,10 +241,6 @@ impl Queues {
         self.key(queue, "wake")
     }
 
-    async fn conn(&self) -> anyhow::Result<ConnectionManager> {
-        Ok(self.conn.clone())
-    }
-
     /// Adds a job, or returns the job its idempotency key already made.
     pub async fn enqueue(&self, job: &NewJob, now_ms: i64) -> anyhow::Result<Enqueued> {
         let mut out = self
@@ -267,7 +263,7 @@ impl Queues {
             }
         }
         let mut results: Vec<Option<Enqueued>> = vec![None; jobs.len()];
-        let mut conn = self.conn().await?;
+        let mut conn = self.conn.clone();
         for (queue, indexes) in by_queue {
             let mut call = scripts::ENQUEUE.prepare_invoke();
             call.key(self.key(queue, "ready"))
@@ -315,7 +311,7 @@ impl Queues {
         lease: Duration,
         now_ms: i64,
     ) -> anyhow::Result<Fetched> {
-        let mut conn = self.conn().await?;
+        let mut conn = self.conn.clone();
         type Row = (String, String, String, u32, u32, u64);
         let (rows, next_due): (Vec<Row>, i64) = scripts::FETCH
             .key(self.key(queue, "ready"))
@@ -361,7 +357,7 @@ impl Queues {
         ids: &[String],
         now_ms: i64,
     ) -> anyhow::Result<usize> {
-        let mut conn = self.conn().await?;
+        let mut conn = self.conn.clone();
         let done: usize = scripts::ACK
             .key(self.key(queue, "leased"))
             .key(self.counter(queue, "succeeded", now_ms))
@@ -386,7 +382,7 @@ impl Queues {
         lease: Duration,
         now_ms: i64,
     ) -> anyhow::Result<Vec<String>> {
-        let mut conn = self.conn().await?;
+        let mut conn = self.conn.clone();
         let lost: Vec<String> = scripts::EXTEND
             .key(self.key(queue, "leased"))
             .arg(self.job_prefix())
@@ -411,7 +407,7 @@ impl Queues {
         retry_at_ms: Option<i64>,
         now_ms: i64,
     ) -> anyhow::Result<Option<String>> {
-        let mut conn = self.conn().await?;
+        let mut conn = self.conn.clone();
         let state: String = scripts::FAIL
             .key(self.key(queue, "leased"))
             .key(self.key(queue, "retry"))
@@ -439,7 +435,7 @@ impl Queues {
         worker: &str,
         ids: &[String],
     ) -> anyhow::Result<usize> {
-        let mut conn = self.conn().await?;
+        let mut conn = self.conn.clone();
         let released: usize = scripts::RELEASE
             .key(self.key(queue, "leased"))
             .key(self.key(queue, "ready"))
@@ -458,7 +454,7 @@ impl Queues {
         let Some(queue) = self.queue_of(id).await? else {
             return Ok(Cancel::NotFound);
         };
-        let mut conn = self.conn().await?;
+        let mut conn = self.conn.clone();
         let outcome: String = scripts::CANCEL
             .key(self.key(&queue, "ready"))
             .key(self.key(&queue, "scheduled"))
@@ -478,7 +474,7 @@ impl Queues {
     }
 
     async fn queue_of(&self, id: &str) -> anyhow::Result<Option<String>> {
-        let mut conn = self.conn().await?;
+        let mut conn = self.conn.clone();
         let queue: Option<String> = conn
             .hget(format!("{}{id}", self.job_prefix()), "queue")
             .await
@@ -489,7 +485,7 @@ impl Queues {
     /// Everything Redis holds on a job, or `None` when it has no such job (never made,
     /// past its retention, or moved to Postgres once dead).
     pub async fn get(&self, id: &str) -> anyhow::Result<Option<JobRecord>> {
-        let mut conn = self.conn().await?;
+        let mut conn = self.conn.clone();
         let hash: HashMap<String, String> = conn
             .hgetall(format!("{}{id}", self.job_prefix()))
             .await
@@ -504,7 +500,7 @@ impl Queues {
 
     /// Up to `limit` jobs in the dead outbox, oldest first, for copying to Postgres.
     pub async fn dead_outbox_batch(&self, limit: usize) -> anyhow::Result<Vec<JobRecord>> {
-        let mut conn = self.conn().await?;
+        let mut conn = self.conn.clone();
         let ids: Vec<String> = conn
             .lrange(self.dead_outbox(), 0, limit.max(1) as isize - 1)
             .await
@@ -526,7 +522,7 @@ impl Queues {
 
     /// Drops jobs Postgres now holds from the outbox and from Redis.
     pub async fn forget_dead(&self, ids: &[String]) -> anyhow::Result<()> {
-        let mut conn = self.conn().await?;
+        let mut conn = self.conn.clone();
         let _: i64 = scripts::FORGET_DEAD
             .key(self.dead_outbox())
             .arg(self.job_prefix())
@@ -540,7 +536,7 @@ impl Queues {
     /// Queues a dead job again under its own id with fresh attempts. False when Redis
     /// already has it alive.
     pub async fn revive(&self, job: &JobRecord, now_ms: i64) -> anyhow::Result<bool> {
-        let mut conn = self.conn().await?;
+        let mut conn = self.conn.clone();
         let revived: i64 = scripts::REVIVE
             .key(self.key(&job.queue, "ready"))
             .key(self.wake_key(&job.queue))
@@ -577,7 +573,7 @@ impl Queues {
                 pipe.mget(keys);
             }
         }
-        let mut conn = self.conn().await?;
+        let mut conn = self.conn.clone();
         type Row = (u64, u64, u64, u64, Vec<Option<u64>>, Vec<Option<u64>>);
         let rows: Vec<Row> = {
             let flat: Vec<redis::Value> = pipe

@@ -332,26 +332,42 @@ impl Pace {
 impl Engine {
     /// Returns prefetched jobs that never started to their queues at once.
     async fn hand_back_unstarted(&self, jobs: Vec<Leased>) {
-        tracing::info!(jobs = jobs.len(), "handing back jobs leased ahead");
-        let mut by_queue: HashMap<String, Vec<String>> = HashMap::new();
         if let Ok(mut running) = self.running.lock() {
             for job in &jobs {
                 running.remove(&job.id);
             }
         }
-        for job in jobs {
-            by_queue.entry(job.queue).or_default().push(job.id);
-        }
-        for (queue, ids) in by_queue {
-            if let Err(e) = self.queues.release(&queue, &self.id, &ids).await {
-                tracing::warn!(
+        let released = self
+            .release(by_queue(jobs.into_iter().map(|job| (job.queue, job.id))))
+            .await;
+        tracing::info!(released, "handed back jobs leased ahead");
+    }
+
+    /// Hands jobs back to their queues at once. Returns how many went back; those that
+    /// could not run again when their leases lapse.
+    async fn release(&self, jobs: HashMap<String, Vec<String>>) -> usize {
+        let mut released = 0;
+        for (queue, ids) in jobs {
+            match self.queues.release(&queue, &self.id, &ids).await {
+                Ok(n) => released += n,
+                Err(e) => tracing::error!(
                     queue,
                     error = format!("{e:#}"),
-                    "could not hand back prefetched jobs; they run again when their leases lapse"
-                );
+                    "could not hand jobs back; they run again when their leases lapse"
+                ),
             }
         }
+        released
     }
+}
+
+/// `(queue, job id)` pairs grouped by queue, as each queue operation takes them.
+fn by_queue(jobs: impl IntoIterator<Item = (String, String)>) -> HashMap<String, Vec<String>> {
+    let mut grouped: HashMap<String, Vec<String>> = HashMap::new();
+    for (queue, id) in jobs {
+        grouped.entry(queue).or_default().push(id);
+    }
+    grouped
 }
 
 /// Runs one leased job on its own task, holding a slot until it has finished.
@@ -503,11 +519,7 @@ async fn acknowledge(engine: Arc<Engine>, mut inbox: mpsc::UnboundedReceiver<(St
     drop(engine);
     let mut batch = Vec::with_capacity(MAX_ACK_BATCH);
     while inbox.recv_many(&mut batch, MAX_ACK_BATCH).await > 0 {
-        let mut by_queue: HashMap<String, Vec<String>> = HashMap::new();
-        for (queue, job) in batch.drain(..) {
-            by_queue.entry(queue).or_default().push(job);
-        }
-        for (queue, ids) in by_queue {
+        for (queue, ids) in by_queue(batch.drain(..)) {
             let mut tries = 0;
             loop {
                 match queues.ack(&queue, &id, &ids, now_ms()).await {
@@ -584,13 +596,10 @@ impl Engine {
     }
 
     fn running_by_queue(&self) -> HashMap<String, Vec<String>> {
-        let mut by_queue: HashMap<String, Vec<String>> = HashMap::new();
-        if let Ok(running) = self.running.lock() {
-            for (id, queue) in running.iter() {
-                by_queue.entry(queue.clone()).or_default().push(id.clone());
-            }
+        match self.running.lock() {
+            Ok(running) => by_queue(running.iter().map(|(id, q)| (q.clone(), id.clone()))),
+            Err(_) => HashMap::new(),
         }
-        by_queue
     }
 
     fn is_running(&self, id: &str) -> bool {
@@ -600,20 +609,11 @@ impl Engine {
 
 /// Hands back the leases of jobs still running at the drain deadline.
 async fn hand_back(engine: &Engine) {
-    for (queue, ids) in engine.running_by_queue() {
-        match engine.queues.release(&queue, &engine.id, &ids).await {
-            Ok(released) => tracing::warn!(
-                queue,
-                released,
-                "drain time is up; handed running jobs back to the queue"
-            ),
-            Err(e) => tracing::error!(
-                queue,
-                error = format!("{e:#}"),
-                "could not hand jobs back; they run again when their leases lapse"
-            ),
-        }
-    }
+    let released = engine.release(engine.running_by_queue()).await;
+    tracing::warn!(
+        released,
+        "drain time is up; handed running jobs back to the queue"
+    );
 }
 
 /// Copies dead jobs to Postgres when one dies, every so often, and once more at the end.

@@ -5,6 +5,17 @@ use serde_json::json;
 
 use crate::common::TestApp;
 
+/// One queue's entry in a `GET /api/v1/queues` answer.
+fn queue(counts: &serde_json::Value, name: &str) -> serde_json::Value {
+    counts["queues"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|q| q["name"] == name)
+        .unwrap()
+        .clone()
+}
+
 async fn app() -> TestApp {
     TestApp::spawn_with(
         |env| {
@@ -98,13 +109,7 @@ async fn a_batch_with_one_bad_job_names_it_and_queues_none() {
     let problem = reply.assert_problem(422, "validation_failed");
     assert_eq!(problem["field"], "jobs[1].queue");
     let counts = app.admin_get("/api/v1/queues").await.json();
-    let default = counts["queues"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|q| q["name"] == "default")
-        .unwrap()
-        .clone();
+    let default = queue(&counts, "default");
     assert_eq!(default["ready"], 0);
     app.stop().await;
 }
@@ -140,13 +145,7 @@ async fn a_queued_job_can_be_read_and_cancelled_once() {
         (Some("scheduled"), Some("default"))
     );
     assert_eq!(read["max_attempts"], 5, "jobs.max_attempts applies");
-    let default = counts["queues"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|q| q["name"] == "default")
-        .unwrap()
-        .clone();
+    let default = queue(&counts, "default");
     assert_eq!(default["scheduled"], 1);
     assert_eq!(cancelled.status, 200, "{}", cancelled.body);
     assert_eq!(cancelled.json()["state"], "cancelled");
@@ -224,13 +223,7 @@ async fn dead_jobs_page_with_a_cursor_and_can_be_deleted() {
     unknown_queue.assert_problem(404, "not_found");
     assert_eq!(deleted.status, 204);
     deleted_again.assert_problem(404, "not_found");
-    let default = counts["queues"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|q| q["name"] == "default")
-        .unwrap()
-        .clone();
+    let default = queue(&counts, "default");
     assert_eq!(default["dead"], 2);
     app.stop().await;
 }
