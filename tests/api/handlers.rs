@@ -69,6 +69,7 @@ async fn an_http_job_is_delivered_signed_and_the_signature_verifies() {
 #[tokio::test]
 async fn retry_after_is_honoured_and_410_stops_retries() {
     let waits = Target::start(vec![Answer::status(503).with("retry-after", "2")]);
+    let limited = Target::start(vec![Answer::status(429).with("retry-after", "2")]);
     let gone = Target::start(vec![Answer::status(410), Answer::status(200)]);
     let w = start(&[("OUTBOUND_ALLOW_PRIVATE", "true")]).await;
 
@@ -77,21 +78,29 @@ async fn retry_after_is_honoured_and_410_stops_retries() {
         json!({"kind": "http", "payload": {"url": waits.url("/")}}),
     )
     .await;
+    let throttled = enqueue(
+        &w,
+        json!({"kind": "http", "payload": {"url": limited.url("/")}}),
+    )
+    .await;
     let stopped = enqueue(
         &w,
         json!({"kind": "http", "payload": {"url": gone.url("/")}, "max_attempts": 5}),
     )
     .await;
     w.wait_for(&waited, "succeeded").await;
+    w.wait_for(&throttled, "succeeded").await;
     let dead = w.wait_for(&stopped, "dead").await;
 
-    let calls = waits.received();
-    assert_eq!(calls.len(), 2);
-    assert!(
-        calls[1].at - calls[0].at >= Duration::from_secs(2),
-        "the retry came {:?} after a Retry-After of 2 s",
-        calls[1].at - calls[0].at
-    );
+    for target in [&waits, &limited] {
+        let calls = target.received();
+        assert_eq!(calls.len(), 2);
+        assert!(
+            calls[1].at - calls[0].at >= Duration::from_secs(2),
+            "the retry came {:?} after a Retry-After of 2 s",
+            calls[1].at - calls[0].at
+        );
+    }
     assert_eq!(gone.received().len(), 1, "410 was retried");
     assert_eq!(dead["attempts"], 1);
     assert!(dead["last_error"].as_str().unwrap().contains("410"));

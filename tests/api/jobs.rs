@@ -3,18 +3,7 @@
 
 use serde_json::json;
 
-use crate::common::TestApp;
-
-/// One queue's entry in a `GET /api/v1/queues` answer.
-fn queue(counts: &serde_json::Value, name: &str) -> serde_json::Value {
-    counts["queues"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|q| q["name"] == name)
-        .unwrap()
-        .clone()
-}
+use crate::common::{TestApp, queue};
 
 async fn app() -> TestApp {
     TestApp::spawn_with(

@@ -174,6 +174,16 @@ async fn retries_back_off_and_a_dead_job_can_be_retried_from_the_api() {
         "the history stays"
     );
     retry_again.assert_problem(409, "conflict");
+    let counts = h.w.app.admin_get("/api/v1/queues").await.json();
+    let default = crate::common::queue(&counts, "default");
+    assert_eq!(
+        (
+            default["failed_last_minute"].as_u64(),
+            default["succeeded_last_minute"].as_u64()
+        ),
+        (Some(3), Some(1)),
+        "last-minute throughput: {default}"
+    );
     h.stop().await;
 }
 

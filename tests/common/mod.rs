@@ -329,6 +329,17 @@ impl Reply {
     }
 }
 
+/// One queue's entry in a `GET /api/v1/queues` answer.
+pub fn queue(counts: &serde_json::Value, name: &str) -> serde_json::Value {
+    counts["queues"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|q| q["name"] == name)
+        .unwrap()
+        .clone()
+}
+
 /// One HTTP call with ureq on a blocking thread.
 pub async fn call(
     method: &str,
