@@ -1,5 +1,6 @@
 # Sourced by dev.sh and test.sh: makes sure PostgreSQL (15 or newer) and Redis (7) are
-# running on this machine and exports DATABASE_URL and REDIS_URL. URLs already set in the
+# running on this machine and exports DATABASE_URL and REDIS_URL (test.sh also starts an
+# S3 server for the storage tests). URLs already set in the
 # environment are used as they are. Works as root (CI) and as a user with sudo; installs
 # a missing server with apt-get on Debian and Ubuntu. No Docker needed.
 
@@ -81,6 +82,34 @@ ensure_redis() {
     for _ in $(seq 1 50); do redis-cli -p "$REDIS_PORT" ping >/dev/null 2>&1 && break; sleep 0.1; done
   fi
   export REDIS_URL="redis://127.0.0.1:$REDIS_PORT"
+}
+
+# The file tests' S3 path runs against moto's S3 server (PyPI moto[server]), started here
+# on S3_TEST_PORT unless SWITCHYARD_TEST_S3_ENDPOINT points elsewhere. Only test.sh calls it.
+ensure_s3() {
+  if [ -n "${SWITCHYARD_TEST_S3_ENDPOINT:-}" ]; then
+    say "S3: using SWITCHYARD_TEST_S3_ENDPOINT from the environment"
+    return
+  fi
+  local port="${S3_TEST_PORT:-9090}"
+  export SWITCHYARD_TEST_S3_ENDPOINT="http://127.0.0.1:$port"
+  if curl -fsS -o /dev/null "$SWITCHYARD_TEST_S3_ENDPOINT/" 2>/dev/null; then
+    return
+  fi
+  if ! python3 -c 'import moto.server, flask_cors' >/dev/null 2>&1; then
+    command -v python3 >/dev/null || apt_install python3 python3-pip
+    say "installing moto[server] with pip"
+    python3 -m pip install -q --disable-pip-version-check 'moto[server]' >/dev/null 2>&1 \
+      || python3 -m pip install -q --break-system-packages 'moto[server]' >/dev/null
+  fi
+  say "starting moto's S3 server on port $port"
+  nohup python3 -m moto.server -H 127.0.0.1 -p "$port" >"${TMPDIR:-/tmp}/switchyard-moto.log" 2>&1 &
+  for _ in $(seq 1 100); do
+    curl -fsS -o /dev/null "$SWITCHYARD_TEST_S3_ENDPOINT/" 2>/dev/null && return
+    sleep 0.2
+  done
+  echo "moto's S3 server did not start; see ${TMPDIR:-/tmp}/switchyard-moto.log" >&2
+  exit 1
 }
 
 ensure_postgres

@@ -53,6 +53,7 @@ impl HealthReport {
 pub struct HealthMonitor {
     postgres_down: AtomicBool,
     redis_down: AtomicBool,
+    storage_down: AtomicBool,
     /// Published by the running mode, shown under `details`.
     details: std::sync::Mutex<BTreeMap<&'static str, serde_json::Value>>,
 }
@@ -88,13 +89,38 @@ pub async fn check(state: &AppState) -> HealthReport {
             Err(error) => Err(("unreachable", error.to_string())),
         }
     });
-    let (postgres, redis) = tokio::join!(postgres, redis);
+    // Storage matters where files are served: the API (and dev, which includes it).
+    let uses_storage = matches!(state.identity.mode, "serve" | "dev");
+    let storage = timed(async {
+        match tokio::time::timeout(limit, state.storage.check()).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(error)) => Err(("unreachable", format!("{error:#}"))),
+            Err(_) => Err((
+                "timeout",
+                format!("no answer within {} ms", limit.as_millis()),
+            )),
+        }
+    });
+    let storage = async {
+        if uses_storage {
+            Some(storage.await)
+        } else {
+            None
+        }
+    };
+    let (postgres, redis, storage) = tokio::join!(postgres, redis, storage);
     let mut checks = BTreeMap::new();
     checks.insert(
         "postgres",
         record("postgres", &state.health.postgres_down, postgres),
     );
     checks.insert("redis", record("redis", &state.health.redis_down, redis));
+    if let Some(storage) = storage {
+        checks.insert(
+            "storage",
+            record("storage", &state.health.storage_down, storage),
+        );
+    }
     let healthy = checks.values().all(|c| c.status == "up");
     HealthReport {
         status: if healthy { "healthy" } else { "degraded" },

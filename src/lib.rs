@@ -5,6 +5,7 @@
 pub mod cli;
 pub mod config;
 pub mod db;
+pub mod events;
 pub mod health;
 pub mod http;
 pub mod instances;
@@ -18,6 +19,7 @@ pub mod retry;
 pub mod scheduler;
 pub mod shutdown;
 pub mod state;
+pub mod storage;
 pub mod telemetry;
 pub mod worker;
 

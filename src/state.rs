@@ -1,5 +1,6 @@
-//! What every mode shares once it has started: the settings, both pools and who this
-//! process is. Cloning is cheap; handlers and background tasks each hold a clone.
+//! What every mode shares once it has started: the settings, both pools, the object
+//! store and who this process is. Cloning is cheap; handlers and background tasks each
+//! hold a clone.
 
 use std::ops::Deref;
 use std::sync::Arc;
@@ -14,6 +15,7 @@ use crate::health::HealthMonitor;
 use crate::http::request_metrics::RequestMetrics;
 use crate::outbound::Outbound;
 use crate::queue::Queues;
+use crate::storage::Storage;
 use crate::telemetry::{self, Identity};
 
 /// Shared state of a running process.
@@ -37,6 +39,8 @@ pub struct Shared {
     pub queues: Queues,
     /// The guarded client for outbound HTTP calls.
     pub outbound: Outbound,
+    /// The object store for file contents.
+    pub storage: Storage,
 }
 
 impl Deref for AppState {
@@ -81,6 +85,7 @@ impl AppState {
             Duration::from_secs(settings.jobs.retention_seconds),
         )?;
         let outbound = Outbound::new(&settings.outbound);
+        let storage = Storage::open(&settings.storage, settings.app.secret.as_ref())?;
         Ok(Self(Arc::new(Shared {
             settings,
             identity,
@@ -92,6 +97,7 @@ impl AppState {
             health: HealthMonitor::default(),
             queues,
             outbound,
+            storage,
         })))
     }
 

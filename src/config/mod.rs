@@ -12,6 +12,7 @@
 
 mod secret;
 mod sources;
+mod storage;
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
@@ -23,6 +24,7 @@ use serde::{Deserialize, Deserializer, Serialize};
 
 pub use secret::{Secret, SecretUrl};
 pub use sources::{ENVIRONMENT, Override};
+pub use storage::{BucketSettings, ByteSize, StorageBackend, StorageSettings};
 
 /// The defaults every deployment starts from; the same file documents each key.
 pub const DEFAULTS_TOML: &str = include_str!("../../config/default.toml");
@@ -45,6 +47,7 @@ pub struct Settings {
     pub mail: MailSettings,
     pub audit: AuditSettings,
     pub scheduler: SchedulerSettings,
+    pub storage: StorageSettings,
     /// Cron schedules: `[[schedule]]` tables, from `config/schedule.toml` or any layer.
     #[serde(default)]
     pub schedule: Vec<ScheduleSettings>,
@@ -58,8 +61,11 @@ pub struct AppSettings {
     pub env: String,
     /// Bearer token for every endpoint but health. Unset means those endpoints refuse all.
     pub admin_token: Option<Secret>,
-    /// Key for signing (signed URLs, realtime tokens); later issues use it.
+    /// Key for signing (signed URLs, realtime tokens).
     pub secret: Option<Secret>,
+    /// Where clients reach the API (`https://api.example.com`), for the links it hands
+    /// out; `https://$RAILWAY_PUBLIC_DOMAIN` when unset, else the request's own host.
+    pub public_url: Option<url::Url>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -280,6 +286,8 @@ pub struct RailwaySettings {
     pub replica_id: Option<String>,
     /// The container's host name, the replica's name when Railway gives none.
     pub hostname: Option<String>,
+    /// The service's public domain, when Railway generated one.
+    pub public_domain: Option<String>,
 }
 
 impl Settings {
@@ -328,6 +336,14 @@ impl Settings {
             }));
         }
         all
+    }
+
+    /// The base of the links the API hands out, when it is known without a request.
+    pub fn public_url(&self) -> Option<url::Url> {
+        self.app.public_url.clone().or_else(|| {
+            let domain = self.railway.public_domain.as_deref()?;
+            url::Url::parse(&format!("https://{domain}")).ok()
+        })
     }
 
     pub fn lease(&self) -> Duration {
@@ -505,8 +521,17 @@ fn validate(s: &Settings) -> Result<(), (&'static str, String)> {
     {
         return Err(("app.secret", "must be at least 32 characters".into()));
     }
+    if let Some(url) = &s.app.public_url
+        && (!["http", "https"].contains(&url.scheme()) || url.host().is_none())
+    {
+        return Err((
+            "app.public_url",
+            "must be an http:// or https:// URL with a host".into(),
+        ));
+    }
     validate_jobs(s)?;
     validate_outbound(s)?;
+    storage::validate(&s.storage)?;
     validate_schedules(s)
 }
 
@@ -677,7 +702,9 @@ pub fn valid_queue_name(name: &str) -> bool {
 }
 
 /// Accepts `["a", "b"]` from a file or `a,b` from an environment variable or flag.
-fn list_or_csv<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<String>, D::Error> {
+pub(crate) fn list_or_csv<'de, D: Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Vec<String>, D::Error> {
     #[derive(Deserialize)]
     #[serde(untagged)]
     enum Raw {
@@ -822,6 +849,82 @@ mod tests {
         assert!(error.contains("outbound.allow_hosts"), "{error}");
         let loaded = load_with(&[("OUTBOUND_ALLOW_HOSTS", "*.railway.internal,hooks.local")]);
         assert_eq!(loaded.unwrap().settings.outbound.allow_hosts.len(), 2);
+    }
+
+    #[test]
+    fn storage_is_local_until_a_bucket_is_named() {
+        let local = load_with(&[]).unwrap().settings.storage;
+        assert_eq!(local.effective_backend(), StorageBackend::Local);
+        let railway = load_with(&[
+            ("BUCKET", "railway-bucket"),
+            ("ENDPOINT", "https://storage.example"),
+            ("ACCESS_KEY_ID", "rw-id"),
+            ("SECRET_ACCESS_KEY", "rw-secret"),
+        ])
+        .unwrap()
+        .settings
+        .storage;
+        assert_eq!(railway.effective_backend(), StorageBackend::S3);
+        let described = railway.describe();
+        assert!(
+            described.contains("railway-bucket")
+                && described.contains("virtual-hosted")
+                && !described.contains("rw-secret"),
+            "{described}"
+        );
+    }
+
+    #[test]
+    fn the_most_specific_storage_variable_wins() {
+        let storage = load_with(&[
+            ("BUCKET", "from-railway"),
+            ("AWS_S3_BUCKET_NAME", "from-aws"),
+            ("S3_BUCKET", "from-seed"),
+            ("REGION", "auto"),
+            ("AWS_DEFAULT_REGION", "eu-west-1"),
+            ("S3_ACCESS_KEY", "seed-id"),
+            ("S3_SECRET_KEY", "seed-secret"),
+            ("STORAGE_BACKEND", "r2"),
+        ])
+        .unwrap()
+        .settings
+        .storage;
+        assert_eq!(storage.bucket.as_deref(), Some("from-seed"));
+        assert_eq!(storage.region.as_deref(), Some("eu-west-1"));
+        assert_eq!(storage.backend, Some(StorageBackend::S3));
+        let aws = load_with(&[
+            ("AWS_S3_BUCKET_NAME", "from-aws"),
+            ("BUCKET", "from-railway"),
+        ]);
+        assert_eq!(
+            aws.unwrap().settings.storage.bucket.as_deref(),
+            Some("from-aws")
+        );
+    }
+
+    #[test]
+    fn bad_storage_settings_name_the_setting_without_printing_secrets() {
+        let error = refusal(&[("STORAGE_BACKEND", "s3")]);
+        assert!(
+            error.contains("storage.bucket") && error.contains("S3_BUCKET"),
+            "{error}"
+        );
+        let error = refusal(&[("S3_BUCKET", "Not_A_Bucket")]);
+        assert!(error.contains("storage.bucket"), "{error}");
+        let error = refusal(&[("S3_BUCKET", "media"), ("S3_ENDPOINT", "ftp://x")]);
+        assert!(
+            error.contains("storage.endpoint") && error.contains("S3_ENDPOINT"),
+            "{error}"
+        );
+        let error = refusal(&[("S3_BUCKET", "media"), ("S3_SECRET_KEY", "hush-hush")]);
+        assert!(
+            error.contains("storage.secret_access_key") && !error.contains("hush-hush"),
+            "{error}"
+        );
+        let error = refusal(&[("STORAGE_BACKEND", "floppy")]);
+        assert!(error.contains("STORAGE_BACKEND"), "{error}");
+        let error = refusal(&[("STORAGE_SIGNED_URL_TTL_SECONDS", "0")]);
+        assert!(error.contains("storage.signed_url_ttl_seconds"), "{error}");
     }
 
     #[test]

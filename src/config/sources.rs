@@ -16,6 +16,7 @@ pub const ENVIRONMENT: &[(&str, &str)] = &[
     ("APP_ENV", "app.env"),
     ("ADMIN_TOKEN", "app.admin_token"),
     ("APP_SECRET", "app.secret"),
+    ("APP_PUBLIC_URL", "app.public_url"),
     ("HOST", "http.host"),
     ("PORT", "http.port"),
     (
@@ -81,10 +82,49 @@ pub const ENVIRONMENT: &[(&str, &str)] = &[
     ("AUDIT_RETENTION_DAYS", "audit.retention_days"),
     ("SCHEDULER_BUILTIN", "scheduler.builtin"),
     ("SCHEDULER_LEASE_SECONDS", "scheduler.lease_seconds"),
+    // Storage: each platform's own names, the most generic first, so that a more specific
+    // name wins when several are set: Railway Buckets' injected variables, then the AWS
+    // names `railway bucket credentials` prints, then the S3_* names, then our own.
+    ("BUCKET", "storage.bucket"),
+    ("ACCESS_KEY_ID", "storage.access_key_id"),
+    ("SECRET_ACCESS_KEY", "storage.secret_access_key"),
+    ("ENDPOINT", "storage.endpoint"),
+    ("REGION", "storage.region"),
+    ("AWS_S3_BUCKET_NAME", "storage.bucket"),
+    ("AWS_ACCESS_KEY_ID", "storage.access_key_id"),
+    ("AWS_SECRET_ACCESS_KEY", "storage.secret_access_key"),
+    ("AWS_ENDPOINT_URL", "storage.endpoint"),
+    ("AWS_DEFAULT_REGION", "storage.region"),
+    ("S3_BUCKET", "storage.bucket"),
+    ("S3_ACCESS_KEY", "storage.access_key_id"),
+    ("S3_SECRET_KEY", "storage.secret_access_key"),
+    ("S3_ENDPOINT", "storage.endpoint"),
+    ("S3_REGION", "storage.region"),
+    ("STORAGE_BACKEND", "storage.backend"),
+    ("STORAGE_PATH", "storage.path"),
+    ("STORAGE_PATH_STYLE", "storage.path_style"),
+    ("STORAGE_KEY_PREFIX", "storage.key_prefix"),
+    (
+        "STORAGE_CONNECT_TIMEOUT_SECONDS",
+        "storage.connect_timeout_seconds",
+    ),
+    (
+        "STORAGE_READ_TIMEOUT_SECONDS",
+        "storage.read_timeout_seconds",
+    ),
+    (
+        "STORAGE_SIGNED_URL_TTL_SECONDS",
+        "storage.signed_url_ttl_seconds",
+    ),
+    (
+        "STORAGE_ORPHAN_GRACE_SECONDS",
+        "storage.orphan_grace_seconds",
+    ),
     ("RAILWAY_ENVIRONMENT_NAME", "railway.environment_name"),
     ("RAILWAY_SERVICE_NAME", "railway.service_name"),
     ("RAILWAY_REPLICA_ID", "railway.replica_id"),
     ("HOSTNAME", "railway.hostname"),
+    ("RAILWAY_PUBLIC_DOMAIN", "railway.public_domain"),
 ];
 
 /// A value given on the command line, e.g. `--port 9000` for `http.port`.

@@ -2,7 +2,7 @@
 //! With no token configured the gate refuses everything: it never falls open.
 
 use axum::extract::{Request, State};
-use axum::http::header;
+use axum::http::{HeaderMap, header};
 use axum::middleware::Next;
 use axum::response::Response;
 
@@ -15,23 +15,23 @@ pub async fn require_admin(
     request: Request,
     next: Next,
 ) -> Result<Response, ApiError> {
-    let expected = state
-        .settings
-        .app
-        .admin_token
-        .as_ref()
-        .ok_or(ApiError::Unauthorized)?;
-    let given = request
-        .headers()
+    if is_admin(&state, request.headers()) {
+        Ok(next.run(request).await)
+    } else {
+        Err(ApiError::Unauthorized)
+    }
+}
+
+/// Whether the request carries the admin token; never when none is configured.
+pub fn is_admin(state: &AppState, headers: &HeaderMap) -> bool {
+    let Some(expected) = state.settings.app.admin_token.as_ref() else {
+        return false;
+    };
+    headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(bearer_token);
-    match given {
-        Some(token) if constant_time_eq(token.as_bytes(), expected.expose().as_bytes()) => {
-            Ok(next.run(request).await)
-        }
-        _ => Err(ApiError::Unauthorized),
-    }
+        .and_then(bearer_token)
+        .is_some_and(|token| constant_time_eq(token.as_bytes(), expected.expose().as_bytes()))
 }
 
 /// The token of a `Bearer` authorization, scheme matched without regard to case.

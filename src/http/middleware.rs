@@ -258,15 +258,18 @@ where
             route: Cell::new(None),
         };
         let method = request.method().clone();
-        // Upgraded connections (WebSockets) live as long as the client stays.
-        let deadline = (!request.headers().contains_key(header::UPGRADE))
+        // Uploads stream to storage under their bucket's limit and an idle timeout of
+        // their own; upgraded connections (WebSockets) live as long as the client stays.
+        let streams = super::files::streams_body(&method, request.uri().path());
+        let deadline = (!streams && !request.headers().contains_key(header::UPGRADE))
             .then(|| tokio::time::Instant::from_std(started) + limits.request_timeout);
-        let too_large = request
-            .headers()
-            .get(header::CONTENT_LENGTH)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.parse::<u64>().ok())
-            .is_some_and(|n| n > limits.body_limit as u64);
+        let too_large = !streams
+            && request
+                .headers()
+                .get(header::CONTENT_LENGTH)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.parse::<u64>().ok())
+                .is_some_and(|n| n > limits.body_limit as u64);
         let done = Done {
             edge: self.edge.clone(),
             method,

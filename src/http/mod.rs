@@ -3,6 +3,7 @@
 
 pub mod auth;
 pub mod extract;
+pub mod files;
 mod graceful;
 pub mod health;
 pub mod jobs;
@@ -35,9 +36,12 @@ use utoipa_axum::router::OpenApiRouter;
 use crate::state::AppState;
 use graceful::{Graceful, Stopping};
 
-/// Routes anyone may call: the platform's health checks.
+/// Routes without the admin gate: the platform's health checks, and file downloads,
+/// which authorize themselves (admin token, signed URL or public bucket).
 pub fn public_routes() -> OpenApiRouter<AppState> {
-    OpenApiRouter::with_openapi(openapi::ApiDoc::openapi()).merge(health::router())
+    OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
+        .merge(health::router())
+        .merge(files::content_router())
 }
 
 /// Routes behind the admin token. Later resources merge in here.
@@ -47,6 +51,7 @@ pub fn admin_routes() -> OpenApiRouter<AppState> {
         .merge(jobs::router())
         .merge(queues::router())
         .merge(schedules::router())
+        .merge(files::router())
 }
 
 /// The whole API of `app serve`.

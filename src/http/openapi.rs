@@ -26,6 +26,7 @@ use crate::state::AppState;
         (name = "operations", description = "Health, metrics and this document"),
         (name = "jobs", description = "Background jobs: enqueue, state, cancel, retry, queues and dead jobs"),
         (name = "schedules", description = "Cron schedules: next and last runs, manual trigger"),
+        (name = "files", description = "File storage: streaming upload, download with ranges, signed URLs"),
     ),
 )]
 pub struct ApiDoc;

@@ -39,6 +39,11 @@ pub enum ApiError {
     Unavailable(String),
     #[error("the request took longer than {seconds}s and was cancelled")]
     Timeout { seconds: u64 },
+    /// The client stopped sending its body.
+    #[error("no part of the request body arrived for {seconds}s")]
+    BodyTimeout { seconds: u64 },
+    #[error("{0}")]
+    RangeNotSatisfiable(String),
     /// Postgres or Redis did not answer: worth retrying. The cause is logged, not sent.
     #[error("{what} is unavailable right now; retry shortly")]
     DependencyDown {
@@ -62,6 +67,8 @@ impl ApiError {
             Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::Unprocessable(_) | Self::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
             Self::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
+            Self::BodyTimeout { .. } => StatusCode::REQUEST_TIMEOUT,
+            Self::RangeNotSatisfiable(_) => StatusCode::RANGE_NOT_SATISFIABLE,
             Self::Unavailable(_) | Self::Timeout { .. } | Self::DependencyDown { .. } => {
                 StatusCode::SERVICE_UNAVAILABLE
             }
@@ -83,6 +90,8 @@ impl ApiError {
             Self::RateLimited(_) => "rate_limited",
             Self::Unavailable(_) => "unavailable",
             Self::Timeout { .. } => "request_timeout",
+            Self::BodyTimeout { .. } => "body_timeout",
+            Self::RangeNotSatisfiable(_) => "range_not_satisfiable",
             Self::DependencyDown { .. } => "dependency_unavailable",
             Self::Internal(_) => "internal_error",
         }

@@ -1,5 +1,6 @@
 //! `app config check`: the configuration has loaded and validated by the time this runs;
-//! it prints every effective setting, secrets redacted, with where its value came from.
+//! it prints every effective setting, secrets redacted, with where its value came from,
+//! and the storage backend in use.
 
 use std::process::ExitCode;
 
@@ -16,6 +17,7 @@ pub fn run(loaded: &Loaded) -> ExitCode {
         let line = format!("{key} = {value}");
         println!("{line:<width$}  # {source}");
     }
+    println!("# storage: {}", loaded.settings.storage.describe());
     println!(
         "# configuration is valid (APP_ENV={})",
         loaded.settings.app.env

@@ -1,7 +1,7 @@
 //! `app dev`: every mode in one process on shared pools, for a laptop. Migrates first,
 //! runs the worker on every declared queue, lets outbound calls reach local servers, and
 //! generates an admin token and a signing secret when none are configured, printing them
-//! once.
+//! once, and an app secret for signed URLs.
 
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -22,6 +22,13 @@ pub fn prepare(settings: &mut Settings) -> anyhow::Result<()> {
             token.expose()
         );
         settings.app.admin_token = Some(token);
+    }
+    if settings.app.secret.is_none() {
+        // Signed download URLs made in this run stop working when it ends.
+        eprintln!(
+            "  app dev: generated an app secret for signed URLs (set APP_SECRET to keep them valid across runs)\n"
+        );
+        settings.app.secret = Some(generate_token()?);
     }
     if settings.outbound.signing_secret.is_none() {
         let secret = SigningKey::generate()?;

@@ -6,6 +6,7 @@ mod common;
 
 mod connections;
 mod errors;
+mod files;
 mod handlers;
 mod harness;
 mod health;

@@ -19,6 +19,7 @@ use tokio_util::sync::CancellationToken;
 use utoipa_axum::router::OpenApiRouter;
 
 pub const ADMIN_TOKEN: &str = "test-admin-token-0123456789";
+pub const APP_SECRET: &str = "test-app-secret-0123456789abcdef0123456789";
 
 /// Where the test servers are: set by scripts/test.sh, with the same defaults it uses.
 pub fn server_database_url() -> String {
@@ -182,6 +183,18 @@ pub fn environment(db_url: &str, redis_url: &str) -> BTreeMap<String, String> {
         ("REDIS_URL".into(), redis_url.into()),
         ("REDIS_KEY_PREFIX".into(), prefix),
         ("ADMIN_TOKEN".into(), ADMIN_TOKEN.into()),
+        ("APP_SECRET".into(), APP_SECRET.into()),
+        // Each test stores files in a directory of its own.
+        (
+            "STORAGE_PATH".into(),
+            std::env::temp_dir()
+                .join(format!(
+                    "switchyard-test-storage-{}",
+                    uuid::Uuid::new_v4().simple()
+                ))
+                .display()
+                .to_string(),
+        ),
         ("LOG_LEVEL".into(), "info".into()),
         ("STARTUP_DEPENDENCY_WAIT_SECONDS".into(), "5".into()),
     ])
@@ -282,6 +295,7 @@ impl TestApp {
     pub async fn stop(self) {
         self.shutdown.cancel();
         let _ = self.server.await;
+        let _ = std::fs::remove_dir_all(&self.state.settings.storage.path);
         let keys = RedisKeys(self.state.settings.redis.key_prefix.clone());
         self.state.close().await;
         tokio::task::spawn_blocking(move || drop(keys))
@@ -296,6 +310,8 @@ pub struct Reply {
     pub status: u16,
     pub headers: BTreeMap<String, String>,
     pub body: String,
+    /// The body as it came, for binary contents.
+    pub bytes: Vec<u8>,
 }
 
 impl Reply {
@@ -384,11 +400,17 @@ pub fn blocking_call(
         .map(|(k, v)| (k.as_str().to_owned(), v.to_str().unwrap_or("").to_owned()))
         .collect();
     let status = response.status().as_u16();
-    let body = response.body_mut().read_to_string().unwrap_or_default();
+    let bytes = response
+        .body_mut()
+        .with_config()
+        .limit(64 << 20)
+        .read_to_vec()
+        .unwrap_or_default();
     Reply {
         status,
         headers,
-        body,
+        body: String::from_utf8_lossy(&bytes).into_owned(),
+        bytes,
     }
 }
 

@@ -1,8 +1,9 @@
 //! `deletes`: the retention sweep. Removes dead jobs past `jobs.dead_retention_days`,
 //! audit rows past `audit.retention_days` and instance rows whose process stopped
 //! heartbeating a day ago. Each table is cleared in bounded batches, oldest first, so no
-//! statement holds a table for long. Finished job records in Redis expire on their own
-//! (`jobs.retention_seconds`); storage's temporary objects join this sweep with storage.
+//! statement holds a table for long. Then stored objects that no file row names and that
+//! are older than `storage.orphan_grace_seconds` are removed. Finished job records in
+//! Redis expire on their own (`jobs.retention_seconds`).
 
 use std::time::Duration;
 
@@ -63,6 +64,10 @@ impl Job for Deletes {
                 "retention sweep"
             );
         }
+        let grace = Duration::from_secs(settings.storage.orphan_grace_seconds);
+        let removed =
+            crate::storage::orphans::sweep(&ctx.state.storage, &ctx.state.db, grace).await?;
+        tracing::info!(job_id = ctx.id, removed, "orphaned object sweep");
         Ok(())
     }
 }

@@ -1,0 +1,223 @@
+//! One upload streamed into the object store. Bytes are hashed and counted as they pass;
+//! nothing is written until the first part is gathered, so the media type can be judged
+//! from the first bytes and a refused file leaves nothing behind. A file smaller than one
+//! part becomes one PUT; a larger one a multipart upload with at most two parts in
+//! flight, so memory stays at a few parts whatever the file's size.
+//!
+//! An upload that fails, or whose request is dropped mid-way, aborts: the multipart
+//! upload's parts (or the local staging file) are removed.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use object_store::path::Path;
+use object_store::{
+    Attribute, Attributes, ObjectStore, PutMultipartOptions, PutOptions, PutPayload, WriteMultipart,
+};
+use ring::digest;
+
+use crate::config::BucketSettings;
+
+use super::names;
+
+/// Bytes the media type is judged from.
+const SNIFF_BYTES: usize = 8192;
+/// Parts in flight at once.
+const PARTS_IN_FLIGHT: usize = 2;
+
+/// Why an upload did not complete.
+#[derive(Debug, thiserror::Error)]
+pub enum UploadError {
+    #[error("the file is larger than this bucket's limit of {limit} bytes")]
+    TooLarge { limit: u64 },
+    #[error("files of type {content_type} are not accepted in this bucket")]
+    TypeRefused { content_type: String },
+    #[error("the object store failed: {0}")]
+    Store(#[from] object_store::Error),
+}
+
+/// What the upload knows of the file before its bytes arrive.
+pub struct Expected<'a> {
+    pub bucket: &'a BucketSettings,
+    pub name: &'a str,
+    /// The client's `Content-Type` for the file, if it sent one.
+    pub declared: Option<&'a str>,
+}
+
+/// The stored object's facts.
+#[derive(Debug)]
+pub struct Stored {
+    pub size: u64,
+    pub sha256: String,
+    pub content_type: String,
+}
+
+/// An upload in progress.
+pub struct Upload {
+    store: Arc<dyn ObjectStore>,
+    key: Path,
+    limit: u64,
+    part_size: usize,
+    /// Whether the store keeps a media type with the object (S3 does, a directory not).
+    typed: bool,
+    hasher: digest::Context,
+    size: u64,
+    /// The first part, held until it is full or the file ends.
+    head: Vec<Bytes>,
+    head_len: usize,
+    content_type: Option<String>,
+    writer: Option<WriteMultipart>,
+    finished: bool,
+}
+
+impl Upload {
+    pub fn new(
+        store: Arc<dyn ObjectStore>,
+        key: Path,
+        limit: u64,
+        part_size: usize,
+        typed: bool,
+    ) -> Self {
+        Self {
+            store,
+            key,
+            limit,
+            part_size,
+            typed,
+            hasher: digest::Context::new(&digest::SHA256),
+            size: 0,
+            head: Vec::new(),
+            head_len: 0,
+            content_type: None,
+            writer: None,
+            finished: false,
+        }
+    }
+
+    /// Takes the next chunk of the file.
+    pub async fn push(&mut self, chunk: Bytes, expected: &Expected<'_>) -> Result<(), UploadError> {
+        self.size += chunk.len() as u64;
+        if self.size > self.limit {
+            return Err(UploadError::TooLarge { limit: self.limit });
+        }
+        self.hasher.update(&chunk);
+        if let Some(writer) = self.writer.as_mut() {
+            writer.wait_for_capacity(PARTS_IN_FLIGHT).await?;
+            writer.put(chunk);
+            return Ok(());
+        }
+        self.head_len += chunk.len();
+        self.head.push(chunk);
+        if self.head_len >= self.part_size {
+            // The file is at least a part long: judge it and start the multipart upload.
+            let content_type = self.judge(expected)?;
+            let upload = self
+                .store
+                .put_multipart_opts(
+                    &self.key,
+                    PutMultipartOptions {
+                        attributes: self.attributes(&content_type),
+                        ..Default::default()
+                    },
+                )
+                .await?;
+            let mut writer = WriteMultipart::new_with_chunk_size(upload, self.part_size);
+            for bytes in self.head.drain(..) {
+                writer.put(bytes);
+            }
+            self.writer = Some(writer);
+        }
+        Ok(())
+    }
+
+    /// Ends the file: writes what is held and completes the upload.
+    pub async fn finish(mut self, expected: &Expected<'_>) -> Result<Stored, UploadError> {
+        let content_type = match self.writer.take() {
+            Some(writer) => {
+                writer.finish().await?;
+                self.content_type.take().unwrap_or_default()
+            }
+            None => {
+                let content_type = self.judge(expected)?;
+                let payload: PutPayload = std::mem::take(&mut self.head).into_iter().collect();
+                self.store
+                    .put_opts(
+                        &self.key,
+                        payload,
+                        PutOptions {
+                            attributes: self.attributes(&content_type),
+                            ..Default::default()
+                        },
+                    )
+                    .await?;
+                content_type
+            }
+        };
+        self.finished = true;
+        let sha256 = self
+            .hasher
+            .clone()
+            .finish()
+            .as_ref()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        Ok(Stored {
+            size: self.size,
+            sha256,
+            content_type,
+        })
+    }
+
+    /// Gives up: removes whatever was written.
+    pub async fn abort(mut self) {
+        self.finished = true;
+        if let Some(writer) = self.writer.take()
+            && let Err(error) = writer.abort().await
+        {
+            tracing::warn!(key = %self.key, error = %error, "failed to abort a multipart upload; the orphan sweep will remove it");
+        }
+    }
+
+    fn attributes(&self, content_type: &str) -> Attributes {
+        let mut attributes = Attributes::new();
+        if self.typed {
+            attributes.insert(Attribute::ContentType, content_type.to_owned().into());
+        }
+        attributes
+    }
+
+    /// The media type from the first bytes, checked against the bucket.
+    fn judge(&mut self, expected: &Expected<'_>) -> Result<String, UploadError> {
+        let mut sniff = Vec::with_capacity(SNIFF_BYTES.min(self.head_len));
+        for bytes in &self.head {
+            let room = SNIFF_BYTES - sniff.len();
+            sniff.extend_from_slice(&bytes[..bytes.len().min(room)]);
+            if sniff.len() == SNIFF_BYTES {
+                break;
+            }
+        }
+        let content_type = names::content_type(&sniff, expected.declared);
+        if !expected.bucket.accepts(&content_type, expected.name) {
+            return Err(UploadError::TypeRefused { content_type });
+        }
+        self.content_type = Some(content_type.clone());
+        Ok(content_type)
+    }
+}
+
+impl Drop for Upload {
+    /// A request dropped mid-upload (the client went away) still removes its parts.
+    fn drop(&mut self) {
+        if self.finished {
+            return;
+        }
+        if let Some(writer) = self.writer.take()
+            && let Ok(runtime) = tokio::runtime::Handle::try_current()
+        {
+            runtime.spawn(async move {
+                let _ = writer.abort().await;
+            });
+        }
+    }
+}
