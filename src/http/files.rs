@@ -606,6 +606,7 @@ async fn content(
     State(state): State<AppState>,
     Path(id): Path<String>,
     Query(query): Query<ContentQuery>,
+    method: Method,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let admin = auth::is_admin(&state, &headers);
@@ -704,6 +705,10 @@ async fn content(
         None => (StatusCode::OK, size),
     };
     set(header::CONTENT_LENGTH, &length.to_string());
+    if method == Method::HEAD {
+        // The headers alone: no need to open the object.
+        return Ok((status, response_headers).into_response());
+    }
     let body = open_body(&state, &file, part).await?;
     metrics::counter!("switchyard_storage_download_bytes_total").increment(length);
     Ok((status, response_headers, body).into_response())

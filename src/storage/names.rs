@@ -141,7 +141,11 @@ mod tests {
         assert_eq!(content_type(png, Some("text/html")), "image/png");
         assert_eq!(content_type(b"hello", Some("text/csv")), "text/csv");
         assert_eq!(
-            content_type(b"<html>", Some("image/png")),
+            content_type(b"<html><body>", Some("image/png")),
+            "text/html"
+        );
+        assert_eq!(
+            content_type(b"hello", Some("image/png")),
             "application/octet-stream"
         );
         assert_eq!(

@@ -272,6 +272,21 @@ async fn an_upload_reads_back_with_its_metadata_and_safe_headers(backend: Backen
             .starts_with("inline; filename=\"dot.png\"")
     );
 
+    let auth = auth();
+    let head = call(
+        "HEAD",
+        &app.url(&format!("/api/v1/files/{id}/content")),
+        &[("authorization", &auth)],
+        None,
+    )
+    .await;
+    assert_eq!(head.status, 200);
+    assert!(head.bytes.is_empty());
+    assert_eq!(
+        head.header("content-length"),
+        Some(PNG.len().to_string().as_str())
+    );
+
     // A raw body with ?name=; text the bytes cannot identify keeps its declared type and
     // downloads as an attachment rather than rendering.
     let html = b"<html><script>alert(1)</script></html>";

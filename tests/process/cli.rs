@@ -153,6 +153,48 @@ fn config_check_prints_every_setting_with_its_source_and_redacts_secrets() {
 }
 
 #[test]
+fn config_check_names_the_storage_backend_and_bucket_and_hides_the_secret_key() {
+    let (code, stdout, stderr) = run(&["config", "check"], &[]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        stdout.contains("# storage: local directory ./data/storage"),
+        "{stdout}"
+    );
+
+    // Railway Bucket variables as Railway injects them.
+    let (code, stdout, stderr) = run(
+        &["config", "check"],
+        &[
+            ("BUCKET", "media-7f3a"),
+            ("ENDPOINT", "https://storage.example.com"),
+            ("REGION", "auto"),
+            ("ACCESS_KEY_ID", "tid_railway"),
+            ("SECRET_ACCESS_KEY", "tsec_very_secret_value"),
+        ],
+    );
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        stdout.contains(
+            "# storage: s3 bucket media-7f3a at https://storage.example.com (virtual-hosted, region auto, access key tid_railway)"
+        ),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("# environment variable SECRET_ACCESS_KEY"),
+        "{stdout}"
+    );
+    assert!(!stdout.contains("tsec_very_secret_value"), "{stdout}");
+
+    // An S3 backend without a bucket is refused, naming the setting and its variables.
+    let (code, _, stderr) = run(&["config", "check"], &[("STORAGE_BACKEND", "r2")]);
+    assert_eq!(code, 1);
+    assert!(
+        stderr.contains("storage.bucket") && stderr.contains("S3_BUCKET"),
+        "{stderr}"
+    );
+}
+
+#[test]
 fn config_layers_apply_in_order_file_then_env_file_then_environment_then_flags() {
     let dir = std::env::temp_dir().join(format!("switchyard-config-{}", uuid::Uuid::new_v4()));
     std::fs::create_dir_all(&dir).unwrap();
