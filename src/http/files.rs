@@ -38,7 +38,7 @@ pub const UPLOAD_PATH: &str = "/api/v1/files";
 /// What a multipart body may add to the file: boundaries, part headers, small fields.
 const MULTIPART_OVERHEAD: u64 = 64 * 1024;
 /// Bytes per chunk of a download read from disk.
-const READ_CHUNK: usize = 256 * 1024;
+const READ_CHUNK: usize = 1024 * 1024;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()

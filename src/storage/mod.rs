@@ -116,14 +116,11 @@ impl Storage {
         Path::from(format!("{}files", self.key_prefix))
     }
 
-    /// Starts streaming a file of at most `limit` bytes to `key`. Parts are 8 MiB on S3
-    /// (its minimum is 5) and 4 MiB on disk.
+    /// Starts streaming a file of at most `limit` bytes to `key`, in 8 MiB parts (S3's
+    /// minimum is 5).
     pub fn upload(&self, key: Path, limit: u64) -> upload::Upload {
-        let (part_size, typed) = match self.backend {
-            StorageBackend::Local => (4 << 20, false),
-            StorageBackend::S3 => (8 << 20, true),
-        };
-        upload::Upload::new(self.store.clone(), key, limit, part_size, typed)
+        let typed = self.backend == StorageBackend::S3;
+        upload::Upload::new(self.store.clone(), key, limit, 8 << 20, typed)
     }
 
     /// The key that signs download URLs.
