@@ -368,10 +368,7 @@ async fn list(
     {
         return Err(unknown_bucket(&state, bucket));
     }
-    let limit = query.limit.unwrap_or(50);
-    if !(1..=200).contains(&limit) {
-        return Err(Invalid::new("limit", "must be between 1 and 200").into());
-    }
+    let limit = super::queues::page_limit(query.limit)?;
     let page = files::list(
         &state.db,
         Filter {

@@ -98,6 +98,15 @@ pub struct PageQuery {
     pub cursor: Option<String>,
 }
 
+/// A listing's page size: 50 when absent, else 1 to 200.
+pub fn page_limit(limit: Option<usize>) -> Result<usize, ApiError> {
+    let limit = limit.unwrap_or(50);
+    if !(1..=200).contains(&limit) {
+        return Err(Invalid::new("limit", "must be between 1 and 200").into());
+    }
+    Ok(limit)
+}
+
 #[derive(Debug, Serialize, ToSchema)]
 pub struct DeadPage {
     pub jobs: Vec<JobView>,
@@ -124,10 +133,7 @@ async fn list_dead(
     Query(page): Query<PageQuery>,
 ) -> Result<axum::Json<DeadPage>, ApiError> {
     known_queue(&state, &queue)?;
-    let limit = page.limit.unwrap_or(50);
-    if !(1..=200).contains(&limit) {
-        return Err(Invalid::new("limit", "must be between 1 and 200").into());
-    }
+    let limit = page_limit(page.limit)?;
     dead::move_outbox(&state.db, &state.queues).await?;
     let page = dead::list(&state.db, Some(&queue), limit, page.cursor.as_deref())
         .await?
