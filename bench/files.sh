@@ -1,27 +1,28 @@
 #!/usr/bin/env bash
 # File storage throughput and memory, against a plain copy on the same disk in the same run:
-#   - upload (curl -T, streamed) and download (curl -o to disk) of a SIZE_MIB file over
-#     loopback through `app serve` on the local backend, in MB/s, beside `cp` of the same
-#     file (and `cp` + fsync, since the local backend fsyncs each object before its row is
-#     committed), ROUNDS rounds interleaved, medians reported;
+#   - upload (curl -T, streamed) and download (curl -o to disk, and to /dev/null) of a
+#     SIZE_MIB file over loopback through `app serve` on the local backend, in MB/s,
+#     beside `cp` of the same file (and `cp` + fsync, since the local backend makes each
+#     object durable before its row is committed), ROUNDS rounds interleaved, medians
+#     reported, with the best round beside them. Every step starts with nothing left to
+#     write back (`sync`, untimed), and the stored object is read once before the timed
+#     downloads, so that they read the page cache as `cp` does (uploads bypass it). The
+#     CPU time curl itself spends on each transfer is reported too: the client shares the
+#     machine, and its copies bound what loopback can reach;
 #   - the server's peak RSS (VmHWM) over one upload and download of SIZE_MIB, beside a
 #     fresh server doing the same with 10 MB.
 # Usage: bench/files.sh   (SIZE_MIB=1024 ROUNDS=3); figures in bench/results/files.txt
 set -euo pipefail
 cd "$(dirname "$0")/.."
-source scripts/services.sh
+source bench/common.sh
 SIZE_MIB="${SIZE_MIB:-1024}"
 ROUNDS="${ROUNDS:-3}"
 
 say "building the release binary"
 cargo build --release --locked --bin app 2>&1 | tail -1
 APP="$PWD/target/release/app"
-BENCH_DB="switchyard_bench_files"
-as_postgres psql -p "$PG_PORT" -qtAc "DROP DATABASE IF EXISTS $BENCH_DB WITH (FORCE)" >/dev/null
-as_postgres createdb -p "$PG_PORT" -O "$DB_ROLE" "$BENCH_DB"
-export DATABASE_URL="${DATABASE_URL%/*}/$BENCH_DB"
+fresh_database switchyard_bench_files
 export LOG_LEVEL=warn ADMIN_TOKEN="bench-admin-token-0123456789" REDIS_KEY_PREFIX="benchfiles:"
-"$APP" migrate
 # On the same disk as the repository, where the copy baseline runs too.
 work="$PWD/bench/target/files"
 rm -rf "$work"
@@ -49,13 +50,12 @@ start_server() {
 stop_server() { kill -TERM "$server"; wait "$server" 2>/dev/null || true; server=""; }
 peak_kib() { awk '/VmHWM/ {print $2}' "/proc/$server/status"; }
 
-# Seconds taken by a command.
+# "<wall seconds> <CPU seconds of the command's processes>" of a command, run after a
+# sync so that no earlier write-back competes with it.
 timed() {
-  local start end
-  start=$(date +%s.%N)
-  "$@"
-  end=$(date +%s.%N)
-  awk -v a="$start" -v b="$end" 'BEGIN { print b - a }' 
+  sync
+  /usr/bin/time -f "%e %U %S" -o "$work/time" "$@"
+  awk '{ print $1, $2 + $3 }' "$work/time"
 }
 upload() {
   curl -fsS -X POST -H "$AUTH" -H 'Content-Type: application/octet-stream' -T "$1" \
@@ -64,10 +64,12 @@ upload() {
 download() {
   local id
   id=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["id"])' "$work/uploaded.json")
-  curl -fsS -H "$AUTH" "$URL/api/v1/files/$id/content" -o "$work/downloaded.bin"
+  curl -fsS -H "$AUTH" "$URL/api/v1/files/$id/content" -o "${1:-$work/downloaded.bin}"
 }
 copy_plain() { cp "$work/source.bin" "$work/copies/copy.bin"; }
 copy_synced() { cp "$work/source.bin" "$work/copies/copy.bin"; sync "$work/copies/copy.bin"; }
+export -f upload download copy_plain copy_synced
+export work AUTH URL
 
 say "making a $SIZE_MIB MiB file of random bytes"
 head -c "$((SIZE_MIB << 20))" /dev/urandom >"$work/source.bin"
@@ -87,30 +89,39 @@ got=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["sha256"])
 [ "$got" = "$expected" ] || { echo "the stored SHA-256 differs from the file's" >&2; exit 1; }
 [ "$(sha256sum "$work/downloaded.bin" | cut -d' ' -f1)" = "$expected" ] || { echo "the download differs from the file" >&2; exit 1; }
 
-say "throughput: $ROUNDS rounds of upload, download, cp and cp + fsync"
-up=(); down=(); plain=(); synced=()
+say "throughput: $ROUNDS rounds of cp, cp + fsync, upload, download to disk and to /dev/null"
+: >"$work/rounds"
 for round in $(seq 1 "$ROUNDS"); do
-  rm -f "$work/copies/copy.bin"; plain+=("$(timed copy_plain)")
-  rm -f "$work/copies/copy.bin"; synced+=("$(timed copy_synced)")
+  rm -f "$work/copies/copy.bin"; plain=$(timed bash -c copy_plain)
+  rm -f "$work/copies/copy.bin"; synced=$(timed bash -c copy_synced)
   rm -f "$work/copies/copy.bin"
-  up+=("$(timed upload "$work/source.bin")")
+  up=$(timed bash -c "upload $work/source.bin")
+  cat "$work"/storage/files/bench/* >/dev/null
+  down=$(timed bash -c download)
   rm -f "$work/downloaded.bin"
-  down+=("$(timed download)")
-  rm -f "$work/downloaded.bin"
-  say "round $round: cp ${plain[-1]}s, cp+fsync ${synced[-1]}s, upload ${up[-1]}s, download ${down[-1]}s"
+  null=$(timed bash -c "download /dev/null")
+  echo "$plain $synced $up $down $null" >>"$work/rounds"
+  say "round $round (wall s, CPU s): cp $plain, cp+fsync $synced, upload $up, download $down, to /dev/null $null"
 done
 stop_server
 
-python3 - "$mb" "$SIZE_MIB" "$small_peak" "$large_peak" "${plain[*]}" "${synced[*]}" "${up[*]}" "${down[*]}" <<'PY' | tee bench/results/files.txt
+python3 - "$mb" "$SIZE_MIB" "$small_peak" "$large_peak" "$work/rounds" <<'PY' | tee bench/results/files.txt
 import statistics, sys
 mb, size, small_peak, large_peak = float(sys.argv[1]), sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
-rate = lambda xs: mb / statistics.median(float(x) for x in xs.split())
-cp, cps, up, down = (rate(x) for x in sys.argv[5:9])
-print(f"file storage, local backend, {size} MiB over loopback (medians)")
-print(f"  cp                 {cp:8.0f} MB/s")
-print(f"  cp + fsync         {cps:8.0f} MB/s")
-print(f"  upload             {up:8.0f} MB/s   {up / cp:5.0%} of cp, {up / cps:5.0%} of cp + fsync")
-print(f"  download           {down:8.0f} MB/s   {down / cp:5.0%} of cp")
-print(f"  peak RSS, 10 MB    {small_peak / 1024:8.1f} MiB")
-print(f"  peak RSS, {size} MiB {large_peak / 1024:6.1f} MiB   ({large_peak / small_peak:.2f}x the 10 MB run)")
+rounds = [[float(x) for x in line.split()] for line in open(sys.argv[5])]
+wall = lambda i: statistics.median(r[2 * i] for r in rounds)
+best = lambda i: min(r[2 * i] for r in rounds)
+cpu = lambda i: statistics.median(r[2 * i + 1] for r in rounds)
+cp, cps, up, down, null = (mb / wall(i) for i in range(5))
+bcp, bcps, bup, bdown, bnull = (mb / best(i) for i in range(5))
+print(f"file storage, local backend, {size} MiB over loopback, {len(rounds)} rounds: median (best)")
+print(f"  cp                     {cp:6.0f} ({bcp:.0f}) MB/s")
+print(f"  cp + fsync             {cps:6.0f} ({bcps:.0f}) MB/s")
+print(f"  upload                 {up:6.0f} ({bup:.0f}) MB/s   {up / cps:.0%} ({bup / bcps:.0%}) of cp + fsync,"
+      f" {up / cp:.0%} ({bup / bcp:.0%}) of cp; curl's own CPU {cpu(2):.2f} s")
+print(f"  download to disk       {down:6.0f} ({bdown:.0f}) MB/s   {down / cp:.0%} ({bdown / bcp:.0%}) of cp;"
+      f" curl's own CPU {cpu(3):.2f} s, cp's {cpu(0):.2f} s")
+print(f"  download to /dev/null  {null:6.0f} ({bnull:.0f}) MB/s   {null / cp:.0%} ({bnull / bcp:.0%}) of cp")
+print(f"  peak RSS, 10 MB        {small_peak / 1024:6.1f} MiB")
+print(f"  peak RSS, {size} MiB    {large_peak / 1024:6.1f} MiB   ({large_peak / small_peak:.2f}x the 10 MB run)")
 PY

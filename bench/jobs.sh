@@ -14,7 +14,7 @@
 # Usage: bench/jobs.sh   (N=100000 RATE=1000 STEADY_SECONDS=10 CRASH_N=10000 CRASH_KILLS=5)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-source scripts/services.sh
+source bench/common.sh
 N="${N:-100000}"
 RATE="${RATE:-1000}"
 STEADY_SECONDS="${STEADY_SECONDS:-10}"
@@ -29,13 +29,9 @@ say "installing BullMQ for the comparison"
 (cd bench/jobs && npm install --no-audit --no-fund --silent >/dev/null 2>&1)
 BULL="node bench/jobs/bullmq.mjs"
 
-BENCH_DB="switchyard_bench_jobs"
-as_postgres psql -p "$PG_PORT" -qtAc "DROP DATABASE IF EXISTS $BENCH_DB WITH (FORCE)" >/dev/null
-as_postgres createdb -p "$PG_PORT" -O "$DB_ROLE" "$BENCH_DB"
-export DATABASE_URL="${DATABASE_URL%/*}/$BENCH_DB"
+fresh_database switchyard_bench_jobs
 export REDIS_KEY_PREFIX="benchjobs:"
 export LOG_LEVEL=warn
-"$APP" migrate
 RCLI="redis-cli -p $REDIS_PORT"
 work=$(mktemp -d)
 worker_pid=""

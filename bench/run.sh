@@ -9,7 +9,7 @@
 # Usage: bench/run.sh   (ROUNDS=3 DURATION=10 CONNECTIONS=64 STARTUP_RUNS=20 to change)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-source scripts/services.sh
+source bench/common.sh
 ROUNDS="${ROUNDS:-3}"
 DURATION="${DURATION:-10}"
 CONNECTIONS="${CONNECTIONS:-64}"
@@ -22,13 +22,8 @@ APP=target/release/app
 HELLO=target/release/examples/hello_hyper
 AXUM=target/release/examples/hello_axum
 
-# A database of the benchmark's own, migrated.
-BENCH_DB="switchyard_bench"
-as_postgres psql -p "$PG_PORT" -qtAc "DROP DATABASE IF EXISTS $BENCH_DB WITH (FORCE)" >/dev/null
-as_postgres createdb -p "$PG_PORT" -O "$DB_ROLE" "$BENCH_DB"
-export DATABASE_URL="${DATABASE_URL%/*}/$BENCH_DB"
+fresh_database switchyard_bench
 export REDIS_KEY_PREFIX="bench:"
-LOG_LEVEL=warn "$APP" migrate
 
 say "start-up time and idle memory"
 figures=$(python3 bench/measure.py "$APP" "$HELLO")

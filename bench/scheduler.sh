@@ -7,19 +7,15 @@
 # Usage: bench/scheduler.sh   (TICKS=200 IDLE_SECONDS=60)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-source scripts/services.sh
+source bench/common.sh
 TICKS="${TICKS:-200}"
 IDLE_SECONDS="${IDLE_SECONDS:-60}"
 
 say "building the release binary"
 cargo build --release --locked --bin app 2>&1 | tail -1
 APP="$PWD/target/release/app"
-BENCH_DB="switchyard_bench_scheduler"
-as_postgres psql -p "$PG_PORT" -qtAc "DROP DATABASE IF EXISTS $BENCH_DB WITH (FORCE)" >/dev/null
-as_postgres createdb -p "$PG_PORT" -O "$DB_ROLE" "$BENCH_DB"
-export DATABASE_URL="${DATABASE_URL%/*}/$BENCH_DB"
+fresh_database switchyard_bench_scheduler
 export LOG_LEVEL=warn
-"$APP" migrate
 work=$(mktemp -d)
 pids=()
 trap 'kill "${pids[@]}" 2>/dev/null || true; rm -rf "$work"' EXIT

@@ -17,7 +17,6 @@ use axum::response::{IntoResponse, Response};
 use futures_util::{Stream, StreamExt, TryStreamExt};
 use object_store::{GetOptions, GetRange, GetResultPayload, ObjectStoreExt};
 use serde::{Deserialize, Serialize};
-use tokio::io::{AsyncReadExt, AsyncSeekExt};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -31,14 +30,12 @@ use crate::state::AppState;
 use crate::storage::files::{self, FileRecord, Filter};
 use crate::storage::range::{self, Wanted};
 use crate::storage::upload::{Expected, UploadError};
-use crate::storage::{names, signed};
+use crate::storage::{local, names, signed};
 
 /// The upload route, which the edge lets stream past the JSON body limit.
 pub const UPLOAD_PATH: &str = "/api/v1/files";
 /// What a multipart body may add to the file: boundaries, part headers, small fields.
 const MULTIPART_OVERHEAD: u64 = 64 * 1024;
-/// Bytes per chunk of a download read from disk.
-const READ_CHUNK: usize = 1024 * 1024;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -753,16 +750,7 @@ async fn open_body(
     };
     let range = result.range.clone();
     Ok(match result.payload {
-        GetResultPayload::File(file, _) => {
-            let mut file = tokio::fs::File::from_std(file);
-            file.seek(std::io::SeekFrom::Start(range.start))
-                .await
-                .map_err(|e| ApiError::Internal(e.into()))?;
-            let reader = file.take(range.end - range.start);
-            Body::from_stream(tokio_util::io::ReaderStream::with_capacity(
-                reader, READ_CHUNK,
-            ))
-        }
+        GetResultPayload::File(file, _) => Body::from_stream(local::read_ahead(file, range)),
         GetResultPayload::Stream(stream) => Body::from_stream(stream),
     })
 }

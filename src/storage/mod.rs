@@ -13,6 +13,7 @@
 //! from a client's file name.
 
 pub mod files;
+pub mod local;
 pub mod names;
 pub mod orphans;
 pub mod range;
@@ -71,7 +72,7 @@ impl Storage {
                     // A row is committed only after its object is written; the object must
                     // survive a power cut as the row does.
                     .with_fsync(true);
-                (Arc::new(local), None)
+                (Arc::new(local::Directory::new(local)), None)
             }
             StorageBackend::S3 => {
                 let s3 = Arc::new(s3_store(settings)?);
