@@ -1,7 +1,8 @@
 //! Events: what an API action tells the rest of the system once it has happened
-//! (`files.created`, `files.deleted`). [`emit`] is the one place an event fans out:
-//! today into the audit log, through the `audits` queue; webhook deliveries and realtime
-//! messages join here when those features land, so every event reaches all three.
+//! (`files.created`, `files.deleted`). [`emit`] is the one place an event fans out: into
+//! the audit log, through the `audits` queue, and to realtime subscribers on the channel
+//! named for the resource type (`files`). Webhook deliveries join here with their
+//! feature, so every event reaches all three.
 
 use crate::jobs::enqueue::EnqueueRequest;
 use crate::queue::now_ms;
@@ -24,8 +25,31 @@ pub struct Event {
 /// does not undo it or fail the request.
 pub async fn emit(state: &AppState, event: Event) {
     record_audit(state, &event).await;
-    // Webhook deliveries (one job per matching subscription) and the realtime message on
-    // the event's channel are added here with their features.
+    publish_realtime(state, &event).await;
+    // Webhook deliveries (one job per matching subscription) are added here with their
+    // feature.
+}
+
+/// Publishes the event on its resource type's channel: `{action, resource_id, data}`
+/// arrives as the event's `data`.
+async fn publish_realtime(state: &AppState, event: &Event) {
+    let data = serde_json::json!({
+        "actor": event.actor,
+        "resource_id": event.resource_id,
+        "data": event.data,
+    });
+    if let Err(error) = state
+        .realtime
+        .publish(event.resource_type, event.action, &data)
+        .await
+    {
+        tracing::warn!(
+            action = event.action,
+            resource_id = event.resource_id,
+            error = format!("{error:#}"),
+            "failed to publish a realtime event"
+        );
+    }
 }
 
 /// Enqueues the event's audit-log row. The idempotency key makes a repeated emit of the

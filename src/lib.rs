@@ -14,6 +14,7 @@ pub mod modes;
 pub mod outbound;
 pub mod panic;
 pub mod queue;
+pub mod realtime;
 pub mod redis;
 pub mod retry;
 pub mod scheduler;

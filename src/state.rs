@@ -15,6 +15,7 @@ use crate::health::HealthMonitor;
 use crate::http::request_metrics::RequestMetrics;
 use crate::outbound::Outbound;
 use crate::queue::Queues;
+use crate::realtime::history::History;
 use crate::storage::Storage;
 use crate::telemetry::{self, Identity};
 
@@ -41,6 +42,8 @@ pub struct Shared {
     pub outbound: Outbound,
     /// The object store for file contents.
     pub storage: Storage,
+    /// Publishes realtime events (and reads channel history).
+    pub realtime: History,
 }
 
 impl Deref for AppState {
@@ -86,6 +89,11 @@ impl AppState {
         )?;
         let outbound = Outbound::new(&settings.outbound);
         let storage = Storage::open(&settings.storage, settings.app.secret.as_ref())?;
+        let realtime = History::new(
+            redis.clone(),
+            &settings.redis.key_prefix,
+            &settings.realtime,
+        );
         Ok(Self(Arc::new(Shared {
             settings,
             identity,
@@ -98,6 +106,7 @@ impl AppState {
             queues,
             outbound,
             storage,
+            realtime,
         })))
     }
 

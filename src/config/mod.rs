@@ -10,6 +10,7 @@
 //! Every layer is a figment provider whose name says where a value came from, so a bad
 //! value stops start-up with a message that names the variable, file or flag at fault.
 
+mod realtime;
 mod secret;
 mod sources;
 mod storage;
@@ -22,6 +23,7 @@ use std::time::Duration;
 use figment::Figment;
 use serde::{Deserialize, Deserializer, Serialize};
 
+pub use realtime::RealtimeSettings;
 pub use secret::{Secret, SecretUrl};
 pub use sources::{ENVIRONMENT, Override};
 pub use storage::{BucketSettings, ByteSize, StorageBackend, StorageSettings};
@@ -48,6 +50,7 @@ pub struct Settings {
     pub audit: AuditSettings,
     pub scheduler: SchedulerSettings,
     pub storage: StorageSettings,
+    pub realtime: RealtimeSettings,
     /// Cron schedules: `[[schedule]]` tables, from `config/schedule.toml` or any layer.
     #[serde(default)]
     pub schedule: Vec<ScheduleSettings>,
@@ -532,6 +535,7 @@ fn validate(s: &Settings) -> Result<(), (&'static str, String)> {
     validate_jobs(s)?;
     validate_outbound(s)?;
     storage::validate(&s.storage)?;
+    realtime::validate(&s.realtime)?;
     validate_schedules(s)
 }
 

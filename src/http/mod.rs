@@ -12,6 +12,7 @@ pub mod middleware;
 pub mod openapi;
 pub mod problem;
 pub mod queues;
+pub mod realtime;
 pub mod request_metrics;
 pub mod schedules;
 
@@ -52,6 +53,7 @@ pub fn admin_routes() -> OpenApiRouter<AppState> {
         .merge(queues::router())
         .merge(schedules::router())
         .merge(files::router())
+        .merge(realtime::router())
 }
 
 /// The whole API of `app serve`.
@@ -142,7 +144,6 @@ pub async fn serve(
 ) -> anyhow::Result<()> {
     let address = listener.local_addr()?;
     tracing::info!(address = %address, "listening");
-    let service = TowerToHyperService::new(MapRequestBody(router));
     let mut http = http1::Builder::new();
     http.timer(TokioTimer::new())
         .header_read_timeout(options.header_read_timeout)
@@ -150,10 +151,10 @@ pub async fn serve(
     let connections = TaskTracker::new();
     let stopping = Arc::new(Stopping::default());
     loop {
-        let stream = tokio::select! {
+        let (stream, peer) = tokio::select! {
             _ = shutdown.cancelled() => break,
             accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => stream,
+                Ok(accepted) => accepted,
                 Err(error) => {
                     // Out of file descriptors and the like: back off rather than spin.
                     tracing::warn!(error = %error, "accept failed");
@@ -163,8 +164,12 @@ pub async fn serve(
             },
         };
         let _ = stream.set_nodelay(true);
+        let service = TowerToHyperService::new(MapRequestBody {
+            inner: router.clone(),
+            peer,
+        });
         let connection = http
-            .serve_connection(TokioIo::new(stream), service.clone())
+            .serve_connection(TokioIo::new(stream), service)
             .with_upgrades();
         let connection = Graceful::new(connection, |c| c.graceful_shutdown(), stopping.clone());
         connections.spawn(async move {
@@ -190,9 +195,14 @@ pub async fn bind(host: std::net::IpAddr, port: u16) -> anyhow::Result<TcpListen
         .map_err(|e| anyhow::anyhow!("cannot listen on {address} (HOST, PORT): {e}"))
 }
 
-/// Adapts hyper's request body to axum's, as `axum::serve` does.
+/// Adapts hyper's request body to axum's, as `axum::serve` does. An upgrade request also
+/// carries the peer's address (`ConnectInfo`), for the WebSocket endpoint's per-address
+/// limit; other requests skip the allocation.
 #[derive(Clone)]
-struct MapRequestBody<S>(S);
+struct MapRequestBody<S> {
+    inner: S,
+    peer: SocketAddr,
+}
 
 impl<S: HttpService> Service<hyper::Request<hyper::body::Incoming>> for MapRequestBody<S> {
     type Response = Response;
@@ -203,10 +213,16 @@ impl<S: HttpService> Service<hyper::Request<hyper::body::Incoming>> for MapReque
         &mut self,
         cx: &mut std::task::Context<'_>,
     ) -> std::task::Poll<Result<(), Infallible>> {
-        self.0.poll_ready(cx)
+        self.inner.poll_ready(cx)
     }
 
     fn call(&mut self, request: hyper::Request<hyper::body::Incoming>) -> S::Future {
-        self.0.call(request.map(Body::new))
+        let mut request = request.map(Body::new);
+        if request.headers().contains_key(hyper::header::UPGRADE) {
+            request
+                .extensions_mut()
+                .insert(axum::extract::ConnectInfo(self.peer));
+        }
+        self.inner.call(request)
     }
 }

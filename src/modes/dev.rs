@@ -7,7 +7,9 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::{Secret, Settings};
+use crate::http;
 use crate::outbound::SigningKey;
+use crate::realtime::Realtime;
 use crate::state::AppState;
 
 /// Adjusts settings for a laptop before anything starts.
@@ -66,9 +68,18 @@ pub async fn run(
         }
         result
     };
+    // The API's port also serves the WebSocket endpoint.
+    let realtime = Realtime::new(&state.settings, state.realtime.clone(), state.redis.clone())?;
+    let router = http::build(
+        state.clone(),
+        http::public_routes().merge(http::realtime::socket_router(realtime.clone())),
+        http::admin_routes(),
+    );
     let (api, worker, scheduler, realtime) = tokio::join!(
         async {
-            stop_all_on_error(super::serve::run(state.clone(), listener, shutdown.clone()).await)
+            stop_all_on_error(
+                super::serve::run_router(state.clone(), listener, shutdown.clone(), router).await,
+            )
         },
         async {
             stop_all_on_error(super::worker::run(state.clone(), None, shutdown.clone()).await)
@@ -77,7 +88,9 @@ pub async fn run(
             stop_all_on_error(super::scheduler::run(state.clone(), None, shutdown.clone()).await)
         },
         async {
-            stop_all_on_error(super::realtime::run(state.clone(), None, shutdown.clone()).await)
+            stop_all_on_error(
+                super::realtime::engine(state.clone(), realtime, shutdown.clone()).await,
+            )
         },
     );
     api.and(worker).and(scheduler).and(realtime)

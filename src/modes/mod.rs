@@ -33,13 +33,25 @@ pub async fn serve_operations(
     shutdown: CancellationToken,
     details: serde_json::Value,
 ) -> anyhow::Result<()> {
+    let router = listener.as_ref().map(|_| operations_router(state.clone()));
+    serve_registered(state, listener.zip(router), shutdown, details).await
+}
+
+/// Registers the instance, serves `router` on `listener` when given, and waits for
+/// shutdown.
+async fn serve_registered(
+    state: &AppState,
+    serving: Option<(TcpListener, impl http::HttpService)>,
+    shutdown: CancellationToken,
+    details: serde_json::Value,
+) -> anyhow::Result<()> {
     let registration = Registration::start(&state.db, &state.identity, details).await;
     tracing::info!(mode = state.identity.mode, "ready");
-    let result = match listener {
-        Some(listener) => {
+    let result = match serving {
+        Some((listener, router)) => {
             http::serve(
                 listener,
-                operations_router(state.clone()),
+                router,
                 shutdown,
                 http::ServeOptions::from_settings(&state.settings),
             )
@@ -66,6 +78,29 @@ pub async fn with_operations(
     engine: impl std::future::Future<Output = anyhow::Result<()>>,
 ) -> anyhow::Result<()> {
     let operations = serve_operations(state, listener, shutdown.clone(), details);
+    run_beside(operations, shutdown, engine).await
+}
+
+/// Runs a mode's `engine` beside its own `router` on `listener` until `shutdown`.
+pub async fn with_router(
+    state: &AppState,
+    listener: TcpListener,
+    shutdown: CancellationToken,
+    details: serde_json::Value,
+    router: impl http::HttpService,
+    engine: impl std::future::Future<Output = anyhow::Result<()>>,
+) -> anyhow::Result<()> {
+    let serving = serve_registered(state, Some((listener, router)), shutdown.clone(), details);
+    run_beside(serving, shutdown, engine).await
+}
+
+/// Runs `engine` and `serving` together; an engine that fails cancels `shutdown`.
+async fn run_beside(
+    serving: impl std::future::Future<Output = anyhow::Result<()>>,
+    shutdown: CancellationToken,
+    engine: impl std::future::Future<Output = anyhow::Result<()>>,
+) -> anyhow::Result<()> {
+    let operations = serving;
     let (engine, operations) = tokio::join!(
         async {
             let result = engine.await;

@@ -1,15 +1,91 @@
-//! `app realtime`: the WebSocket hub on `PORT`. Until the hub lands it connects,
-//! registers, serves health on its port, and drains on SIGTERM.
+//! `app realtime`: the WebSocket hub on `PORT`, beside health, metrics, publishing and
+//! token minting. On SIGTERM every socket is closed with 1001 within the drain time, so
+//! clients reconnect to another replica and recover from history.
 
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
+use crate::http;
+use crate::realtime::Realtime;
 use crate::state::AppState;
+
+/// How often `/api/health` gets fresh connection and subscriber figures.
+const REPORT_EVERY: Duration = Duration::from_secs(1);
 
 pub async fn run(
     state: AppState,
     listener: Option<TcpListener>,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
-    super::serve_operations(&state, listener, shutdown, serde_json::json!({})).await
+    let realtime = Realtime::new(&state.settings, state.realtime.clone(), state.redis.clone())?;
+    let engine = engine(state.clone(), realtime.clone(), shutdown.clone());
+    let Some(listener) = listener else {
+        return super::with_operations(&state, None, shutdown, serde_json::json!({}), engine).await;
+    };
+    let router = routes(&state, &realtime);
+    let address = listener.local_addr()?.to_string();
+    super::with_router(
+        &state,
+        listener,
+        shutdown,
+        serde_json::json!({ "address": address }),
+        router,
+        engine,
+    )
+    .await
+}
+
+/// The realtime process's routes: the operations routes, the WebSocket endpoint, and
+/// publishing and minting behind the admin token.
+pub fn routes(state: &AppState, realtime: &Arc<Realtime>) -> impl http::HttpService {
+    http::build(
+        state.clone(),
+        http::public_routes().merge(http::realtime::socket_router(realtime.clone())),
+        http::metrics::router().merge(http::realtime::router()),
+    )
+}
+
+/// Runs the hub's Redis subscriber and reports on the hub until `shutdown`; then closes
+/// every socket with 1001 (within the drain time) and stops the subscriber.
+pub async fn engine(
+    state: AppState,
+    realtime: Arc<Realtime>,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    let client = deadpool_redis::redis::Client::open(state.settings.redis.url.expose())
+        .context("REDIS_URL is not a usable Redis URL")?;
+    let stop_subscriber = CancellationToken::new();
+    let subscriber = tokio::spawn(
+        realtime
+            .hub
+            .clone()
+            .run_subscriber(client, stop_subscriber.clone()),
+    );
+    let mut report = tokio::time::interval(REPORT_EVERY);
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => break,
+            _ = report.tick() => {
+                let hub = &realtime.hub;
+                state.health.publish("connections", hub.connections().into());
+                state.health.publish("channels", hub.channel_count().into());
+                let subscriber = if hub.subscriber_connected() { "connected" } else { "reconnecting" };
+                state.health.publish("subscriber", subscriber.into());
+            }
+        }
+    }
+    tracing::info!(
+        sockets = realtime.hub.connections(),
+        "closing realtime sockets with 1001"
+    );
+    realtime.hub.close_all(state.settings.drain()).await;
+    stop_subscriber.cancel();
+    match subscriber.await {
+        Ok(result) => result,
+        Err(error) => Err(anyhow::anyhow!("the realtime subscriber panicked: {error}")),
+    }
 }

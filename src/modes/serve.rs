@@ -13,6 +13,17 @@ pub async fn run(
     listener: TcpListener,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
+    let router = http::router(state.clone());
+    run_router(state, listener, shutdown, router).await
+}
+
+/// Serves `router` (the API, perhaps with more routes) on `listener` until `shutdown`.
+pub async fn run_router(
+    state: AppState,
+    listener: TcpListener,
+    shutdown: CancellationToken,
+    router: impl http::HttpService,
+) -> anyhow::Result<()> {
     let address = listener.local_addr()?.to_string();
     let registration = Registration::start(
         &state.db,
@@ -23,7 +34,7 @@ pub async fn run(
     tracing::info!(mode = state.identity.mode, "ready");
     let result = http::serve(
         listener,
-        http::router(state.clone()),
+        router,
         shutdown,
         http::ServeOptions::from_settings(&state.settings),
     )

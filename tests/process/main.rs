@@ -8,6 +8,7 @@ mod cli;
 mod jobs;
 mod lifecycle;
 mod migrate;
+mod realtime;
 mod scheduler;
 mod startup;
 mod tls;

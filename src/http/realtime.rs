@@ -1,0 +1,384 @@
+//! `/api/v1/realtime`: the WebSocket endpoint (on `app realtime` and `app dev`), and
+//! publishing and token minting (admin token, on every mode that serves the API).
+//!
+//! Before a socket is upgraded, the edge checks, in order: the `Origin` against
+//! `realtime.allowed_origins` (403), the client address's attempts this minute against
+//! `realtime.connections_per_ip_per_minute`, counted in Redis across replicas (429), and
+//! the process's open sockets against `realtime.max_connections` (503). Tokens are checked
+//! after the upgrade, so that a browser sees the close code.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::extract::ws::WebSocketUpgrade;
+use axum::extract::{ConnectInfo, Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use deadpool_redis::redis;
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use super::extract::Json;
+use super::problem::{ApiError, Problem};
+use crate::realtime::history::PublishError;
+use crate::realtime::token::{Claims, TokenKey};
+use crate::realtime::{Realtime, channel, socket};
+use crate::state::AppState;
+
+/// Publishing and minting, behind the admin token.
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(publish))
+        .routes(routes!(mint_token))
+}
+
+/// The WebSocket endpoint, served by the process that runs `realtime`'s hub.
+pub fn socket_router(realtime: Arc<Realtime>) -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(connect))
+        .layer(axum::Extension(realtime))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PublishRequest {
+    /// The channel, e.g. `files` or `user.42.messages`.
+    pub channel: String,
+    /// The event's name, e.g. `message.created`.
+    pub event: String,
+    /// Any JSON, delivered as the event's `data`.
+    #[serde(default)]
+    pub data: serde_json::Value,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Published {
+    pub channel: String,
+    /// The event's offset in its channel; subscribers recover from offsets like it.
+    pub offset: u64,
+}
+
+/// Publishes an event to every subscriber of its channel, on every realtime replica, and
+/// keeps it in the channel's history.
+#[utoipa::path(
+    post,
+    path = "/api/v1/realtime/publish",
+    tag = "realtime",
+    security(("admin_token" = [])),
+    request_body = PublishRequest,
+    responses(
+        (status = 200, description = "Published", body = Published),
+        (status = 413, description = "The data is over realtime.max_event_bytes", body = Problem),
+        (status = 422, description = "A bad channel or event name", body = Problem),
+    )
+)]
+async fn publish(
+    State(state): State<AppState>,
+    Json(request): Json<PublishRequest>,
+) -> Result<axum::Json<Published>, ApiError> {
+    let offset = state
+        .realtime
+        .publish(&request.channel, &request.event, &request.data)
+        .await
+        .map_err(|error| match error {
+            PublishError::Channel(problem) => invalid("channel", problem),
+            PublishError::EventName => invalid("event", error.to_string()),
+            PublishError::TooLarge { limit, .. } => ApiError::PayloadTooLarge { limit },
+            PublishError::Redis(cause) => ApiError::from(cause),
+        })?;
+    Ok(axum::Json(Published {
+        channel: request.channel,
+        offset,
+    }))
+}
+
+fn invalid(field: &str, message: String) -> ApiError {
+    ApiError::Invalid(crate::jobs::Invalid {
+        field: field.to_owned(),
+        message,
+    })
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TokenRequest {
+    /// Who the socket belongs to (the `sub` claim).
+    pub sub: String,
+    /// Channel names or `*`-suffixed patterns the socket may subscribe to.
+    pub channels: Vec<String>,
+    /// Lifetime in seconds; `realtime.token_ttl_seconds` when absent, at most a week.
+    pub ttl_seconds: Option<u64>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct MintedToken {
+    pub token: String,
+    /// Unix seconds.
+    pub expires_at: i64,
+}
+
+/// Mints a socket token (HS256, signed with `APP_SECRET`). Any backend holding the secret
+/// can mint the same tokens itself.
+#[utoipa::path(
+    post,
+    path = "/api/v1/realtime/token",
+    tag = "realtime",
+    security(("admin_token" = [])),
+    request_body = TokenRequest,
+    responses(
+        (status = 200, description = "A token", body = MintedToken),
+        (status = 422, description = "A bad claim", body = Problem),
+        (status = 503, description = "No app.secret is configured", body = Problem),
+    )
+)]
+async fn mint_token(
+    State(state): State<AppState>,
+    Json(request): Json<TokenRequest>,
+) -> Result<axum::Json<MintedToken>, ApiError> {
+    let secret = state.settings.app.secret.as_ref().ok_or_else(|| {
+        ApiError::Unavailable("tokens need app.secret (APP_SECRET), which is not set".into())
+    })?;
+    if request.sub.is_empty() || request.sub.len() > 256 {
+        return Err(invalid("sub", "sub is 1 to 256 characters".into()));
+    }
+    if request.channels.is_empty() || request.channels.len() > 1000 {
+        return Err(invalid(
+            "channels",
+            "name 1 to 1000 channels or patterns".into(),
+        ));
+    }
+    for pattern in &request.channels {
+        let name = pattern.strip_suffix('*').unwrap_or(pattern);
+        if !(pattern == "*" || channel::check(name).is_ok()) {
+            return Err(invalid(
+                "channels",
+                format!("{pattern:?} is not a channel name or a pattern ending in *"),
+            ));
+        }
+    }
+    let ttl = request
+        .ttl_seconds
+        .unwrap_or(state.settings.realtime.token_ttl_seconds);
+    if ttl == 0 || ttl > 7 * 24 * 3600 {
+        return Err(invalid(
+            "ttl_seconds",
+            "between 1 and 604800 seconds".into(),
+        ));
+    }
+    let now = chrono::Utc::now().timestamp();
+    let claims = Claims {
+        sub: request.sub,
+        exp: now + ttl as i64,
+        channels: request.channels,
+        iat: Some(now),
+        nbf: None,
+    };
+    Ok(axum::Json(MintedToken {
+        token: TokenKey::new(secret).mint(&claims),
+        expires_at: claims.exp,
+    }))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+pub struct ConnectQuery {
+    /// The socket's token; or send `{"type":"auth","token":...}` first.
+    pub token: Option<String>,
+}
+
+/// Upgrades to a WebSocket. The protocol (messages, close codes) is in the README.
+#[utoipa::path(
+    get,
+    path = "/api/v1/realtime",
+    tag = "realtime",
+    params(ConnectQuery),
+    responses(
+        (status = 101, description = "Switching to the WebSocket protocol"),
+        (status = 403, description = "The Origin is not allowed", body = Problem),
+        (status = 426, description = "Not a WebSocket upgrade", body = Problem),
+        (status = 429, description = "Too many connection attempts from this address", body = Problem),
+        (status = 503, description = "The process is at realtime.max_connections", body = Problem),
+    )
+)]
+async fn connect(
+    axum::Extension(realtime): axum::Extension<Arc<Realtime>>,
+    peer: Option<axum::Extension<ConnectInfo<SocketAddr>>>,
+    headers: HeaderMap,
+    Query(query): Query<ConnectQuery>,
+    upgrade: Result<WebSocketUpgrade, axum::extract::ws::rejection::WebSocketUpgradeRejection>,
+) -> Response {
+    let settings = &realtime.settings;
+    let Ok(upgrade) = upgrade else {
+        let problem = Problem::new(
+            StatusCode::UPGRADE_REQUIRED,
+            "upgrade_required",
+            "this endpoint speaks WebSocket: send Connection: Upgrade and Upgrade: websocket",
+        );
+        let mut response = problem.into_response();
+        response
+            .headers_mut()
+            .insert(header::UPGRADE, HeaderValue::from_static("websocket"));
+        return response;
+    };
+    if let Some(origin) = headers.get(header::ORIGIN)
+        && !origin_allowed(&settings.allowed_origins, origin.to_str().unwrap_or(""))
+    {
+        metrics::counter!("switchyard_realtime_refused_total", "reason" => "origin").increment(1);
+        return ApiError::Forbidden(
+            "this Origin may not connect (realtime.allowed_origins)".into(),
+        )
+        .into_response();
+    }
+    let address = client_address(&settings.client_ip_header, &headers, peer.map(|p| p.0.0));
+    if let Some(retry_after) = over_attempts(&realtime, &address).await {
+        metrics::counter!("switchyard_realtime_refused_total", "reason" => "attempts").increment(1);
+        return with_retry_after(
+            ApiError::RateLimited(format!(
+                "more than {} connection attempts this minute from this address \
+                 (realtime.connections_per_ip_per_minute)",
+                settings.connections_per_ip_per_minute
+            )),
+            retry_after,
+        );
+    }
+    let Some(slot) = realtime.hub.open() else {
+        metrics::counter!("switchyard_realtime_refused_total", "reason" => "capacity").increment(1);
+        return with_retry_after(
+            ApiError::Unavailable(
+                "this realtime process is at its connection limit (realtime.max_connections) \
+                 or shutting down; retry"
+                    .into(),
+            ),
+            5,
+        );
+    };
+    let token = query.token;
+    let for_socket = realtime.clone();
+    upgrade
+        .read_buffer_size(4096)
+        .write_buffer_size(16 * 1024)
+        .max_frame_size(settings.max_frame_bytes)
+        .max_message_size(settings.max_frame_bytes)
+        .on_upgrade(move |ws| socket::run(ws, for_socket, token, slot))
+}
+
+fn with_retry_after(error: ApiError, seconds: u64) -> Response {
+    let mut response = error.into_response();
+    response
+        .headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+    response
+}
+
+/// Whether `origin` is in `allowed` (empty allows any); `https://*.example.com` covers the
+/// subdomains of `example.com`.
+pub fn origin_allowed(allowed: &[String], origin: &str) -> bool {
+    allowed.is_empty()
+        || allowed.iter().any(|pattern| {
+            if pattern.eq_ignore_ascii_case(origin) {
+                return true;
+            }
+            let Some((scheme, host)) = pattern.split_once("://*.") else {
+                return false;
+            };
+            let Some((origin_scheme, origin_host)) = origin.split_once("://") else {
+                return false;
+            };
+            let suffix = format!(".{}", host.to_ascii_lowercase());
+            origin_scheme.eq_ignore_ascii_case(scheme)
+                && origin_host.to_ascii_lowercase().ends_with(&suffix)
+        })
+}
+
+/// The client's address: from `header` when set and present (the last entry of a list,
+/// the one the nearest proxy wrote), else the peer's.
+fn client_address(header: &str, headers: &HeaderMap, peer: Option<SocketAddr>) -> String {
+    let forwarded = (!header.is_empty())
+        .then(|| headers.get(header))
+        .flatten()
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.rsplit(',').next())
+        .map(str::trim)
+        .filter(|v| !v.is_empty());
+    match (forwarded, peer) {
+        (Some(address), _) => address.to_owned(),
+        (None, Some(peer)) => peer.ip().to_string(),
+        (None, None) => "unknown".to_owned(),
+    }
+}
+
+/// Counts an attempt from `address` in this minute's window; when over the limit, the
+/// seconds until the window ends. Redis being down lets the attempt through (the other
+/// limits still hold).
+async fn over_attempts(realtime: &Realtime, address: &str) -> Option<u64> {
+    let now = chrono::Utc::now().timestamp();
+    let minute = now / 60;
+    let key = format!("{}rt:attempts:{address}:{minute}", realtime.redis_prefix);
+    let counted: anyhow::Result<u64> = async {
+        let mut conn = realtime.redis.get().await?;
+        let (count,): (u64,) = redis::pipe()
+            .atomic()
+            .incr(&key, 1)
+            .expire(&key, 120)
+            .ignore()
+            .query_async(&mut conn)
+            .await?;
+        Ok(count)
+    }
+    .await;
+    match counted {
+        Ok(count) if count > u64::from(realtime.settings.connections_per_ip_per_minute) => {
+            Some((60 - now.rem_euclid(60)) as u64)
+        }
+        Ok(_) => None,
+        Err(error) => {
+            tracing::warn!(
+                error = format!("{error:#}"),
+                "could not count a realtime connection attempt; letting it through"
+            );
+            None
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn origins_match_exactly_or_by_subdomain_wildcard() {
+        let allowed = vec![
+            "https://app.example.com".to_owned(),
+            "https://*.example.org".to_owned(),
+        ];
+        assert!(origin_allowed(&allowed, "https://app.example.com"));
+        assert!(origin_allowed(&allowed, "https://a.b.example.org"));
+        assert!(!origin_allowed(&allowed, "https://example.org"));
+        assert!(!origin_allowed(&allowed, "http://a.example.org"));
+        assert!(!origin_allowed(&allowed, "https://evil-example.org"));
+        assert!(!origin_allowed(
+            &allowed,
+            "https://app.example.com.evil.net"
+        ));
+        assert!(origin_allowed(&[], "https://anything.test"));
+    }
+
+    #[test]
+    fn the_client_address_comes_from_the_proxy_header_when_configured() {
+        let mut headers = HeaderMap::new();
+        headers.insert("x-real-ip", HeaderValue::from_static("203.0.113.7"));
+        headers.insert(
+            "x-forwarded-for",
+            HeaderValue::from_static("10.9.9.9, 198.51.100.2"),
+        );
+        let peer = Some("127.0.0.1:5000".parse().unwrap());
+        assert_eq!(client_address("x-real-ip", &headers, peer), "203.0.113.7");
+        assert_eq!(
+            client_address("x-forwarded-for", &headers, peer),
+            "198.51.100.2"
+        );
+        assert_eq!(client_address("", &headers, peer), "127.0.0.1");
+        assert_eq!(client_address("x-missing", &headers, peer), "127.0.0.1");
+    }
+}

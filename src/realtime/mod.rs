@@ -1,0 +1,62 @@
+//! Realtime: the WebSocket hub of `app realtime` (and `app dev`), and publishing events
+//! to it from anywhere.
+//!
+//! - [`history`] publishes (offset, history, pub/sub in one Redis script) and recovers;
+//!   any mode publishes through `AppState::realtime`.
+//! - [`hub`] keeps the local sockets per channel and the one Redis subscriber connection.
+//! - [`socket`] runs one connection; [`protocol`] is its wire format and close codes.
+//! - [`token`] checks the JWTs sockets authenticate with; [`channel`] names channels.
+
+pub mod channel;
+pub mod history;
+pub mod hub;
+pub mod protocol;
+pub mod socket;
+pub mod token;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+
+use crate::config::{RealtimeSettings, Settings};
+use history::History;
+use hub::Hub;
+use token::TokenKey;
+
+/// What the WebSocket endpoint needs: the hub, history, the token key and the limits.
+pub struct Realtime {
+    pub hub: Arc<Hub>,
+    pub history: History,
+    pub tokens: TokenKey,
+    pub settings: RealtimeSettings,
+    /// For the per-address connection counters.
+    pub redis: deadpool_redis::Pool,
+    pub redis_prefix: String,
+}
+
+impl Realtime {
+    /// The hub for this process. It needs `app.secret`, which signs the tokens.
+    pub fn new(
+        settings: &Settings,
+        history: History,
+        redis: deadpool_redis::Pool,
+    ) -> anyhow::Result<Arc<Self>> {
+        let secret = settings.app.secret.as_ref().context(
+            "realtime needs app.secret (APP_SECRET): sockets authenticate with tokens signed by it",
+        )?;
+        let hub = Hub::new(
+            history.keys().clone(),
+            settings.realtime.max_connections,
+            Duration::from_secs(settings.redis.timeout_seconds.max(1)),
+        );
+        Ok(Arc::new(Self {
+            hub,
+            history,
+            tokens: TokenKey::new(secret),
+            settings: settings.realtime.clone(),
+            redis,
+            redis_prefix: settings.redis.key_prefix.clone(),
+        }))
+    }
+}
