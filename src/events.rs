@@ -1,7 +1,7 @@
 //! Events: what an API action tells the rest of the system once it has happened
 //! (`files.created`, `files.deleted`). [`emit`] is the one place an event fans out: into
-//! the audit log, through the `audits` queue, and to realtime subscribers on the channel
-//! named for the resource type (`files`). Webhook deliveries join here with their
+//! the audit log, through the `audits` queue, and to realtime subscribers on the event's
+//! channel (`files`). Webhook deliveries join here with their
 //! feature, so every event reaches all three.
 
 use crate::jobs::enqueue::EnqueueRequest;
@@ -17,6 +17,8 @@ pub struct Event {
     pub actor: String,
     pub resource_type: &'static str,
     pub resource_id: String,
+    /// The realtime channel the event is published on, e.g. `files`.
+    pub channel: String,
     /// What a subscriber needs to know without asking again.
     pub data: serde_json::Value,
 }
@@ -30,8 +32,8 @@ pub async fn emit(state: &AppState, event: Event) {
     // feature.
 }
 
-/// Publishes the event on its resource type's channel: `{action, resource_id, data}`
-/// arrives as the event's `data`.
+/// Publishes the event on its channel: the action is the realtime event's name, and
+/// `{actor, resource_id, data}` its data.
 async fn publish_realtime(state: &AppState, event: &Event) {
     let data = serde_json::json!({
         "actor": event.actor,
@@ -40,7 +42,7 @@ async fn publish_realtime(state: &AppState, event: &Event) {
     });
     if let Err(error) = state
         .realtime
-        .publish(event.resource_type, event.action, &data)
+        .publish(&event.channel, event.action, &data)
         .await
     {
         tracing::warn!(

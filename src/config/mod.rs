@@ -785,6 +785,45 @@ mod tests {
     }
 
     #[test]
+    fn bad_realtime_limits_name_their_setting() {
+        for (var, value, key) in [
+            (
+                "REALTIME_MAX_FRAME_BYTES",
+                "100",
+                "realtime.max_frame_bytes",
+            ),
+            ("REALTIME_MAX_CONNECTIONS", "0", "realtime.max_connections"),
+            (
+                "REALTIME_HEARTBEAT_TIMEOUT_SECONDS",
+                "10",
+                "realtime.heartbeat_timeout_seconds",
+            ),
+            (
+                "REALTIME_ALLOWED_ORIGINS",
+                "app.example.com",
+                "realtime.allowed_origins",
+            ),
+            (
+                "REALTIME_CLIENT_IP_HEADER",
+                "bad header",
+                "realtime.client_ip_header",
+            ),
+        ] {
+            let error = load_with(&[(var, value)]).err().unwrap().to_string();
+            assert!(error.contains(key), "{var}={value}: {error}");
+        }
+        let origins = load_with(&[(
+            "REALTIME_ALLOWED_ORIGINS",
+            "https://app.example.com, https://*.example.org",
+        )])
+        .unwrap();
+        assert_eq!(
+            origins.settings.realtime.allowed_origins,
+            ["https://app.example.com", "https://*.example.org"]
+        );
+    }
+
+    #[test]
     fn a_short_admin_token_is_refused_without_printing_it() {
         let error = load_with(&[("ADMIN_TOKEN", "short-tok")])
             .err()

@@ -313,6 +313,7 @@ fn file_event(action: &'static str, file: &FileRecord) -> Event {
         actor: "admin".into(),
         resource_type: "file",
         resource_id: file.id.to_string(),
+        channel: "files".into(),
         data: serde_json::json!({
             "bucket": file.bucket,
             "name": file.name,

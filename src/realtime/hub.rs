@@ -32,11 +32,18 @@ const PING_EVERY: Duration = Duration::from_secs(5);
 /// The longest wait between reconnection attempts.
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
 
+/// A live event as every member of its channel gets it, shared.
+#[derive(Debug)]
+pub struct LiveEvent {
+    pub channel: Arc<str>,
+    pub frame: Frame,
+}
+
 /// What the hub sends a socket.
 #[derive(Debug)]
 pub enum Outbound {
     /// An event on a channel the socket joined.
-    Event { channel: Arc<str>, frame: Frame },
+    Event(Arc<LiveEvent>),
     /// Live events may have been missed (the subscriber reconnected): recover.
     Resync,
 }
@@ -45,31 +52,34 @@ pub enum Outbound {
 #[derive(Clone)]
 pub struct Member {
     queue: mpsc::Sender<Outbound>,
-    /// Cancelled when the socket's queue overflowed.
-    slow: CancellationToken,
+    /// The socket's own stop signal: cancelled by the hub when the socket's queue
+    /// overflowed, and (as a child of the hub's) at shutdown.
+    stop: CancellationToken,
 }
 
 impl Member {
-    /// A member and the receiving end of its queue of `capacity` messages.
-    pub fn new(capacity: usize) -> (Self, mpsc::Receiver<Outbound>) {
+    /// A member of this hub and the receiving end of its queue of `capacity` messages.
+    pub fn new(hub: &Hub, capacity: usize) -> (Self, mpsc::Receiver<Outbound>) {
         let (queue, receiver) = mpsc::channel(capacity);
         (
             Self {
                 queue,
-                slow: CancellationToken::new(),
+                stop: hub.closing.child_token(),
             },
             receiver,
         )
     }
 
-    /// Resolves when the hub found this socket's queue full.
-    pub fn slow(&self) -> &CancellationToken {
-        &self.slow
+    /// Cancelled when the socket must close: too slow, or the process is stopping
+    /// ([`Hub::closing`] tells which). Each socket waits on a token of its own, so that
+    /// sockets do not contend for one shared token's lock.
+    pub fn stop(&self) -> &CancellationToken {
+        &self.stop
     }
 
     fn offer(&self, message: Outbound) {
         if let Err(mpsc::error::TrySendError::Full(_)) = self.queue.try_send(message) {
-            self.slow.cancel();
+            self.stop.cancel();
         }
     }
 }
@@ -249,11 +259,12 @@ impl Hub {
         };
         let channels = self.channels.read().unwrap_or_else(|p| p.into_inner());
         if let Some(entry) = channels.get(channel) {
+            let event = Arc::new(LiveEvent {
+                channel: entry.name.clone(),
+                frame,
+            });
             for member in entry.members.values() {
-                member.offer(Outbound::Event {
-                    channel: entry.name.clone(),
-                    frame: frame.clone(),
-                });
+                member.offer(Outbound::Event(event.clone()));
             }
             metrics::counter!("switchyard_realtime_deliveries_total")
                 .increment(entry.members.len() as u64);

@@ -45,7 +45,7 @@ pub async fn run(
             return;
         }
     };
-    let (member, queue) = Member::new(settings.outbound_queue);
+    let (member, queue) = Member::new(&realtime.hub, settings.outbound_queue);
     let mut connection = Connection {
         realtime: realtime.clone(),
         id: slot.id(),
@@ -171,16 +171,20 @@ impl Connection {
         let heartbeat = Duration::from_secs(settings.heartbeat_seconds);
         let silence = Duration::from_secs(settings.heartbeat_timeout_seconds);
         let mut beat = tokio::time::interval_at(Instant::now() + heartbeat, heartbeat);
-        let expires = expiry(self.claims.exp);
-        let closing = self.realtime.hub.closing().clone();
-        let slow = self.member.slow().clone();
+        // Each wait is made once and polled again on every turn: making them afresh would
+        // register with the timer, and with the hub-wide shutdown token shared by every
+        // socket, on each event.
+        let expires = tokio::time::sleep_until(expiry(self.claims.exp));
+        let stop_token = self.member.stop().clone();
+        let stop = stop_token.cancelled();
+        tokio::pin!(expires, stop);
         loop {
             tokio::select! {
                 biased;
-                _ = closing.cancelled() => {
-                    return Closing(Some((close::GOING_AWAY, "the server is shutting down; reconnect and recover")));
-                }
-                _ = slow.cancelled() => {
+                _ = &mut stop => {
+                    if realtime.hub.closing().is_cancelled() {
+                        return Closing(Some((close::GOING_AWAY, "the server is shutting down; reconnect and recover")));
+                    }
                     tracing::warn!(
                         connection_id = %self.connection_id,
                         sub = %self.claims.sub,
@@ -190,7 +194,7 @@ impl Connection {
                     metrics::counter!("switchyard_realtime_slow_consumers_total").increment(1);
                     return Closing(Some((close::SLOW_CONSUMER, "too slow: the outbound queue filled")));
                 }
-                _ = tokio::time::sleep_until(expires) => {
+                _ = &mut expires => {
                     return Closing(Some((close::TOKEN_EXPIRED, "the token expired")));
                 }
                 _ = beat.tick() => {
@@ -211,8 +215,7 @@ impl Connection {
                                 return ending;
                             }
                         }
-                        _ = slow.cancelled() => {}
-                        _ = closing.cancelled() => {}
+                        _ = &mut stop => {}
                     }
                 }
                 frame = socket.recv() => {
@@ -254,13 +257,13 @@ impl Connection {
         let mut written = 0;
         while let Some(outbound) = next.take() {
             match outbound {
-                Outbound::Event { channel, frame } => {
-                    if let Some(delivered) = self.channels.get_mut(&channel)
-                        && frame.offset > *delivered
+                Outbound::Event(event) => {
+                    if let Some(delivered) = self.channels.get_mut(&event.channel)
+                        && event.frame.offset > *delivered
                     {
-                        *delivered = frame.offset;
+                        *delivered = event.frame.offset;
                         socket
-                            .feed(Message::Text(frame.text))
+                            .feed(Message::Text(event.frame.text.clone()))
                             .await
                             .map_err(|_| Closing(None))?;
                         written += 1;

@@ -1033,3 +1033,35 @@ async fn health_reports_the_local_storage_directory() {
     assert_eq!(health.json()["checks"]["storage"]["status"], "down");
     app.stop().await;
 }
+
+#[tokio::test]
+async fn uploads_and_deletes_are_published_on_the_files_channel() {
+    let app = spawn(Backend::Local).await;
+    let before = app.state.realtime.recover("files", None).await.unwrap();
+    let file = upload_raw(&app, "?name=note.txt", "text/plain", b"hello")
+        .await
+        .json();
+    let id = file["id"].as_str().unwrap();
+    let deleted = app
+        .admin("DELETE", &format!("/api/v1/files/{id}"), None)
+        .await;
+    assert_eq!(deleted.status, 204, "{}", deleted.body);
+    let after = app
+        .state
+        .realtime
+        .recover("files", Some(before.position))
+        .await
+        .unwrap();
+    let events: Vec<serde_json::Value> = after
+        .events
+        .iter()
+        .map(|e| serde_json::from_str(e.text.as_str()).unwrap())
+        .collect();
+    assert_eq!(events.len(), 2, "{events:?}");
+    assert_eq!(events[0]["event"], "files.created");
+    assert_eq!(events[0]["channel"], "files");
+    assert_eq!(events[0]["data"]["resource_id"], id);
+    assert_eq!(events[0]["data"]["data"]["name"], "note.txt");
+    assert_eq!(events[1]["event"], "files.deleted");
+    app.stop().await;
+}

@@ -184,3 +184,24 @@ fn sigterm_while_waiting_for_dependencies_exits_at_once_and_cleanly() {
         "{stdout}"
     );
 }
+
+#[test]
+fn realtime_without_an_app_secret_exits_1_naming_app_secret() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let db = rt.block_on(TestDb::migrated());
+    let mut env = environment(&db.url, &server_redis_url());
+    env.remove("APP_SECRET");
+    let output = app()
+        .arg("realtime")
+        .envs(&env)
+        .env("PORT", free_port().to_string())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stdout}{stderr}");
+    assert!(
+        format!("{stdout}{stderr}").contains("APP_SECRET"),
+        "{stdout}{stderr}"
+    );
+}
