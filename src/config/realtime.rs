@@ -43,6 +43,8 @@ pub struct RealtimeSettings {
     /// Lifetime of a token minted by `POST /api/v1/realtime/token` when the request names
     /// none.
     pub token_ttl_seconds: u64,
+    /// Workers publish each job's state changes on `jobs.<id>`.
+    pub job_events: bool,
 }
 
 pub(super) fn validate(s: &RealtimeSettings) -> Result<(), (&'static str, String)> {

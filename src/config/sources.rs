@@ -151,6 +151,7 @@ pub const ENVIRONMENT: &[(&str, &str)] = &[
     ),
     ("REALTIME_MAX_EVENT_BYTES", "realtime.max_event_bytes"),
     ("REALTIME_TOKEN_TTL_SECONDS", "realtime.token_ttl_seconds"),
+    ("REALTIME_JOB_EVENTS", "realtime.job_events"),
     ("RAILWAY_ENVIRONMENT_NAME", "railway.environment_name"),
     ("RAILWAY_SERVICE_NAME", "railway.service_name"),
     ("RAILWAY_REPLICA_ID", "railway.replica_id"),

@@ -374,6 +374,9 @@ fn by_queue(jobs: impl IntoIterator<Item = (String, String)>) -> HashMap<String,
 fn start(engine: &Arc<Engine>, tasks: &TaskTracker, job: Leased, permit: OwnedSemaphorePermit) {
     let engine = engine.clone();
     tasks.spawn(async move {
+        engine
+            .announce(&job, "job.active", serde_json::json!({}))
+            .await;
         let began = Instant::now();
         let outcome = engine.attempt(&job).await;
         let elapsed = began.elapsed();
@@ -392,7 +395,14 @@ fn start(engine: &Arc<Engine>, tasks: &TaskTracker, job: Leased, permit: OwnedSe
                     duration_ms = elapsed.as_millis() as u64,
                     "job succeeded"
                 );
-                let _ = engine.acks.send((job.queue, job.id));
+                let _ = engine.acks.send((job.queue.clone(), job.id.clone()));
+                engine
+                    .announce(
+                        &job,
+                        "job.succeeded",
+                        serde_json::json!({"duration_ms": elapsed.as_millis() as u64}),
+                    )
+                    .await;
             }
             Err(error) => {
                 meters.failed.increment(1);
@@ -422,6 +432,28 @@ impl Meters {
 }
 
 impl Engine {
+    /// Publishes a state change of `job` on its realtime channel `jobs.<id>`, when
+    /// `realtime.job_events` is on. A failure to publish is logged; the job goes on.
+    async fn announce(&self, job: &Leased, event: &str, mut data: serde_json::Value) {
+        if !self.state.settings.realtime.job_events {
+            return;
+        }
+        if let Some(fields) = data.as_object_mut() {
+            fields.insert("queue".into(), job.queue.clone().into());
+            fields.insert("kind".into(), job.kind.clone().into());
+            fields.insert("attempt".into(), job.attempt.into());
+        }
+        let channel = format!("jobs.{}", job.id);
+        if let Err(error) = self.state.realtime.publish(&channel, event, &data).await {
+            tracing::warn!(
+                job_id = job.id,
+                event,
+                error = format!("{error:#}"),
+                "failed to publish a job event"
+            );
+        }
+    }
+
     /// One attempt. A panic fails this attempt only; past the job's timeout the handler's
     /// future is dropped, which cancels it at its next await.
     async fn attempt(&self, job: &Leased) -> Result<(), JobError> {
@@ -469,6 +501,17 @@ impl Engine {
             .queues
             .fail(&job.queue, &self.id, &job.id, &message, retry_at, now)
             .await;
+        if let Ok(Some(state)) = &recorded {
+            let (event, data) = if state == "dead" {
+                ("job.dead", serde_json::json!({"error": message}))
+            } else {
+                (
+                    "job.retrying",
+                    serde_json::json!({"error": message, "retry_at_ms": retry_at}),
+                )
+            };
+            self.announce(job, event, data).await;
+        }
         match recorded {
             Ok(Some(state)) if state == "dead" => {
                 tracing::error!(

@@ -356,3 +356,70 @@ async fn a_busy_queue_does_not_starve_a_quiet_one() {
     );
     h.stop().await;
 }
+
+#[tokio::test]
+async fn job_state_changes_are_published_on_the_jobs_channel_when_enabled() {
+    let h = Harness::start(&[("REALTIME_JOB_EVENTS", "true")]).await;
+    let job = h
+        .enqueue(json!({"kind": "scripted", "payload": {"tag": "evented", "fail": 1}, "max_attempts": 2}))
+        .await;
+    let id = job["id"].as_str().unwrap();
+    h.wait_for(id, "succeeded").await;
+    let channel = format!("jobs.{id}");
+    // The success is published just after the acknowledgement: wait for it.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let names = loop {
+        let history =
+            h.w.app
+                .state
+                .realtime
+                .recover(&channel, Some(0))
+                .await
+                .unwrap();
+        let events: Vec<Value> = history
+            .events
+            .iter()
+            .map(|e| serde_json::from_str(e.text.as_str()).unwrap())
+            .collect();
+        let names: Vec<String> = events
+            .iter()
+            .map(|e| e["event"].as_str().unwrap().to_owned())
+            .collect();
+        if names.len() >= 4 || Instant::now() > deadline {
+            assert_eq!(events[1]["data"]["attempt"], 1);
+            assert!(
+                events[1]["data"]["error"]
+                    .as_str()
+                    .unwrap()
+                    .contains("planned failure")
+            );
+            assert_eq!(events[3]["data"]["kind"], "scripted");
+            break names;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(
+        names,
+        ["job.active", "job.retrying", "job.active", "job.succeeded"]
+    );
+    h.stop().await;
+}
+
+#[tokio::test]
+async fn job_events_are_off_by_default() {
+    let h = Harness::start(&[]).await;
+    let job = h
+        .enqueue(json!({"kind": "scripted", "payload": {"tag": "quiet"}}))
+        .await;
+    let id = job["id"].as_str().unwrap();
+    h.wait_for(id, "succeeded").await;
+    let history =
+        h.w.app
+            .state
+            .realtime
+            .recover(&format!("jobs.{id}"), Some(0))
+            .await
+            .unwrap();
+    assert!(history.events.is_empty());
+    h.stop().await;
+}
