@@ -13,6 +13,7 @@ use tokio_tungstenite::tungstenite::http::HeaderValue;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
+use crate::common::proxy::{Mode, Proxy, upstream_of};
 use crate::common::{
     ADMIN_TOKEN, APP_SECRET, Process, RedisKeys, TestDb, blocking_call, environment,
     server_redis_url,
@@ -685,4 +686,60 @@ fn publishing_and_minting_refuse_bad_input() {
 
     let plain = blocking_call("GET", &app.url("/api/v1/realtime"), &[], None);
     plain.assert_problem(426, "upgrade_required");
+}
+
+#[test]
+fn after_losing_redis_a_replica_recovers_the_events_its_sockets_missed() {
+    let s = setup(&[]);
+    let proxy =
+        s.rt.block_on(Proxy::start(upstream_of(&server_redis_url())));
+    // Replica A reaches Redis through the proxy; replica B directly.
+    let mut through_proxy = s.env.clone();
+    through_proxy.insert("REDIS_URL".into(), proxy.url_for(&server_redis_url()));
+    let a = Process::start(&["realtime"], &through_proxy);
+    let b = Process::start(&["realtime"], &s.env);
+    s.rt.block_on(async {
+        let mut client = Client::authenticated(&a, &["orders"]).await;
+        client.subscribe(&["orders"], json!({})).await;
+        let first = publish(&b, "orders", "placed", json!({"n": 0}));
+        assert_eq!(client.next().await["offset"], first);
+
+        proxy.set(Mode::Cut);
+        let health_url = a.url("/api/health");
+        let wait_for = |state: &'static str| {
+            let health_url = health_url.clone();
+            async move {
+                let deadline = std::time::Instant::now() + PATIENCE;
+                loop {
+                    let health = blocking_call("GET", &health_url, &[], None).json();
+                    if health["details"]["subscriber"] == state {
+                        return;
+                    }
+                    assert!(std::time::Instant::now() < deadline, "{health}");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            }
+        };
+        wait_for("reconnecting").await;
+        // Published through B while A hears nothing.
+        let missed: Vec<u64> = (1..=3)
+            .map(|n| publish(&b, "orders", "placed", json!({"n": n})))
+            .collect();
+        proxy.set(Mode::Pass);
+        wait_for("connected").await;
+        let after = publish(&b, "orders", "placed", json!({"n": 4}));
+
+        let mut received = Vec::new();
+        while received.last() != Some(&after) {
+            let event = client.next().await;
+            assert_eq!(event["type"], "event", "{event}");
+            received.push(event["offset"].as_u64().unwrap());
+        }
+        let mut expected = missed.clone();
+        expected.push(after);
+        assert_eq!(
+            received, expected,
+            "the missed events once, in order, then live ones"
+        );
+    });
 }
