@@ -401,16 +401,16 @@ fn missing_expired_and_tampered_tokens_are_closed_without_a_subscription() {
         iat: None,
         nbf: None,
     };
+    let expired = key.mint(&claims(now - 10));
+    let good = key.mint(&claims(now + 600));
     s.rt.block_on(async {
         // No token at all, in time.
         let mut none = Client::connect(&app, None).await;
         assert_eq!(none.ended().await, Ended::Code(4001));
 
-        let expired = key.mint(&claims(now - 10));
         let mut client = Client::connect(&app, Some(&expired)).await;
         assert_eq!(client.ended().await, Ended::Code(4002));
 
-        let good = key.mint(&claims(now + 600));
         // Another token's claims under this one's signature.
         let wider = key.mint(&switchyard::realtime::token::Claims {
             channels: vec!["*".into()],
@@ -444,10 +444,16 @@ fn missing_expired_and_tampered_tokens_are_closed_without_a_subscription() {
 
         // The auth message works, and a valid token then subscribes.
         let mut client = Client::connect(&app, None).await;
-        client.send(json!({"type": "auth", "token": good})).await;
+        client.send(json!({"type": "auth", "token": &good})).await;
         assert_eq!(client.next().await["type"], "connected");
         client.subscribe(&["x"], json!({})).await;
+        let mut by_url = Client::connect(&app, Some(&good)).await;
+        assert_eq!(by_url.next().await["type"], "connected");
     });
+    // Request logs name the route, never the query that carries the token.
+    let logs = app.output();
+    assert!(logs.contains("/api/v1/realtime"), "{logs}");
+    assert!(!logs.contains(&good) && !logs.contains(&expired), "{logs}");
 }
 
 #[test]
