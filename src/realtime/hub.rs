@@ -48,38 +48,63 @@ pub enum Outbound {
     Resync,
 }
 
+/// Why the hub stops a socket.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Stop {
+    /// Its queue overflowed: the client reads too slowly.
+    Slow,
+    /// The process is shutting down.
+    Shutdown,
+}
+
+/// The sending end of a socket's stop signal; used once.
+#[derive(Default)]
+struct StopSender(std::sync::Mutex<Option<oneshot::Sender<Stop>>>);
+
+impl StopSender {
+    fn send(&self, why: Stop) {
+        if let Some(sender) = self.0.lock().unwrap_or_else(|p| p.into_inner()).take() {
+            let _ = sender.send(why);
+        }
+    }
+}
+
 /// A socket as the hub sees it.
 #[derive(Clone)]
 pub struct Member {
     queue: mpsc::Sender<Outbound>,
-    /// The socket's own stop signal: cancelled by the hub when the socket's queue
-    /// overflowed, and (as a child of the hub's) at shutdown.
-    stop: CancellationToken,
+    stop: Arc<StopSender>,
 }
 
 impl Member {
-    /// A member of this hub and the receiving end of its queue of `capacity` messages.
-    pub fn new(hub: &Hub, capacity: usize) -> (Self, mpsc::Receiver<Outbound>) {
+    /// Socket `id` as a member of this hub: the member, the receiving end of its queue of
+    /// `capacity` messages, and its stop signal. Each socket waits on a signal of its own
+    /// (a oneshot, which costs no lock to poll), not on one token all sockets share.
+    pub fn new(
+        hub: &Hub,
+        id: u64,
+        capacity: usize,
+    ) -> (Self, mpsc::Receiver<Outbound>, oneshot::Receiver<Stop>) {
         let (queue, receiver) = mpsc::channel(capacity);
-        (
-            Self {
-                queue,
-                stop: hub.closing.child_token(),
-            },
-            receiver,
-        )
-    }
-
-    /// Cancelled when the socket must close: too slow, or the process is stopping
-    /// ([`Hub::closing`] tells which). Each socket waits on a token of its own, so that
-    /// sockets do not contend for one shared token's lock.
-    pub fn stop(&self) -> &CancellationToken {
-        &self.stop
+        let (sender, stop) = oneshot::channel();
+        let member = Self {
+            queue,
+            stop: Arc::new(StopSender(std::sync::Mutex::new(Some(sender)))),
+        };
+        hub.stops
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(id, member.stop.clone());
+        // Registered after shutdown began: stop at once.
+        if hub.closing.is_cancelled() {
+            member.stop.send(Stop::Shutdown);
+        }
+        (member, receiver, stop)
     }
 
     fn offer(&self, message: Outbound) {
         if let Err(mpsc::error::TrySendError::Full(_)) = self.queue.try_send(message) {
-            self.stop.cancel();
+            self.stop.send(Stop::Slow);
         }
     }
 }
@@ -116,6 +141,8 @@ pub struct Hub {
     next_id: AtomicU64,
     /// Every open socket's task, for the drain.
     sockets: TaskTracker,
+    /// Every authenticated socket's stop signal, by socket id.
+    stops: std::sync::Mutex<HashMap<u64, Arc<StopSender>>>,
     /// Cancelled at shutdown: every socket closes with 1001.
     closing: CancellationToken,
     join_timeout: Duration,
@@ -136,6 +163,11 @@ impl Slot {
 
 impl Drop for Slot {
     fn drop(&mut self) {
+        self.hub
+            .stops
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&self.id);
         self.hub.connections.fetch_sub(1, Ordering::AcqRel);
     }
 }
@@ -153,6 +185,7 @@ impl Hub {
             max_connections,
             next_id: AtomicU64::new(1),
             sockets: TaskTracker::new(),
+            stops: std::sync::Mutex::default(),
             closing: CancellationToken::new(),
             join_timeout,
         })
@@ -188,7 +221,8 @@ impl Hub {
         self.subscriber_up.load(Ordering::Acquire)
     }
 
-    /// Cancelled when the process starts shutting down.
+    /// Cancelled when the process starts shutting down (sockets still authenticating
+    /// watch it; the others get [`Stop::Shutdown`]).
     pub fn closing(&self) -> &CancellationToken {
         &self.closing
     }
@@ -416,6 +450,16 @@ impl Hub {
     /// Closes every socket with 1001 and waits for them, at most `drain`.
     pub async fn close_all(&self, drain: Duration) {
         self.closing.cancel();
+        let stops: Vec<Arc<StopSender>> = self
+            .stops
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .values()
+            .cloned()
+            .collect();
+        for stop in stops {
+            stop.send(Stop::Shutdown);
+        }
         self.sockets.close();
         crate::shutdown::drain("realtime sockets", drain, self.sockets.wait()).await;
     }

@@ -16,10 +16,10 @@ use std::time::Duration;
 
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
 use futures_util::SinkExt;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
-use super::hub::{Member, Outbound, Slot};
+use super::hub::{Member, Outbound, Slot, Stop};
 use super::protocol::{ClientMessage, ServerMessage, close};
 use super::token::{Claims, TokenError};
 use super::{Realtime, channel};
@@ -45,7 +45,7 @@ pub async fn run(
             return;
         }
     };
-    let (member, queue) = Member::new(&realtime.hub, settings.outbound_queue);
+    let (member, queue, stop) = Member::new(&realtime.hub, slot.id(), settings.outbound_queue);
     let mut connection = Connection {
         realtime: realtime.clone(),
         id: slot.id(),
@@ -57,7 +57,7 @@ pub async fn run(
         heard: Instant::now(),
     };
     metrics::gauge!("switchyard_realtime_connections").increment(1.0);
-    let ending = connection.serve(&mut socket, queue).await;
+    let ending = connection.serve(&mut socket, queue, stop).await;
     connection.leave_all();
     metrics::gauge!("switchyard_realtime_connections").decrement(1.0);
     finish(&mut socket, ending.0).await;
@@ -87,8 +87,15 @@ async fn authenticate(
         None => {
             let deadline =
                 Instant::now() + Duration::from_secs(realtime.settings.auth_timeout_seconds);
+            let closing = realtime.hub.closing().clone();
             loop {
-                let frame = match tokio::time::timeout_at(deadline, socket.recv()).await {
+                let next = tokio::select! {
+                    _ = closing.cancelled() => {
+                        return Err(Closing(Some((close::GOING_AWAY, "the server is shutting down"))));
+                    }
+                    next = tokio::time::timeout_at(deadline, socket.recv()) => next,
+                };
+                let frame = match next {
                     Err(_) => {
                         return Err(Closing(Some((
                             close::UNAUTHORIZED,
@@ -159,6 +166,7 @@ impl Connection {
         &mut self,
         socket: &mut WebSocket,
         mut queue: mpsc::Receiver<Outbound>,
+        stop: oneshot::Receiver<Stop>,
     ) -> Closing {
         let connected = ServerMessage::Connected {
             connection_id: &self.connection_id,
@@ -171,29 +179,15 @@ impl Connection {
         let heartbeat = Duration::from_secs(settings.heartbeat_seconds);
         let silence = Duration::from_secs(settings.heartbeat_timeout_seconds);
         let mut beat = tokio::time::interval_at(Instant::now() + heartbeat, heartbeat);
-        // Each wait is made once and polled again on every turn: making them afresh would
-        // register with the timer, and with the hub-wide shutdown token shared by every
-        // socket, on each event.
+        // Each wait is made once and polled again on every turn (making the expiry afresh
+        // would register with the timer on each event), and the stop signal is the
+        // socket's own, so ten thousand sockets share no lock while they wait.
         let expires = tokio::time::sleep_until(expiry(self.claims.exp));
-        let stop_token = self.member.stop().clone();
-        let stop = stop_token.cancelled();
         tokio::pin!(expires, stop);
         loop {
             tokio::select! {
                 biased;
-                _ = &mut stop => {
-                    if realtime.hub.closing().is_cancelled() {
-                        return Closing(Some((close::GOING_AWAY, "the server is shutting down; reconnect and recover")));
-                    }
-                    tracing::warn!(
-                        connection_id = %self.connection_id,
-                        sub = %self.claims.sub,
-                        queue = settings.outbound_queue,
-                        "closed a slow realtime consumer: its queue was full"
-                    );
-                    metrics::counter!("switchyard_realtime_slow_consumers_total").increment(1);
-                    return Closing(Some((close::SLOW_CONSUMER, "too slow: the outbound queue filled")));
-                }
+                why = &mut stop => return self.stopped(why.ok()),
                 _ = &mut expires => {
                     return Closing(Some((close::TOKEN_EXPIRED, "the token expired")));
                 }
@@ -215,7 +209,8 @@ impl Connection {
                                 return ending;
                             }
                         }
-                        _ = &mut stop => {}
+                        // (A oneshot is polled to completion once, here or above.)
+                        why = &mut stop => return self.stopped(why.ok()),
                     }
                 }
                 frame = socket.recv() => {
@@ -244,6 +239,27 @@ impl Connection {
                 }
             }
         }
+    }
+
+    /// The close for a socket the hub stopped.
+    fn stopped(&self, why: Option<Stop>) -> Closing {
+        if why != Some(Stop::Slow) {
+            return Closing(Some((
+                close::GOING_AWAY,
+                "the server is shutting down; reconnect and recover",
+            )));
+        }
+        tracing::warn!(
+            connection_id = %self.connection_id,
+            sub = %self.claims.sub,
+            queue = self.realtime.settings.outbound_queue,
+            "closed a slow realtime consumer: its queue was full"
+        );
+        metrics::counter!("switchyard_realtime_slow_consumers_total").increment(1);
+        Closing(Some((
+            close::SLOW_CONSUMER,
+            "too slow: the outbound queue filled",
+        )))
     }
 
     /// Writes `first` and whatever else is queued (up to a batch), then flushes once.
