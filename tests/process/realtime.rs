@@ -727,6 +727,12 @@ fn after_losing_redis_a_replica_recovers_the_events_its_sockets_missed() {
             }
         };
         wait_for("reconnecting").await;
+        // A subscribe meanwhile is refused, and the socket stays open.
+        let mut late = Client::connect(&a, Some(&token(&b, &["orders", "other"]))).await;
+        assert_eq!(late.next().await["type"], "connected");
+        late.send(json!({"type": "subscribe", "channels": ["other"]}))
+            .await;
+        assert_eq!(late.next().await["code"], "unavailable");
         // Published through B while A hears nothing.
         let missed: Vec<u64> = (1..=3)
             .map(|n| publish(&b, "orders", "placed", json!({"n": n})))
