@@ -308,6 +308,9 @@ fn client_address(header: &str, headers: &HeaderMap, peer: Option<SocketAddr>) -
     }
 }
 
+/// How long counting a connection attempt may take before it is let through.
+const ATTEMPT_CHECK_LIMIT: std::time::Duration = std::time::Duration::from_millis(500);
+
 /// Counts an attempt from `address` in this minute's window; when over the limit, the
 /// seconds until the window ends. Redis being down lets the attempt through (the other
 /// limits still hold).
@@ -315,7 +318,7 @@ async fn over_attempts(realtime: &Realtime, address: &str) -> Option<u64> {
     let now = chrono::Utc::now().timestamp();
     let minute = now / 60;
     let key = format!("{}rt:attempts:{address}:{minute}", realtime.redis_prefix);
-    let counted: anyhow::Result<u64> = async {
+    let count = async {
         let mut conn = realtime.redis.get().await?;
         let (count,): (u64,) = redis::pipe()
             .atomic()
@@ -324,9 +327,16 @@ async fn over_attempts(realtime: &Realtime, address: &str) -> Option<u64> {
             .ignore()
             .query_async(&mut conn)
             .await?;
-        Ok(count)
-    }
-    .await;
+        anyhow::Ok(count)
+    };
+    // Bounded, so that an outage does not hold every new socket for the pool's timeout.
+    let counted = tokio::time::timeout(ATTEMPT_CHECK_LIMIT, count)
+        .await
+        .unwrap_or_else(|_| {
+            Err(anyhow::anyhow!(
+                "Redis did not answer within {ATTEMPT_CHECK_LIMIT:?}"
+            ))
+        });
     match counted {
         Ok(count) if count > u64::from(realtime.settings.connections_per_ip_per_minute) => {
             Some((60 - now.rem_euclid(60)) as u64)
