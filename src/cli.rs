@@ -324,7 +324,7 @@ async fn dispatch(
         }
         Command::Realtime(_) => {
             let listener = crate::http::bind(host, port.unwrap_or(8080)).await?;
-            modes::realtime::run(state.clone(), Some(listener), shutdown).await
+            modes::realtime::run(state.clone(), listener, shutdown).await
         }
         Command::Worker(_) => {
             let listener = optional_listener(host, port).await?;

@@ -100,8 +100,7 @@ async fn run_beside(
     shutdown: CancellationToken,
     engine: impl std::future::Future<Output = anyhow::Result<()>>,
 ) -> anyhow::Result<()> {
-    let operations = serving;
-    let (engine, operations) = tokio::join!(
+    let (engine, serving) = tokio::join!(
         async {
             let result = engine.await;
             if result.is_err() {
@@ -109,7 +108,7 @@ async fn run_beside(
             }
             result
         },
-        operations
+        serving
     );
-    engine.and(operations)
+    engine.and(serving)
 }

@@ -18,14 +18,11 @@ const REPORT_EVERY: Duration = Duration::from_secs(1);
 
 pub async fn run(
     state: AppState,
-    listener: Option<TcpListener>,
+    listener: TcpListener,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
     let realtime = Realtime::new(&state.settings, state.realtime.clone(), state.redis.clone())?;
     let engine = engine(state.clone(), realtime.clone(), shutdown.clone());
-    let Some(listener) = listener else {
-        return super::with_operations(&state, None, shutdown, serde_json::json!({}), engine).await;
-    };
     let router = routes(&state, &realtime);
     let address = listener.local_addr()?.to_string();
     super::with_router(

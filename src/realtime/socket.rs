@@ -499,13 +499,13 @@ impl Connection {
     }
 }
 
-/// The close for a frame that could not be read.
+/// The close for a frame that could not be read: 1009 for one over the size limit, none
+/// (the connection is gone or broken) otherwise.
 fn read_failure(error: &axum::Error) -> Closing {
-    let message = error.to_string();
-    if message.contains("Space limit exceeded")
-        || message.contains("too long")
-        || message.contains("too big")
-    {
+    let too_big = std::error::Error::source(error)
+        .and_then(|inner| inner.downcast_ref::<tungstenite::Error>())
+        .is_some_and(|inner| matches!(inner, tungstenite::Error::Capacity(_)));
+    if too_big {
         Closing(Some((
             close::TOO_BIG,
             "the frame is over realtime.max_frame_bytes",
