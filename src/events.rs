@@ -1,8 +1,8 @@
 //! Events: what an API action tells the rest of the system once it has happened
 //! (`files.created`, `files.deleted`). [`emit`] is the one place an event fans out: into
 //! the audit log, through the `audits` queue, and to realtime subscribers on the event's
-//! channel (`files`). Webhook deliveries join here with their
-//! feature, so every event reaches all three.
+//! channel (`files`). Webhook deliveries join here with their feature, so every event
+//! reaches all three.
 
 use crate::jobs::enqueue::EnqueueRequest;
 use crate::queue::now_ms;

@@ -317,9 +317,9 @@ const ATTEMPT_CHECK_LIMIT: std::time::Duration = std::time::Duration::from_milli
 async fn over_attempts(realtime: &Realtime, address: &str) -> Option<u64> {
     let now = chrono::Utc::now().timestamp();
     let minute = now / 60;
-    let key = format!("{}rt:attempts:{address}:{minute}", realtime.redis_prefix);
+    let key = realtime.history.keys().attempts(address, minute);
     let count = async {
-        let mut conn = realtime.redis.get().await?;
+        let mut conn = realtime.history.pool().get().await?;
         let (count,): (u64,) = redis::pipe()
             .atomic()
             .incr(&key, 1)

@@ -69,10 +69,10 @@ pub async fn run(
         result
     };
     // The API's port also serves the WebSocket endpoint.
-    let realtime = Realtime::new(&state.settings, state.realtime.clone(), state.redis.clone())?;
+    let realtime = Realtime::new(&state.settings, state.realtime.clone())?;
     let router = http::build(
         state.clone(),
-        http::public_routes().merge(http::realtime::socket_router(realtime.clone())),
+        super::realtime::public_with_socket(&realtime),
         http::admin_routes(),
     );
     let (api, worker, scheduler, realtime) = tokio::join!(

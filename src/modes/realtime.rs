@@ -21,7 +21,7 @@ pub async fn run(
     listener: TcpListener,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
-    let realtime = Realtime::new(&state.settings, state.realtime.clone(), state.redis.clone())?;
+    let realtime = Realtime::new(&state.settings, state.realtime.clone())?;
     let engine = engine(state.clone(), realtime.clone(), shutdown.clone());
     let router = routes(&state, &realtime);
     let address = listener.local_addr()?.to_string();
@@ -41,9 +41,16 @@ pub async fn run(
 pub fn routes(state: &AppState, realtime: &Arc<Realtime>) -> impl http::HttpService {
     http::build(
         state.clone(),
-        http::public_routes().merge(http::realtime::socket_router(realtime.clone())),
+        public_with_socket(realtime),
         http::metrics::router().merge(http::realtime::router()),
     )
+}
+
+/// The open routes plus the WebSocket endpoint, for whichever process runs the hub.
+pub fn public_with_socket(
+    realtime: &Arc<Realtime>,
+) -> utoipa_axum::router::OpenApiRouter<AppState> {
+    http::public_routes().merge(http::realtime::socket_router(realtime.clone()))
 }
 
 /// Runs the hub's Redis subscriber and reports on the hub until `shutdown`; then closes

@@ -31,7 +31,8 @@ use deadpool_redis::redis::{Script, Value};
 use super::channel;
 use crate::config::RealtimeSettings;
 
-/// Where a channel's events live and travel in Redis.
+/// Realtime's keys in Redis: where a channel's events live and travel, and the
+/// connection-attempt counters.
 #[derive(Clone, Debug)]
 pub struct Keys {
     prefix: String,
@@ -52,6 +53,11 @@ impl Keys {
     /// The pub/sub channel its live events travel on.
     pub fn live(&self, channel: &str) -> String {
         format!("{}{{{channel}}}", self.prefix)
+    }
+
+    /// The count of connection attempts from `address` in the minute `minute`.
+    pub fn attempts(&self, address: &str, minute: i64) -> String {
+        format!("{}attempts:{address}:{minute}", self.prefix)
     }
 
     /// The realtime channel a pub/sub channel carries, if it is one of ours.
@@ -174,6 +180,11 @@ impl History {
 
     pub fn keys(&self) -> &Keys {
         &self.keys
+    }
+
+    /// The Redis pool it publishes through.
+    pub fn pool(&self) -> &deadpool_redis::Pool {
+        &self.pool
     }
 
     /// Publishes `event` with `data` on `channel`; returns its offset.
@@ -306,6 +317,7 @@ mod tests {
         assert_eq!(keys.live("user.42"), "t1:rt:{user.42}");
         assert_eq!(keys.channel_of("t1:rt:{user.42}"), Some("user.42"));
         assert_eq!(keys.channel_of("t2:rt:{user.42}"), None);
+        assert_eq!(keys.attempts("10.0.0.1", 7), "t1:rt:attempts:10.0.0.1:7");
     }
 
     #[test]

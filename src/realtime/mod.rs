@@ -30,18 +30,11 @@ pub struct Realtime {
     pub history: History,
     pub tokens: TokenKey,
     pub settings: RealtimeSettings,
-    /// For the per-address connection counters.
-    pub redis: deadpool_redis::Pool,
-    pub redis_prefix: String,
 }
 
 impl Realtime {
     /// The hub for this process. It needs `app.secret`, which signs the tokens.
-    pub fn new(
-        settings: &Settings,
-        history: History,
-        redis: deadpool_redis::Pool,
-    ) -> anyhow::Result<Arc<Self>> {
+    pub fn new(settings: &Settings, history: History) -> anyhow::Result<Arc<Self>> {
         let secret = settings.app.secret.as_ref().context(
             "realtime needs app.secret (APP_SECRET): sockets authenticate with tokens signed by it",
         )?;
@@ -55,8 +48,6 @@ impl Realtime {
             history,
             tokens: TokenKey::new(secret),
             settings: settings.realtime.clone(),
-            redis,
-            redis_prefix: settings.redis.key_prefix.clone(),
         }))
     }
 }
