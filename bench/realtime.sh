@@ -3,19 +3,20 @@
 # script), the same Redis and the same load generator (bench/realtime/load.rs) in one run:
 #   - SOCKETS WebSockets on one server process, all on one channel (socket.io: one room);
 #   - the server's RSS per idle socket;
-#   - a broadcast at a steady RATE per second for DURATION seconds: delivered messages per
-#     second and publish-to-receipt latency p50/p99;
+#   - a broadcast at each steady rate in RATES (events per second), DURATION seconds each:
+#     delivered messages per second, publish-to-receipt latency p50/p99, and the server's
+#     CPU time per delivery;
 #   - a broadcast as fast as the sockets receive (16 events under way) for as long:
 #     delivered messages per second.
 # Events are published over HTTP on both sides and travel through Redis pub/sub (socket.io
 # through the Redis emitter, as another process publishes to its replicas).
-# Usage: bench/realtime.sh   (SOCKETS=10000 RATE=20 DURATION=10); figures in
+# Usage: bench/realtime.sh   (SOCKETS=10000 RATES="5 10 20" DURATION=10); figures in
 # bench/results/realtime.txt
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source bench/common.sh
 SOCKETS="${SOCKETS:-10000}"
-RATE="${RATE:-20}"
+RATES="${RATES:-5 10 20}"
 DURATION="${DURATION:-10}"
 
 say "building release binaries (app and the load generator)"
@@ -32,7 +33,7 @@ ulimit -n "$(ulimit -Hn)"
 export LOG_LEVEL=warn ADMIN_TOKEN="bench-admin-token-0123456789" \
   APP_SECRET="bench-app-secret-0123456789abcdef0123456789" REDIS_KEY_PREFIX="benchrt:" \
   REALTIME_MAX_CONNECTIONS=$((SOCKETS + 100)) REALTIME_CONNECTIONS_PER_IP_PER_MINUTE=100000000
-export SOCKETS RATE DURATION
+export SOCKETS RATES DURATION
 work=$(mktemp -d)
 server=""
 trap '[ -n "$server" ] && kill "$server" 2>/dev/null; rm -rf "$work"' EXIT
@@ -65,18 +66,22 @@ python3 - "$work/switchyard.json" "$work/socketio.json" <<'PY' | tee bench/resul
 import json, sys
 ours, theirs = (json.load(open(p)) for p in sys.argv[1:3])
 print(f"realtime: {ours['sockets']} sockets on one process (socket.io: {theirs['sockets']}), one channel")
-print(f"{'':34}{'Switchyard':>14}{'socket.io':>14}{'ratio':>9}")
+print(f"{'':40}{'Switchyard':>12}{'socket.io':>12}{'ratio':>9}")
 def row(label, a, b, fmt="{:.0f}", better_high=True):
     ratio = (a / b if better_high else b / a) if a and b else float("nan")
-    print(f"  {label:32}{fmt.format(a):>14}{fmt.format(b):>14}{ratio:>8.2f}x")
+    print(f"  {label:38}{fmt.format(a):>12}{fmt.format(b):>12}{ratio:>8.2f}x")
 row("RSS per idle socket (bytes)", ours["idle_bytes_per_socket"], theirs["idle_bytes_per_socket"], better_high=False)
 row("connect all sockets (s)", ours["connect_seconds"], theirs["connect_seconds"], "{:.1f}", better_high=False)
-for phase, title in (("steady", f"steady {ours['steady']['rate']}/s"), ("flat_out", "flat out")):
-    a, b = ours[phase], theirs[phase]
+phases = [(f"steady {a['rate']}/s", a, b) for a, b in zip(ours["steady"], theirs["steady"])]
+if ours["flat_out"] and theirs["flat_out"]:
+    phases.append(("flat out", ours["flat_out"], theirs["flat_out"]))
+for title, a, b in phases:
     row(f"{title}: events published", a["published"], b["published"])
     row(f"{title}: delivered msgs/s", a["delivered_per_s"], b["delivered_per_s"])
     row(f"{title}: delivered / expected %", 100 * a["delivered"] / max(a["expected"], 1), 100 * b["delivered"] / max(b["expected"], 1), "{:.1f}")
     row(f"{title}: p50 latency (ms)", a["p50_ms"], b["p50_ms"], "{:.1f}", better_high=False)
     row(f"{title}: p99 latency (ms)", a["p99_ms"], b["p99_ms"], "{:.1f}", better_high=False)
+    row(f"{title}: server CPU per delivery (us)", a["server_cpu_us_per_delivery"], b["server_cpu_us_per_delivery"], "{:.2f}", better_high=False)
+print(f"  sockets the server closed: {ours['closed_by_server']} (socket.io: {theirs['closed_by_server']})")
 print("ratios: above 1 favours Switchyard")
 PY

@@ -10,12 +10,13 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use axum::extract::ws::WebSocketUpgrade;
 use axum::extract::{ConnectInfo, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use deadpool_redis::redis;
+use hyper_util::rt::TokioIo;
 use serde::{Deserialize, Serialize};
+use tokio::net::TcpStream;
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -204,21 +205,25 @@ pub struct ConnectQuery {
 async fn connect(
     axum::Extension(realtime): axum::Extension<Arc<Realtime>>,
     peer: Option<axum::Extension<ConnectInfo<SocketAddr>>>,
-    headers: HeaderMap,
     Query(query): Query<ConnectQuery>,
-    upgrade: Result<WebSocketUpgrade, axum::extract::ws::rejection::WebSocketUpgradeRejection>,
+    mut request: axum::extract::Request,
 ) -> Response {
     let settings = &realtime.settings;
-    let Ok(upgrade) = upgrade else {
+    let headers = request.headers();
+    let Some(accept) = accept_key(headers) else {
         let problem = Problem::new(
             StatusCode::UPGRADE_REQUIRED,
             "upgrade_required",
-            "this endpoint speaks WebSocket: send Connection: Upgrade and Upgrade: websocket",
+            "this endpoint speaks WebSocket: send Connection: Upgrade, Upgrade: websocket, \
+             Sec-WebSocket-Version: 13 and a Sec-WebSocket-Key",
         );
         let mut response = problem.into_response();
-        response
-            .headers_mut()
-            .insert(header::UPGRADE, HeaderValue::from_static("websocket"));
+        let response_headers = response.headers_mut();
+        response_headers.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
+        response_headers.insert(
+            header::SEC_WEBSOCKET_VERSION,
+            HeaderValue::from_static("13"),
+        );
         return response;
     };
     if let Some(origin) = headers.get(header::ORIGIN)
@@ -230,7 +235,7 @@ async fn connect(
         )
         .into_response();
     }
-    let address = client_address(&settings.client_ip_header, &headers, peer.map(|p| p.0.0));
+    let address = client_address(&settings.client_ip_header, headers, peer.map(|p| p.0.0));
     if let Some(retry_after) = over_attempts(&realtime, &address).await {
         metrics::counter!("switchyard_realtime_refused_total", "reason" => "attempts").increment(1);
         return with_retry_after(
@@ -253,14 +258,54 @@ async fn connect(
             5,
         );
     };
+    let upgrading = hyper::upgrade::on(&mut request);
     let token = query.token;
     let for_socket = realtime.clone();
-    upgrade
-        .read_buffer_size(4096)
-        .write_buffer_size(16 * 1024)
-        .max_frame_size(settings.max_frame_bytes)
-        .max_message_size(settings.max_frame_bytes)
-        .on_upgrade(move |ws| socket::run(ws, for_socket, token, slot))
+    tokio::spawn(async move {
+        let upgraded = match upgrading.await {
+            Ok(upgraded) => upgraded,
+            Err(error) => {
+                tracing::debug!(error = %error, "a WebSocket upgrade did not complete");
+                return;
+            }
+        };
+        // The socket itself, so that the hub can write events to it directly.
+        match upgraded.downcast::<TokioIo<TcpStream>>() {
+            Ok(hyper::upgrade::Parts { io, read_buf, .. }) => {
+                // A copy: the bytes hyper read ahead share its whole read buffer.
+                let read_ahead = read_buf.to_vec();
+                drop(read_buf);
+                socket::run(io.into_inner(), read_ahead, for_socket, token, slot).await;
+            }
+            Err(_) => tracing::error!("an upgraded connection was not a TCP stream"),
+        }
+    });
+    let mut response = StatusCode::SWITCHING_PROTOCOLS.into_response();
+    let response_headers = response.headers_mut();
+    response_headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+    response_headers.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
+    response_headers.insert(header::SEC_WEBSOCKET_ACCEPT, accept);
+    response
+}
+
+/// The `Sec-WebSocket-Accept` for a WebSocket upgrade request (RFC 6455, section 4.2.1),
+/// or `None` when the request is not one.
+fn accept_key(headers: &HeaderMap) -> Option<HeaderValue> {
+    let lists = |name: header::HeaderName, token: &str| {
+        headers.get_all(name).iter().any(|value| {
+            value
+                .to_str()
+                .is_ok_and(|v| v.split(',').any(|t| t.trim().eq_ignore_ascii_case(token)))
+        })
+    };
+    if !lists(header::CONNECTION, "upgrade")
+        || !lists(header::UPGRADE, "websocket")
+        || headers.get(header::SEC_WEBSOCKET_VERSION)? != "13"
+    {
+        return None;
+    }
+    let key = headers.get(header::SEC_WEBSOCKET_KEY)?;
+    HeaderValue::from_str(&tungstenite::handshake::derive_accept_key(key.as_bytes())).ok()
 }
 
 fn with_retry_after(error: ApiError, seconds: u64) -> Response {

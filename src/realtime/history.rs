@@ -25,7 +25,6 @@
 use std::time::Duration;
 
 use anyhow::Context;
-use axum::extract::ws::Utf8Bytes;
 use deadpool_redis::redis::{Script, Value};
 
 use super::channel;
@@ -72,7 +71,7 @@ impl Keys {
 #[derive(Clone, Debug)]
 pub struct Frame {
     pub offset: u64,
-    pub text: Utf8Bytes,
+    pub text: String,
 }
 
 /// Splits a pub/sub message (`<offset> <frame>`) into its parts.
@@ -81,7 +80,7 @@ pub fn parse_live(payload: &[u8]) -> Option<Frame> {
     let (offset, frame) = text.split_once(' ')?;
     Some(Frame {
         offset: offset.parse().ok()?,
-        text: Utf8Bytes::from(frame),
+        text: frame.to_owned(),
     })
 }
 
@@ -266,10 +265,7 @@ impl History {
                 }
                 other => anyhow::bail!("a history entry without its frame: {other:?}"),
             };
-            events.push(Frame {
-                offset,
-                text: Utf8Bytes::from(text),
-            });
+            events.push(Frame { offset, text });
         }
         let recovered = since.is_some_and(|s| {
             (first.saturating_sub(1) <= s && s <= last)

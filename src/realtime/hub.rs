@@ -7,8 +7,9 @@
 //! reads history only once live events are already flowing to it: together they leave no
 //! gap, and the socket drops the overlap by offset.
 //!
-//! Fan-out never waits on a socket: each has a bounded queue, and one whose queue is full
-//! is told to close as a slow consumer while the others carry on.
+//! Fan-out runs on a thread of its own and never waits on a socket: it writes each event
+//! straight to every member's [`Outlet`], which queues what the kernel does not take yet
+//! and stops a slow consumer whose queue fills, while the others carry on.
 //!
 //! When the subscriber's connection drops, it reconnects with backoff, subscribes again
 //! to every channel in use, and asks every socket to resync: each recovers what it missed
@@ -25,93 +26,40 @@ use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use super::history::{Frame, Keys, parse_live};
+use super::frame;
+use super::history::{Keys, parse_live};
+use super::outlet::{LiveEvent, Outlet, Stop};
 
+/// Events a fan-out thread writes to a socket at once, at most.
+const BATCH: usize = 64;
 /// How often the subscriber checks its connection is alive.
 const PING_EVERY: Duration = Duration::from_secs(5);
 /// The longest wait between reconnection attempts.
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
 
-/// A live event as every member of its channel gets it, shared.
-#[derive(Debug)]
-pub struct LiveEvent {
-    pub channel: Arc<str>,
-    pub frame: Frame,
-}
-
-/// What the hub sends a socket.
-#[derive(Debug)]
-pub enum Outbound {
-    /// An event on a channel the socket joined.
+/// What the subscriber hands the fan-out thread, in the order it arrived.
+enum Fanout {
     Event(Arc<LiveEvent>),
-    /// Live events may have been missed (the subscriber reconnected): recover.
+    /// Live events may have been missed (the subscriber reconnected): every socket
+    /// recovers.
     Resync,
 }
 
-/// Why the hub stops a socket.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Stop {
-    /// Its queue overflowed: the client reads too slowly.
-    Slow,
-    /// The process is shutting down.
-    Shutdown,
-}
-
-/// The sending end of a socket's stop signal; used once.
+/// The members of each channel that one fan-out thread writes to: sockets are spread
+/// over the threads by id, so that a broadcast's writes run on every core.
 #[derive(Default)]
-struct StopSender(std::sync::Mutex<Option<oneshot::Sender<Stop>>>);
-
-impl StopSender {
-    fn send(&self, why: Stop) {
-        if let Some(sender) = self.0.lock().unwrap_or_else(|p| p.into_inner()).take() {
-            let _ = sender.send(why);
-        }
-    }
+struct Shard {
+    channels: RwLock<HashMap<String, HashMap<u64, Arc<Outlet>>>>,
 }
 
-/// A socket as the hub sees it.
-#[derive(Clone)]
-pub struct Member {
-    queue: mpsc::Sender<Outbound>,
-    stop: Arc<StopSender>,
-}
-
-impl Member {
-    /// Socket `id` as a member of this hub: the member, the receiving end of its queue of
-    /// `capacity` messages, and its stop signal. Each socket waits on a signal of its own
-    /// (a oneshot, which costs no lock to poll), not on one token all sockets share.
-    pub fn new(
-        hub: &Hub,
-        id: u64,
-        capacity: usize,
-    ) -> (Self, mpsc::Receiver<Outbound>, oneshot::Receiver<Stop>) {
-        let (queue, receiver) = mpsc::channel(capacity);
-        let (sender, stop) = oneshot::channel();
-        let member = Self {
-            queue,
-            stop: Arc::new(StopSender(std::sync::Mutex::new(Some(sender)))),
-        };
-        hub.stops
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(id, member.stop.clone());
-        // Registered after shutdown began: stop at once.
-        if hub.closing.is_cancelled() {
-            member.stop.send(Stop::Shutdown);
-        }
-        (member, receiver, stop)
-    }
-
-    fn offer(&self, message: Outbound) {
-        if let Err(mpsc::error::TrySendError::Full(_)) = self.queue.try_send(message) {
-            self.stop.send(Stop::Slow);
+impl Shard {
+    /// Copies the shard's members of `channel` into `outlets`.
+    fn members(&self, channel: &str, outlets: &mut Vec<Arc<Outlet>>) {
+        let channels = self.channels.read().unwrap_or_else(|p| p.into_inner());
+        if let Some(members) = channels.get(channel) {
+            outlets.extend(members.values().cloned());
         }
     }
-}
-
-struct Channel {
-    name: Arc<str>,
-    members: HashMap<u64, Member>,
 }
 
 enum Control {
@@ -132,7 +80,9 @@ pub struct JoinError(String);
 /// The hub: channels, members, the subscriber's state and the open sockets.
 pub struct Hub {
     keys: Keys,
-    channels: RwLock<HashMap<String, Channel>>,
+    /// Local members per channel, over all shards: the channels the subscriber listens on.
+    members: std::sync::Mutex<HashMap<String, usize>>,
+    shards: Vec<Shard>,
     control: mpsc::UnboundedSender<Control>,
     control_receiver: std::sync::Mutex<Option<mpsc::UnboundedReceiver<Control>>>,
     subscriber_up: AtomicBool,
@@ -141,8 +91,8 @@ pub struct Hub {
     next_id: AtomicU64,
     /// Every open socket's task, for the drain.
     sockets: TaskTracker,
-    /// Every authenticated socket's stop signal, by socket id.
-    stops: std::sync::Mutex<HashMap<u64, Arc<StopSender>>>,
+    /// Every upgraded socket's outlet, by socket id.
+    outlets: std::sync::Mutex<HashMap<u64, Arc<Outlet>>>,
     /// Cancelled at shutdown: every socket closes with 1001.
     closing: CancellationToken,
     join_timeout: Duration,
@@ -159,12 +109,25 @@ impl Slot {
     pub fn id(&self) -> u64 {
         self.id
     }
+
+    /// Registers the socket's outlet, so that shutdown reaches it; stopped at once when
+    /// shutdown began already.
+    pub fn register(&self, outlet: &Arc<Outlet>) {
+        self.hub
+            .outlets
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(self.id, outlet.clone());
+        if self.hub.closing.is_cancelled() {
+            outlet.stop(Stop::Shutdown);
+        }
+    }
 }
 
 impl Drop for Slot {
     fn drop(&mut self) {
         self.hub
-            .stops
+            .outlets
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .remove(&self.id);
@@ -173,11 +136,20 @@ impl Drop for Slot {
 }
 
 impl Hub {
-    pub fn new(keys: Keys, max_connections: usize, join_timeout: Duration) -> Arc<Self> {
+    /// A hub whose fan-out runs on `fanout_threads` threads.
+    pub fn new(
+        keys: Keys,
+        max_connections: usize,
+        join_timeout: Duration,
+        fanout_threads: usize,
+    ) -> Arc<Self> {
         let (control, receiver) = mpsc::unbounded_channel();
         Arc::new(Self {
             keys,
-            channels: RwLock::default(),
+            members: std::sync::Mutex::default(),
+            shards: (0..fanout_threads.max(1))
+                .map(|_| Shard::default())
+                .collect(),
             control,
             control_receiver: std::sync::Mutex::new(Some(receiver)),
             subscriber_up: AtomicBool::new(false),
@@ -185,7 +157,7 @@ impl Hub {
             max_connections,
             next_id: AtomicU64::new(1),
             sockets: TaskTracker::new(),
-            stops: std::sync::Mutex::default(),
+            outlets: std::sync::Mutex::default(),
             closing: CancellationToken::new(),
             join_timeout,
         })
@@ -214,32 +186,32 @@ impl Hub {
     }
 
     pub fn channel_count(&self) -> usize {
-        self.channels.read().map(|c| c.len()).unwrap_or(0)
+        self.lock_members().len()
     }
 
     pub fn subscriber_connected(&self) -> bool {
         self.subscriber_up.load(Ordering::Acquire)
     }
 
-    /// Cancelled when the process starts shutting down (sockets still authenticating
-    /// watch it; the others get [`Stop::Shutdown`]).
-    pub fn closing(&self) -> &CancellationToken {
-        &self.closing
-    }
-
     /// Adds `member` (socket `id`) to `channel` and waits until the subscriber listens
     /// on it.
-    pub async fn join(&self, channel: &str, id: u64, member: &Member) -> Result<(), JoinError> {
-        {
-            let mut channels = self.channels.write().unwrap_or_else(|p| p.into_inner());
-            channels
-                .entry(channel.to_owned())
-                .or_insert_with(|| Channel {
-                    name: Arc::from(channel),
-                    members: HashMap::new(),
-                })
-                .members
-                .insert(id, member.clone());
+    pub async fn join(
+        &self,
+        channel: &str,
+        id: u64,
+        outlet: &Arc<Outlet>,
+    ) -> Result<(), JoinError> {
+        let added = self
+            .shard(id)
+            .channels
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(channel.to_owned())
+            .or_default()
+            .insert(id, outlet.clone())
+            .is_none();
+        if added {
+            *self.lock_members().entry(channel.to_owned()).or_default() += 1;
         }
         let (done, confirmed) = oneshot::channel();
         let outcome = match self.control.send(Control::Join {
@@ -261,19 +233,33 @@ impl Hub {
 
     /// Takes socket `id` off `channel`.
     pub fn leave(&self, channel: &str, id: u64) {
-        let emptied = {
-            let mut channels = self.channels.write().unwrap_or_else(|p| p.into_inner());
-            match channels.get_mut(channel) {
-                Some(entry) => {
-                    entry.members.remove(&id);
-                    let empty = entry.members.is_empty();
-                    if empty {
-                        channels.remove(channel);
-                    }
-                    empty
-                }
-                None => false,
+        let removed = {
+            let mut channels = self
+                .shard(id)
+                .channels
+                .write()
+                .unwrap_or_else(|p| p.into_inner());
+            let Some(members) = channels.get_mut(channel) else {
+                return;
+            };
+            let removed = members.remove(&id).is_some();
+            if members.is_empty() {
+                channels.remove(channel);
             }
+            removed
+        };
+        if !removed {
+            return;
+        }
+        let emptied = {
+            let mut members = self.lock_members();
+            let count = members.entry(channel.to_owned()).or_default();
+            *count = count.saturating_sub(1);
+            let emptied = *count == 0;
+            if emptied {
+                members.remove(channel);
+            }
+            emptied
         };
         if emptied {
             let _ = self.control.send(Control::Leave {
@@ -282,45 +268,92 @@ impl Hub {
         }
     }
 
-    /// Hands a live event to every local member of its channel.
-    fn dispatch(&self, live_channel: &str, payload: &[u8]) {
-        let Some(channel) = self.keys.channel_of(live_channel) else {
-            return;
-        };
-        let Some(frame) = parse_live(payload) else {
+    /// The event in a pub/sub message, framed once for every socket.
+    fn parse(&self, live_channel: &str, payload: &[u8]) -> Option<LiveEvent> {
+        let channel = self.keys.channel_of(live_channel)?;
+        let Some(event) = parse_live(payload) else {
             tracing::warn!(channel, "ignored a malformed realtime message");
-            return;
+            return None;
         };
-        let channels = self.channels.read().unwrap_or_else(|p| p.into_inner());
-        if let Some(entry) = channels.get(channel) {
-            let event = Arc::new(LiveEvent {
-                channel: entry.name.clone(),
-                frame,
-            });
-            for member in entry.members.values() {
-                member.offer(Outbound::Event(event.clone()));
-            }
-            metrics::counter!("switchyard_realtime_deliveries_total")
-                .increment(entry.members.len() as u64);
-        }
+        Some(LiveEvent {
+            channel: Arc::from(channel),
+            offset: event.offset,
+            wire: frame::text(event.text.as_bytes()),
+        })
     }
 
-    /// Asks every member to recover from history.
-    fn resync_all(&self) {
-        let channels = self.channels.read().unwrap_or_else(|p| p.into_inner());
-        let mut told = HashSet::new();
-        for entry in channels.values() {
-            for (id, member) in &entry.members {
-                if told.insert(*id) {
-                    member.offer(Outbound::Resync);
-                }
-            }
+    fn shard(&self, id: u64) -> &Shard {
+        &self.shards[(id % self.shards.len() as u64) as usize]
+    }
+
+    fn lock_members(&self) -> std::sync::MutexGuard<'_, HashMap<String, usize>> {
+        self.members.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Starts one fan-out thread per shard, each writing every event to its shard's
+    /// members of the event's channel. Threads of their own, because a broadcast to many
+    /// sockets is many writes in a row, which would hold up a runtime worker. They end
+    /// when the subscriber drops the senders returned.
+    fn spawn_fanout(self: &Arc<Self>) -> anyhow::Result<Vec<std::sync::mpsc::Sender<Fanout>>> {
+        let mut senders = Vec::with_capacity(self.shards.len());
+        for index in 0..self.shards.len() {
+            let (sender, events) = std::sync::mpsc::channel::<Fanout>();
+            let hub = self.clone();
+            std::thread::Builder::new()
+                .name(format!("realtime-fanout-{index}"))
+                .spawn(move || {
+                    let shard = &hub.shards[index];
+                    let mut batch = Vec::new();
+                    let mut outlets = Vec::new();
+                    while let Ok(first) = events.recv() {
+                        // Whatever else arrived meanwhile goes out with it: a socket gets
+                        // the events on one channel in one write, so a fan-out that falls
+                        // behind catches up with fewer writes.
+                        let mut resync = false;
+                        for next in std::iter::once(first).chain(events.try_iter().take(BATCH - 1))
+                        {
+                            match next {
+                                Fanout::Event(event) => batch.push(event),
+                                Fanout::Resync => resync = true,
+                            }
+                        }
+                        while !batch.is_empty() {
+                            let channel = batch[0].channel.clone();
+                            let (same, rest): (Vec<_>, Vec<_>) =
+                                batch.drain(..).partition(|e| e.channel == channel);
+                            batch = rest;
+                            // The members are copied out so that joins and leaves do not
+                            // wait for the writes.
+                            shard.members(&channel, &mut outlets);
+                            for outlet in &outlets {
+                                outlet.deliver(&same);
+                            }
+                            metrics::counter!("switchyard_realtime_deliveries_total")
+                                .increment((outlets.len() * same.len()) as u64);
+                            outlets.clear();
+                        }
+                        if resync {
+                            // A socket on several channels is told once.
+                            let mut told = HashSet::new();
+                            let channels = shard.channels.read().unwrap_or_else(|p| p.into_inner());
+                            for (id, outlet) in channels.values().flatten() {
+                                if told.insert(*id) {
+                                    outlet.request_resync();
+                                }
+                            }
+                        }
+                    }
+                })?;
+            senders.push(sender);
         }
+        Ok(senders)
     }
 
     fn wanted(&self) -> Vec<String> {
-        let channels = self.channels.read().unwrap_or_else(|p| p.into_inner());
-        channels.keys().map(|c| self.keys.live(c)).collect()
+        self.lock_members()
+            .keys()
+            .map(|c| self.keys.live(c))
+            .collect()
     }
 
     /// Runs the subscriber until `shutdown`: connects, follows joins and leaves, hands
@@ -336,6 +369,12 @@ impl Hub {
             .unwrap_or_else(|p| p.into_inner())
             .take()
             .ok_or_else(|| anyhow::anyhow!("the realtime subscriber is already running"))?;
+        let fanout = self.spawn_fanout()?;
+        let fan_out = |next: &dyn Fn() -> Fanout| {
+            for shard in &fanout {
+                let _ = shard.send(next());
+            }
+        };
         let mut backoff = Duration::from_millis(100);
         let mut reconnecting = false;
         loop {
@@ -365,7 +404,7 @@ impl Hub {
                 tracing::info!(
                     "the realtime subscriber reconnected to Redis; sockets recover what they missed"
                 );
-                self.resync_all();
+                fan_out(&|| Fanout::Resync);
             }
             let mut ping = tokio::time::interval(PING_EVERY);
             ping.reset();
@@ -373,7 +412,12 @@ impl Hub {
                 tokio::select! {
                     _ = shutdown.cancelled() => return Ok(()),
                     message = stream.next() => match message {
-                        Some(message) => self.dispatch(message.get_channel_name(), message.get_payload_bytes()),
+                        Some(message) => {
+                            if let Some(event) = self.parse(message.get_channel_name(), message.get_payload_bytes()) {
+                                let event = Arc::new(event);
+                                fan_out(&|| Fanout::Event(event.clone()));
+                            }
+                        }
                         None => break "the connection closed".to_owned(),
                     },
                     command = control.recv() => match command {
@@ -396,11 +440,7 @@ impl Hub {
                         }
                         Some(Control::Leave { channel }) => {
                             let live = self.keys.live(&channel);
-                            let still_used = self
-                                .channels
-                                .read()
-                                .map(|c| c.contains_key(&channel))
-                                .unwrap_or(true);
+                            let still_used = self.lock_members().contains_key(&channel);
                             if !still_used
                                 && subscribed.remove(&live)
                                 && let Err(error) = sink.unsubscribe(&live).await
@@ -411,7 +451,7 @@ impl Hub {
                         None => return Ok(()),
                     },
                     _ = ping.tick() => {
-                        match tokio::time::timeout(self.join_timeout, sink.ping::<String>()).await {
+                        match tokio::time::timeout(self.join_timeout, sink.ping::<redis::Value>()).await {
                             Ok(Ok(_)) => {}
                             Ok(Err(error)) => break error.to_string(),
                             Err(_) => break "no answer to PING in time".to_owned(),
@@ -450,15 +490,15 @@ impl Hub {
     /// Closes every socket with 1001 and waits for them, at most `drain`.
     pub async fn close_all(&self, drain: Duration) {
         self.closing.cancel();
-        let stops: Vec<Arc<StopSender>> = self
-            .stops
+        let outlets: Vec<Arc<Outlet>> = self
+            .outlets
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .values()
             .cloned()
             .collect();
-        for stop in stops {
-            stop.send(Stop::Shutdown);
+        for outlet in outlets {
+            outlet.stop(Stop::Shutdown);
         }
         self.sockets.close();
         crate::shutdown::drain("realtime sockets", drain, self.sockets.wait()).await;

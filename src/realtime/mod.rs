@@ -3,13 +3,17 @@
 //!
 //! - [`history`] publishes (offset, history, pub/sub in one Redis script) and recovers;
 //!   any mode publishes through `AppState::realtime`.
-//! - [`hub`] keeps the local sockets per channel and the one Redis subscriber connection.
-//! - [`socket`] runs one connection; [`protocol`] is its wire format and close codes.
+//! - [`hub`] keeps the local sockets per channel and the one Redis subscriber connection,
+//!   and writes each event to every member's [`outlet`].
+//! - [`socket`] runs one connection; [`protocol`] is its wire format and close codes,
+//!   [`frame`] the WebSocket frames the server writes.
 //! - [`token`] checks the JWTs sockets authenticate with; [`channel`] names channels.
 
 pub mod channel;
+pub mod frame;
 pub mod history;
 pub mod hub;
+pub mod outlet;
 pub mod protocol;
 pub mod socket;
 pub mod token;
@@ -42,6 +46,7 @@ impl Realtime {
             history.keys().clone(),
             settings.realtime.max_connections,
             Duration::from_secs(settings.redis.timeout_seconds.max(1)),
+            fanout_threads(),
         );
         Ok(Arc::new(Self {
             hub,
@@ -50,4 +55,10 @@ impl Realtime {
             settings: settings.realtime.clone(),
         }))
     }
+}
+
+/// Threads the hub writes events to sockets from: one per core this process may use, at
+/// most 8.
+fn fanout_threads() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get().min(8))
 }

@@ -14,6 +14,8 @@ use serde::{Deserialize, Serialize};
 pub mod close {
     /// The server is shutting down; reconnect (to another replica) and recover.
     pub const GOING_AWAY: u16 = 1001;
+    /// A frame that breaks the WebSocket protocol (unmasked, bad UTF-8, bad opcode).
+    pub const PROTOCOL_ERROR: u16 = 1002;
     /// A binary frame: the protocol is JSON text.
     pub const UNSUPPORTED_DATA: u16 = 1003;
     /// A frame or message over `realtime.max_frame_bytes`.

@@ -1,84 +1,120 @@
 //! One WebSocket connection, from authentication to close.
 //!
 //! The socket authenticates first (a token from the URL, or an `auth` message within
-//! `realtime.auth_timeout_seconds`), then loops over: messages from the client, events
-//! from its queue, the heartbeat, its token's expiry, the slow-consumer signal and the
-//! process's shutdown. Every way out is a close frame with a code from
-//! [`super::protocol::close`].
+//! `realtime.auth_timeout_seconds`), then loops over: messages from the client, the
+//! hub's signals (stop, resync, a queue to drain), the heartbeat and its token's expiry.
+//! Every way out is a close frame with a code from [`super::protocol::close`].
 //!
-//! For each channel it is on, the socket remembers the offset of the newest event it
-//! delivered; an event at or below it is a duplicate (history and live events overlap
-//! while it subscribes) and is dropped.
+//! Events do not pass through this task: the hub writes them to the socket's
+//! [`Outlet`]. The task reads the client's frames with tungstenite over the same socket,
+//! answers through the outlet, and drains the outlet's queue when the kernel's buffer
+//! was full.
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
+use std::io;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
-use futures_util::SinkExt;
-use tokio::sync::{mpsc, oneshot};
+use tokio::net::TcpStream;
 use tokio::time::Instant;
+use tungstenite::protocol::{Role, WebSocket, WebSocketConfig};
+use tungstenite::{Error as WsError, Message};
 
-use super::hub::{Member, Outbound, Slot, Stop};
+use super::hub::Slot;
+use super::outlet::{Io, Outlet, Release, Stop};
 use super::protocol::{ClientMessage, ServerMessage, close};
 use super::token::{Claims, TokenError};
-use super::{Realtime, channel};
-
-/// Queued events written to the socket before one flush.
-const BATCH: usize = 64;
+use super::{Realtime, channel, frame};
 
 /// Why the loop ended: the close frame to send, if any.
 struct Closing(Option<(u16, &'static str)>);
 
-/// Runs one upgraded connection until it closes.
+/// The client's side of the protocol, read with tungstenite (it unmasks, reassembles,
+/// checks sizes and UTF-8, answers pings).
+type Reader = WebSocket<Io>;
+
+/// Runs one upgraded connection until it closes. `read_ahead` is what the client sent
+/// after its upgrade request, already read.
 pub async fn run(
-    mut socket: WebSocket,
+    stream: TcpStream,
+    read_ahead: Vec<u8>,
     realtime: Arc<Realtime>,
     token: Option<String>,
     slot: Slot,
 ) {
     let settings = &realtime.settings;
-    let claims = match authenticate(&mut socket, &realtime, token).await {
+    let outlet = Arc::new(Outlet::new(stream, settings.outbound_queue));
+    slot.register(&outlet);
+    let config = WebSocketConfig::default()
+        .read_buffer_size(4096)
+        .write_buffer_size(0)
+        .max_frame_size(Some(settings.max_frame_bytes))
+        .max_message_size(Some(settings.max_frame_bytes));
+    let mut reader =
+        WebSocket::from_partially_read(Io(outlet.clone()), read_ahead, Role::Server, Some(config));
+    let claims = match authenticate(&mut reader, &outlet, &realtime, token).await {
         Ok(claims) => claims,
         Err(Closing(frame)) => {
-            finish(&mut socket, frame).await;
+            finish(&mut reader, &outlet, frame).await;
             return;
         }
     };
-    let (member, queue, stop) = Member::new(&realtime.hub, slot.id(), settings.outbound_queue);
     let mut connection = Connection {
         realtime: realtime.clone(),
+        outlet: outlet.clone(),
         id: slot.id(),
         connection_id: format!("{:016x}", rand_id()),
         claims,
-        member,
-        channels: HashMap::new(),
         allowance: Allowance::new(settings.messages_per_second, settings.message_burst),
         heard: Instant::now(),
     };
     metrics::gauge!("switchyard_realtime_connections").increment(1.0);
-    let ending = connection.serve(&mut socket, queue, stop).await;
+    let ending = connection.serve(&mut reader).await;
     connection.leave_all();
     metrics::gauge!("switchyard_realtime_connections").decrement(1.0);
-    finish(&mut socket, ending.0).await;
+    finish(&mut reader, &outlet, ending.0).await;
     drop(slot);
 }
 
-/// Sends the close frame (when the socket can still take one) and lets the client answer.
-async fn finish(socket: &mut WebSocket, frame: Option<(u16, &'static str)>) {
-    if let Some((code, reason)) = frame {
-        let close = Message::Close(Some(CloseFrame {
-            code,
-            reason: Utf8Bytes::from_static(reason),
-        }));
-        let _ = tokio::time::timeout(Duration::from_secs(1), socket.send(close)).await;
+/// The next message from the client; `None` once the connection closed.
+async fn next_message(reader: &mut Reader, stream: &TcpStream) -> Result<Option<Message>, WsError> {
+    loop {
+        match reader.read() {
+            Ok(message) => return Ok(Some(message)),
+            Err(WsError::Io(error)) if error.kind() == io::ErrorKind::WouldBlock => {
+                stream.readable().await?;
+            }
+            Err(WsError::ConnectionClosed | WsError::AlreadyClosed) => return Ok(None),
+            Err(error) => return Err(error),
+        }
     }
-    let _ = tokio::time::timeout(Duration::from_secs(1), socket.close()).await;
+}
+
+/// Sends the close frame (unless the connection broke), drains what is queued, and lets
+/// the client answer; each for at most a second.
+async fn finish(reader: &mut Reader, outlet: &Outlet, frame: Option<(u16, &'static str)>) {
+    outlet.close(
+        frame
+            .map(|(code, reason)| frame::close(code, reason))
+            .as_ref(),
+    );
+    let _ = tokio::time::timeout(Duration::from_secs(1), outlet.drain()).await;
+    if frame.is_some() {
+        let answered = async {
+            while let Ok(Some(message)) = next_message(reader, outlet.stream()).await {
+                if matches!(message, Message::Close(_)) {
+                    break;
+                }
+            }
+        };
+        let _ = tokio::time::timeout(Duration::from_secs(1), answered).await;
+    }
 }
 
 /// The token's claims, from the URL or the first message.
 async fn authenticate(
-    socket: &mut WebSocket,
+    reader: &mut Reader,
+    outlet: &Outlet,
     realtime: &Realtime,
     token: Option<String>,
 ) -> Result<Claims, Closing> {
@@ -87,25 +123,28 @@ async fn authenticate(
         None => {
             let deadline =
                 Instant::now() + Duration::from_secs(realtime.settings.auth_timeout_seconds);
-            let closing = realtime.hub.closing().clone();
             loop {
                 let next = tokio::select! {
-                    _ = closing.cancelled() => {
-                        return Err(Closing(Some((close::GOING_AWAY, "the server is shutting down"))));
+                    _ = outlet.signalled() => {
+                        if outlet.signals().stop.is_some() {
+                            return Err(Closing(Some((close::GOING_AWAY, "the server is shutting down"))));
+                        }
+                        continue;
                     }
-                    next = tokio::time::timeout_at(deadline, socket.recv()) => next,
+                    next = tokio::time::timeout_at(deadline, next_message(reader, outlet.stream())) => next,
                 };
-                let frame = match next {
+                let message = match next {
                     Err(_) => {
                         return Err(Closing(Some((
                             close::UNAUTHORIZED,
                             "no token: send {\"type\":\"auth\",\"token\":...} first",
                         ))));
                     }
-                    Ok(None | Some(Err(_))) => return Err(Closing(None)),
-                    Ok(Some(Ok(frame))) => frame,
+                    Ok(Ok(Some(message))) => message,
+                    Ok(Ok(None)) => return Err(Closing(None)),
+                    Ok(Err(error)) => return Err(read_failure(&error)),
                 };
-                match frame {
+                match message {
                     Message::Text(text) => match ClientMessage::parse(&text) {
                         Ok(ClientMessage::Auth { token }) => break token,
                         _ => {
@@ -115,7 +154,6 @@ async fn authenticate(
                             ))));
                         }
                     },
-                    Message::Ping(_) | Message::Pong(_) => {}
                     Message::Binary(_) => {
                         return Err(Closing(Some((
                             close::UNSUPPORTED_DATA,
@@ -123,6 +161,7 @@ async fn authenticate(
                         ))));
                     }
                     Message::Close(_) => return Err(Closing(None)),
+                    Message::Ping(_) | Message::Pong(_) | Message::Frame(_) => {}
                 }
             }
         }
@@ -150,44 +189,43 @@ async fn authenticate(
 /// An authenticated socket.
 struct Connection {
     realtime: Arc<Realtime>,
+    outlet: Arc<Outlet>,
     id: u64,
     connection_id: String,
     claims: Claims,
-    member: Member,
-    /// The channels it is on, each with the newest offset delivered.
-    channels: HashMap<Arc<str>, u64>,
     allowance: Allowance,
     /// When the client was last heard from.
     heard: Instant,
 }
 
 impl Connection {
-    async fn serve(
-        &mut self,
-        socket: &mut WebSocket,
-        mut queue: mpsc::Receiver<Outbound>,
-        stop: oneshot::Receiver<Stop>,
-    ) -> Closing {
+    async fn serve(&mut self, reader: &mut Reader) -> Closing {
         let connected = ServerMessage::Connected {
             connection_id: &self.connection_id,
         };
-        if socket.send(text(connected.text())).await.is_err() {
-            return Closing(None);
-        }
-        let realtime = self.realtime.clone();
-        let settings = &realtime.settings;
+        self.send(connected.text());
+        let outlet = self.outlet.clone();
+        let settings = &self.realtime.settings;
         let heartbeat = Duration::from_secs(settings.heartbeat_seconds);
         let silence = Duration::from_secs(settings.heartbeat_timeout_seconds);
         let mut beat = tokio::time::interval_at(Instant::now() + heartbeat, heartbeat);
-        // Each wait is made once and polled again on every turn (making the expiry afresh
-        // would register with the timer on each event), and the stop signal is the
-        // socket's own, so ten thousand sockets share no lock while they wait.
+        // Made once and polled again on every turn: making it afresh would register with
+        // the timer each time.
         let expires = tokio::time::sleep_until(expiry(self.claims.exp));
-        tokio::pin!(expires, stop);
+        tokio::pin!(expires);
         loop {
+            let queued = outlet.queued();
             tokio::select! {
                 biased;
-                why = &mut stop => return self.stopped(why.ok()),
+                _ = outlet.signalled() => {
+                    let signals = outlet.signals();
+                    if let Some(why) = signals.stop {
+                        return self.stopped(why);
+                    }
+                    if signals.resync {
+                        self.resync().await;
+                    }
+                }
                 _ = &mut expires => {
                     return Closing(Some((close::TOKEN_EXPIRED, "the token expired")));
                 }
@@ -195,46 +233,33 @@ impl Connection {
                     if self.heard.elapsed() >= silence {
                         return Closing(Some((close::HEARTBEAT_TIMEOUT, "no pong or message within the heartbeat timeout")));
                     }
-                    if socket.send(Message::Ping(Default::default())).await.is_err() {
+                    outlet.send(&frame::ping());
+                }
+                writable = outlet.stream().writable(), if queued => {
+                    if writable.is_err() || outlet.flush().is_err() {
                         return Closing(None);
                     }
                 }
-                outbound = queue.recv() => {
-                    let Some(outbound) = outbound else { return Closing(None) };
-                    // A write that blocks (the client stopped reading) must not keep the
-                    // socket from noticing that it is too slow or that the process stops.
-                    tokio::select! {
-                        delivered = self.deliver(socket, outbound, &mut queue) => {
-                            if let Err(ending) = delivered {
-                                return ending;
-                            }
-                        }
-                        // (A oneshot is polled to completion once, here or above.)
-                        why = &mut stop => return self.stopped(why.ok()),
-                    }
-                }
-                frame = socket.recv() => {
-                    let frame = match frame {
-                        None => return Closing(None),
-                        Some(Ok(frame)) => frame,
-                        Some(Err(error)) => return read_failure(&error),
+                message = next_message(reader, outlet.stream()) => {
+                    let message = match message {
+                        Ok(Some(message)) => message,
+                        Ok(None) => return Closing(None),
+                        Err(error) => return read_failure(&error),
                     };
                     self.heard = Instant::now();
-                    match frame {
+                    match message {
                         Message::Text(text) => {
                             if !self.allowance.take() {
                                 metrics::counter!("switchyard_realtime_refused_total", "reason" => "rate").increment(1);
                                 return Closing(Some((close::RATE_LIMITED, "too many messages: slow down")));
                             }
-                            if let Err(ending) = self.handle(socket, &text).await {
-                                return ending;
-                            }
+                            self.handle(&text).await;
                         }
                         Message::Binary(_) => {
                             return Closing(Some((close::UNSUPPORTED_DATA, "binary frames are not part of the protocol")));
                         }
-                        Message::Ping(_) | Message::Pong(_) => {}
                         Message::Close(_) => return Closing(None),
+                        Message::Ping(_) | Message::Pong(_) | Message::Frame(_) => {}
                     }
                 }
             }
@@ -242,172 +267,137 @@ impl Connection {
     }
 
     /// The close for a socket the hub stopped.
-    fn stopped(&self, why: Option<Stop>) -> Closing {
-        if why != Some(Stop::Slow) {
-            return Closing(Some((
+    fn stopped(&self, why: Stop) -> Closing {
+        match why {
+            Stop::Slow => {
+                tracing::warn!(
+                    connection_id = %self.connection_id,
+                    sub = %self.claims.sub,
+                    queue = self.realtime.settings.outbound_queue,
+                    "closed a slow realtime consumer: its queue was full"
+                );
+                metrics::counter!("switchyard_realtime_slow_consumers_total").increment(1);
+                Closing(Some((
+                    close::SLOW_CONSUMER,
+                    "too slow: the outbound queue filled",
+                )))
+            }
+            Stop::Broken | Stop::Closing => Closing(None),
+            Stop::Shutdown => Closing(Some((
                 close::GOING_AWAY,
                 "the server is shutting down; reconnect and recover",
-            )));
+            ))),
         }
-        tracing::warn!(
-            connection_id = %self.connection_id,
-            sub = %self.claims.sub,
-            queue = self.realtime.settings.outbound_queue,
-            "closed a slow realtime consumer: its queue was full"
-        );
-        metrics::counter!("switchyard_realtime_slow_consumers_total").increment(1);
-        Closing(Some((
-            close::SLOW_CONSUMER,
-            "too slow: the outbound queue filled",
-        )))
     }
 
-    /// Writes `first` and whatever else is queued (up to a batch), then flushes once.
-    async fn deliver(
-        &mut self,
-        socket: &mut WebSocket,
-        first: Outbound,
-        queue: &mut mpsc::Receiver<Outbound>,
-    ) -> Result<(), Closing> {
-        let mut next = Some(first);
-        let mut written = 0;
-        while let Some(outbound) = next.take() {
-            match outbound {
-                Outbound::Event(event) => {
-                    if let Some(delivered) = self.channels.get_mut(&event.channel)
-                        && event.frame.offset > *delivered
-                    {
-                        *delivered = event.frame.offset;
-                        socket
-                            .feed(Message::Text(event.frame.text.clone()))
-                            .await
-                            .map_err(|_| Closing(None))?;
-                        written += 1;
-                    }
-                }
-                Outbound::Resync => self.resync(socket).await?,
-            }
-            if written < BATCH {
-                next = queue.try_recv().ok();
-            }
-        }
-        socket.flush().await.map_err(|_| Closing(None))
+    fn send(&self, text: String) {
+        self.outlet.send(&frame::text(text.as_bytes()));
+    }
+
+    fn send_error(&self, code: &str, message: &str) {
+        self.send(ServerMessage::Error { code, message }.text());
     }
 
     /// Acts on one message from the client.
-    async fn handle(&mut self, socket: &mut WebSocket, text: &str) -> Result<(), Closing> {
+    async fn handle(&mut self, text: &str) {
         match ClientMessage::parse(text) {
-            Err((code, message)) => send_error(socket, code, &message).await,
-            Ok(ClientMessage::Ping) => send(socket, ServerMessage::Pong.text()).await,
-            Ok(ClientMessage::Auth { .. }) => {
-                send_error(
-                    socket,
-                    "already_authenticated",
-                    "this socket is authenticated already",
-                )
-                .await
-            }
+            Err((code, message)) => self.send_error(code, &message),
+            Ok(ClientMessage::Ping) => self.send(ServerMessage::Pong.text()),
+            Ok(ClientMessage::Auth { .. }) => self.send_error(
+                "already_authenticated",
+                "this socket is authenticated already",
+            ),
             Ok(ClientMessage::Subscribe { channels, since }) => {
-                self.subscribe(socket, channels, since).await
+                self.subscribe(channels, since).await;
             }
             Ok(ClientMessage::Unsubscribe { channels }) => {
                 for name in &channels {
-                    if self.channels.remove(name.as_str()).is_some() {
+                    if self.outlet.forget(name) {
                         self.realtime.hub.leave(name, self.id);
                     }
                 }
-                send(
-                    socket,
+                self.send(
                     ServerMessage::Unsubscribed {
                         channels: &channels,
                     }
                     .text(),
-                )
-                .await
+                );
             }
         }
     }
 
-    async fn subscribe(
-        &mut self,
-        socket: &mut WebSocket,
-        channels: Vec<String>,
-        since: std::collections::BTreeMap<String, u64>,
-    ) -> Result<(), Closing> {
+    async fn subscribe(&mut self, channels: Vec<String>, since: BTreeMap<String, u64>) {
         if channels.is_empty() {
-            return send_error(socket, "bad_message", "name at least one channel").await;
+            return self.send_error("bad_message", "name at least one channel");
         }
         for name in &channels {
             if let Err(problem) = channel::check(name) {
-                return send_error(socket, "invalid_channel", &problem).await;
+                return self.send_error("invalid_channel", &problem);
             }
             if !self.claims.allows(name) {
                 metrics::counter!("switchyard_realtime_refused_total", "reason" => "claims")
                     .increment(1);
-                return send_error(
-                    socket,
+                return self.send_error(
                     "forbidden_channel",
                     &format!("the token does not grant channel {name:?}"),
-                )
-                .await;
+                );
             }
         }
         if let Some(stray) = since.keys().find(|c| !channels.contains(c)) {
-            return send_error(
-                socket,
+            return self.send_error(
                 "bad_message",
                 &format!("since names {stray:?}, which the subscribe does not"),
-            )
-            .await;
+            );
         }
-        let mut fresh: Vec<&String> = channels
+        let mut fresh: Vec<Arc<str>> = channels
             .iter()
-            .filter(|c| !self.channels.contains_key(c.as_str()))
+            .filter(|c| !self.outlet.on(c))
+            .map(|c| Arc::from(c.as_str()))
             .collect();
         fresh.sort();
         fresh.dedup();
         let limit = self.realtime.settings.max_subscriptions;
-        if self.channels.len() + fresh.len() > limit {
-            return send_error(
-                socket,
+        if self.outlet.channel_count() + fresh.len() > limit {
+            return self.send_error(
                 "too_many_subscriptions",
                 &format!(
                     "a socket may be on at most {limit} channels (realtime.max_subscriptions)"
                 ),
-            )
-            .await;
+            );
         }
-        // Live events first, then history: the overlap is dropped by offset.
+        // Live events first (held back meanwhile), then history: the overlap is dropped
+        // by offset.
+        self.outlet.hold(&fresh);
+        let give_up = |this: &Self, joined: &[Arc<str>]| {
+            for name in &fresh {
+                this.outlet.forget(name);
+            }
+            for name in joined {
+                this.realtime.hub.leave(name, this.id);
+            }
+        };
         for (joined, name) in fresh.iter().enumerate() {
-            if let Err(error) = self.realtime.hub.join(name, self.id, &self.member).await {
-                for name in &fresh[..joined] {
-                    self.realtime.hub.leave(name, self.id);
-                }
+            if let Err(error) = self.realtime.hub.join(name, self.id, &self.outlet).await {
+                give_up(self, &fresh[..joined]);
                 tracing::warn!(error = %error, "a realtime subscribe failed");
-                return send_error(
-                    socket,
+                return self.send_error(
                     "unavailable",
                     "realtime is not connected to Redis; retry shortly",
-                )
-                .await;
+                );
             }
         }
         let mut recoveries = Vec::with_capacity(fresh.len());
         for name in &fresh {
-            let wanted = since.get(name.as_str()).copied();
+            let wanted = since.get(&**name).copied();
             match self.realtime.history.recover(name, wanted).await {
-                Ok(recovery) => recoveries.push((name.as_str(), wanted, recovery)),
+                Ok(recovery) => recoveries.push((name.clone(), wanted, recovery)),
                 Err(error) => {
                     tracing::warn!(error = format!("{error:#}"), channel = %name, "reading realtime history failed");
-                    for name in &fresh {
-                        self.realtime.hub.leave(name, self.id);
-                    }
-                    return send_error(
-                        socket,
+                    give_up(self, &fresh);
+                    return self.send_error(
                         "unavailable",
                         "the channel's history could not be read; retry shortly",
-                    )
-                    .await;
+                    );
                 }
             }
         }
@@ -416,115 +406,104 @@ impl Connection {
             && recoveries
                 .iter()
                 .all(|(_, wanted, recovery)| wanted.is_none() || recovery.recovered);
-        let mut offsets: std::collections::BTreeMap<&str, u64> = channels
+        let on: std::collections::HashMap<Arc<str>, u64> =
+            self.outlet.channels().into_iter().collect();
+        let mut offsets: BTreeMap<&str, u64> = channels
             .iter()
-            .filter_map(|c| Some((c.as_str(), *self.channels.get(c.as_str())?)))
+            .filter_map(|c| Some((c.as_str(), *on.get(c.as_str())?)))
             .collect();
-        let mut missed = Vec::new();
+        let mut releases = Vec::with_capacity(recoveries.len());
         for (name, wanted, recovery) in recoveries {
             let newest = recovery
                 .events
                 .last()
                 .map_or(0, |e| e.offset)
                 .max(recovery.position);
-            self.channels.insert(Arc::from(name), newest);
-            offsets.insert(name, newest);
-            if wanted.is_some() {
-                missed.extend(recovery.events);
+            if let Some(listed) = channels.iter().find(|c| c.as_str() == &*name) {
+                offsets.insert(listed, newest);
             }
+            releases.push(Release {
+                channel: name,
+                history: if wanted.is_some() {
+                    recovery.events
+                } else {
+                    Vec::new()
+                },
+                position: newest,
+            });
         }
         let reply = ServerMessage::Subscribed {
             channels: &channels,
             recovered,
             offsets,
         };
-        socket
-            .feed(text(reply.text()))
-            .await
-            .map_err(|_| Closing(None))?;
-        for event in missed {
-            socket
-                .feed(Message::Text(event.text))
-                .await
-                .map_err(|_| Closing(None))?;
-        }
-        socket.flush().await.map_err(|_| Closing(None))
+        self.outlet
+            .release(Some(&frame::text(reply.text().as_bytes())), releases);
     }
 
     /// After the subscriber reconnected: delivers what each channel missed, or says it
     /// cannot (`subscribed` with `recovered: false`).
-    async fn resync(&mut self, socket: &mut WebSocket) -> Result<(), Closing> {
-        let names: Vec<Arc<str>> = self.channels.keys().cloned().collect();
-        for name in names {
-            let delivered = self.channels[&name];
+    async fn resync(&mut self) {
+        for (name, delivered) in self.outlet.channels() {
+            self.outlet.hold(std::slice::from_ref(&name));
             let recovery = match self.realtime.history.recover(&name, Some(delivered)).await {
                 Ok(recovery) => recovery,
                 Err(error) => {
                     tracing::warn!(error = format!("{error:#}"), channel = %name, "resync failed");
+                    self.outlet.release(
+                        None,
+                        vec![Release {
+                            channel: name,
+                            history: Vec::new(),
+                            position: 0,
+                        }],
+                    );
                     continue;
                 }
             };
-            let mut newest = delivered.max(recovery.position);
-            if !recovery.recovered {
+            let newest = delivered.max(recovery.position);
+            let preface = (!recovery.recovered).then(|| {
                 let channels = [name.to_string()];
                 let reply = ServerMessage::Subscribed {
                     channels: &channels,
                     recovered: false,
                     offsets: [(&*name, newest)].into(),
                 };
-                socket
-                    .feed(text(reply.text()))
-                    .await
-                    .map_err(|_| Closing(None))?;
-            }
-            for event in recovery.events.into_iter().filter(|e| e.offset > delivered) {
-                newest = newest.max(event.offset);
-                socket
-                    .feed(Message::Text(event.text))
-                    .await
-                    .map_err(|_| Closing(None))?;
-            }
-            if let Some(entry) = self.channels.get_mut(&name) {
-                *entry = newest;
-            }
+                frame::text(reply.text().as_bytes())
+            });
+            self.outlet.release(
+                preface.as_ref(),
+                vec![Release {
+                    channel: name,
+                    history: recovery.events,
+                    position: newest,
+                }],
+            );
         }
-        Ok(())
     }
 
     fn leave_all(&mut self) {
-        for name in self.channels.keys() {
-            self.realtime.hub.leave(name, self.id);
+        for (name, _) in self.outlet.channels() {
+            self.outlet.forget(&name);
+            self.realtime.hub.leave(&name, self.id);
         }
-        self.channels.clear();
     }
 }
 
-/// The close for a frame that could not be read: 1009 for one over the size limit, none
-/// (the connection is gone or broken) otherwise.
-fn read_failure(error: &axum::Error) -> Closing {
-    let too_big = std::error::Error::source(error)
-        .and_then(|inner| inner.downcast_ref::<tungstenite::Error>())
-        .is_some_and(|inner| matches!(inner, tungstenite::Error::Capacity(_)));
-    if too_big {
-        Closing(Some((
+/// The close for a frame that could not be read: 1009 for one over the size limit, 1002
+/// for a protocol violation, none (the connection is gone or broken) otherwise.
+fn read_failure(error: &WsError) -> Closing {
+    match error {
+        WsError::Capacity(_) => Closing(Some((
             close::TOO_BIG,
             "the frame is over realtime.max_frame_bytes",
-        )))
-    } else {
-        Closing(None)
+        ))),
+        WsError::Protocol(_) | WsError::Utf8(_) => Closing(Some((
+            close::PROTOCOL_ERROR,
+            "the frame breaks the WebSocket protocol",
+        ))),
+        _ => Closing(None),
     }
-}
-
-fn text(text: String) -> Message {
-    Message::Text(Utf8Bytes::from(text))
-}
-
-async fn send(socket: &mut WebSocket, message: String) -> Result<(), Closing> {
-    socket.send(text(message)).await.map_err(|_| Closing(None))
-}
-
-async fn send_error(socket: &mut WebSocket, code: &str, message: &str) -> Result<(), Closing> {
-    send(socket, ServerMessage::Error { code, message }.text()).await
 }
 
 /// When a token that expires at `exp` (unix seconds) runs out, on the runtime's clock.

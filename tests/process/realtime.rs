@@ -10,6 +10,8 @@ use serde_json::{Value, json};
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::http::HeaderValue;
+use tokio_tungstenite::tungstenite::protocol::frame::Frame;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::{Data, OpCode};
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
@@ -508,6 +510,11 @@ fn garbage_unknown_binary_and_oversized_frames_get_an_error_or_a_close_code() {
             .unwrap();
         assert_eq!(binary.ended().await, Ended::Code(1003));
 
+        let mut bad_text = Client::authenticated(&app, &["x"]).await;
+        let not_utf8 = Frame::message(vec![0xff, 0xfe], OpCode::Data(Data::Text), true);
+        let _ = bad_text.ws.send(Message::Frame(not_utf8)).await;
+        assert_eq!(bad_text.ended().await, Ended::Code(1002));
+
         let mut big = Client::authenticated(&app, &["x"]).await;
         let oversized = json!({"type": "ping", "pad": "y".repeat(2000)});
         let _ = big.ws.send(Message::text(oversized.to_string())).await;
@@ -692,6 +699,35 @@ fn publishing_and_minting_refuse_bad_input() {
 
     let plain = blocking_call("GET", &app.url("/api/v1/realtime"), &[], None);
     plain.assert_problem(426, "upgrade_required");
+    let old_version: Vec<(String, String)> = [
+        ("Connection", "Upgrade"),
+        ("Upgrade", "websocket"),
+        ("Sec-WebSocket-Version", "8"),
+        ("Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ=="),
+    ]
+    .iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect();
+    let old_version = blocking_call("GET", &app.url("/api/v1/realtime"), &old_version, None);
+    old_version.assert_problem(426, "upgrade_required");
+    assert_eq!(old_version.header("sec-websocket-version"), Some("13"));
+}
+
+#[test]
+fn a_subscribed_replica_keeps_its_redis_subscriber_across_the_keepalive_pings() {
+    let s = setup(&[]);
+    let app = Process::start(&["realtime"], &s.env);
+    s.rt.block_on(async {
+        let mut client = Client::authenticated(&app, &["orders"]).await;
+        client.subscribe(&["orders"], json!({})).await;
+        // The subscriber pings Redis every 5 s; a subscribed connection answers with an
+        // array, which once read as a lost connection (and made every socket resync).
+        tokio::time::sleep(Duration::from_secs(6)).await;
+        let offset = publish(&app, "orders", "placed", json!({}));
+        assert_eq!(client.next().await["offset"], offset);
+    });
+    let output = app.output();
+    assert!(!output.contains("lost its Redis connection"), "{output}");
 }
 
 #[test]
