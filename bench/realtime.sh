@@ -20,9 +20,10 @@ RATES="${RATES:-5 10 20}"
 DURATION="${DURATION:-10}"
 
 say "building release binaries (app and the load generator)"
-cargo build --release --locked --bin app --example realtime_load 2>&1 | tail -1
+cargo build --release --locked --bin app --example realtime_load --example realtime_floor 2>&1 | tail -1
 APP="$PWD/target/release/app"
 LOAD="$PWD/target/release/examples/realtime_load"
+FLOOR="$PWD/target/release/examples/realtime_floor"
 say "installing socket.io and its Redis adapter for the comparison"
 (cd bench/realtime && npm install --no-audit --no-fund --silent >/dev/null 2>&1)
 fresh_database switchyard_bench_realtime
@@ -62,26 +63,35 @@ for _ in $(seq 1 200); do grep -q ready "$work/socketio.log" && break; sleep 0.1
 "$LOAD" socketio 127.0.0.1:18094 "$server" >"$work/socketio.json"
 kill "$server"; wait "$server" 2>/dev/null || true; server=""
 
-python3 - "$work/switchyard.json" "$work/socketio.json" <<'PY' | tee bench/results/realtime.txt
+say "the floor: bare sends to $SOCKETS sockets (bench/realtime/floor.rs), steady rates only"
+"$FLOOR" 18095 >"$work/floor.log" 2>&1 &
+server=$!
+wait_for "http://127.0.0.1:18095/" POST
+FLAT_OUT=0 "$LOAD" switchyard 127.0.0.1:18095 "$server" floor >"$work/floor.json"
+kill "$server"; wait "$server" 2>/dev/null || true; server=""
+
+python3 - "$work/switchyard.json" "$work/socketio.json" "$work/floor.json" <<'PY' | tee bench/results/realtime.txt
 import json, sys
-ours, theirs = (json.load(open(p)) for p in sys.argv[1:3])
-print(f"realtime: {ours['sockets']} sockets on one process (socket.io: {theirs['sockets']}), one channel")
-print(f"{'':40}{'Switchyard':>12}{'socket.io':>12}{'ratio':>9}")
-def row(label, a, b, fmt="{:.0f}", better_high=True):
+ours, theirs, floor = (json.load(open(p)) for p in sys.argv[1:4])
+print(f"realtime: {ours['sockets']} sockets on one process (socket.io: {theirs['sockets']}, floor: {floor['sockets']}), one channel")
+print(f"{'':40}{'Switchyard':>12}{'socket.io':>12}{'ratio':>9}{'floor':>10}")
+def row(label, a, b, fmt="{:.0f}", better_high=True, bare=None):
     ratio = (a / b if better_high else b / a) if a and b else float("nan")
-    print(f"  {label:38}{fmt.format(a):>12}{fmt.format(b):>12}{ratio:>8.2f}x")
+    bare = "" if bare is None else fmt.format(bare)
+    print(f"  {label:38}{fmt.format(a):>12}{fmt.format(b):>12}{ratio:>8.2f}x{bare:>10}")
 row("RSS per idle socket (bytes)", ours["idle_bytes_per_socket"], theirs["idle_bytes_per_socket"], better_high=False)
 row("connect all sockets (s)", ours["connect_seconds"], theirs["connect_seconds"], "{:.1f}", better_high=False)
-phases = [(f"steady {a['rate']}/s", a, b) for a, b in zip(ours["steady"], theirs["steady"])]
+phases = [(f"steady {a['rate']}/s", a, b, f) for a, b, f in zip(ours["steady"], theirs["steady"], floor["steady"])]
 if ours["flat_out"] and theirs["flat_out"]:
-    phases.append(("flat out", ours["flat_out"], theirs["flat_out"]))
-for title, a, b in phases:
-    row(f"{title}: events published", a["published"], b["published"])
-    row(f"{title}: delivered msgs/s", a["delivered_per_s"], b["delivered_per_s"])
-    row(f"{title}: delivered / expected %", 100 * a["delivered"] / max(a["expected"], 1), 100 * b["delivered"] / max(b["expected"], 1), "{:.1f}")
-    row(f"{title}: p50 latency (ms)", a["p50_ms"], b["p50_ms"], "{:.1f}", better_high=False)
-    row(f"{title}: p99 latency (ms)", a["p99_ms"], b["p99_ms"], "{:.1f}", better_high=False)
-    row(f"{title}: server CPU per delivery (us)", a["server_cpu_us_per_delivery"], b["server_cpu_us_per_delivery"], "{:.2f}", better_high=False)
+    phases.append(("flat out", ours["flat_out"], theirs["flat_out"], {}))
+for title, a, b, f in phases:
+    row(f"{title}: events published", a["published"], b["published"], bare=f.get("published"))
+    row(f"{title}: delivered msgs/s", a["delivered_per_s"], b["delivered_per_s"], bare=f.get("delivered_per_s"))
+    pct = lambda p: 100 * p["delivered"] / max(p["expected"], 1) if p else None
+    row(f"{title}: delivered / expected %", pct(a), pct(b), "{:.1f}", bare=pct(f))
+    row(f"{title}: p50 latency (ms)", a["p50_ms"], b["p50_ms"], "{:.1f}", better_high=False, bare=f.get("p50_ms"))
+    row(f"{title}: p99 latency (ms)", a["p99_ms"], b["p99_ms"], "{:.1f}", better_high=False, bare=f.get("p99_ms"))
+    row(f"{title}: server CPU per delivery (us)", a["server_cpu_us_per_delivery"], b["server_cpu_us_per_delivery"], "{:.2f}", better_high=False, bare=f.get("server_cpu_us_per_delivery"))
 print(f"  sockets the server closed: {ours['closed_by_server']} (socket.io: {theirs['closed_by_server']})")
-print("ratios: above 1 favours Switchyard")
+print("ratios: above 1 favours Switchyard; floor: bare sends from one thread per core, no Redis (bench/realtime/floor.rs)")
 PY

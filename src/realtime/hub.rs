@@ -81,7 +81,9 @@ pub struct JoinError(String);
 pub struct Hub {
     keys: Keys,
     /// Local members per channel, over all shards: the channels the subscriber listens on.
-    members: std::sync::Mutex<HashMap<String, usize>>,
+    /// Each name is kept once and shared with the events and sockets on the channel, so
+    /// that a socket recognises an event's channel by pointer, not by reading the name.
+    members: std::sync::Mutex<HashMap<Arc<str>, usize>>,
     shards: Vec<Shard>,
     control: mpsc::UnboundedSender<Control>,
     control_receiver: std::sync::Mutex<Option<mpsc::UnboundedReceiver<Control>>>,
@@ -197,7 +199,7 @@ impl Hub {
     /// on it.
     pub async fn join(
         &self,
-        channel: &str,
+        channel: &Arc<str>,
         id: u64,
         outlet: &Arc<Outlet>,
     ) -> Result<(), JoinError> {
@@ -206,16 +208,22 @@ impl Hub {
             .channels
             .write()
             .unwrap_or_else(|p| p.into_inner())
-            .entry(channel.to_owned())
+            .entry(channel.to_string())
             .or_default()
             .insert(id, outlet.clone())
             .is_none();
         if added {
-            *self.lock_members().entry(channel.to_owned()).or_default() += 1;
+            let mut members = self.lock_members();
+            match members.get_mut(&**channel) {
+                Some(count) => *count += 1,
+                None => {
+                    members.insert(channel.clone(), 1);
+                }
+            }
         }
         let (done, confirmed) = oneshot::channel();
         let outcome = match self.control.send(Control::Join {
-            channel: channel.to_owned(),
+            channel: channel.to_string(),
             done,
         }) {
             Ok(()) => match tokio::time::timeout(self.join_timeout, confirmed).await {
@@ -253,9 +261,11 @@ impl Hub {
         }
         let emptied = {
             let mut members = self.lock_members();
-            let count = members.entry(channel.to_owned()).or_default();
-            *count = count.saturating_sub(1);
-            let emptied = *count == 0;
+            let count = members.get_mut(channel).map_or(0, |count| {
+                *count = count.saturating_sub(1);
+                *count
+            });
+            let emptied = count == 0;
             if emptied {
                 members.remove(channel);
             }
@@ -276,7 +286,7 @@ impl Hub {
             return None;
         };
         Some(LiveEvent {
-            channel: Arc::from(channel),
+            channel: self.intern(channel),
             offset: event.offset,
             wire: frame::text(event.text.as_bytes()),
         })
@@ -286,7 +296,14 @@ impl Hub {
         &self.shards[(id % self.shards.len() as u64) as usize]
     }
 
-    fn lock_members(&self) -> std::sync::MutexGuard<'_, HashMap<String, usize>> {
+    /// The shared name of `channel` when a local socket is on it, else a new one.
+    pub fn intern(&self, channel: &str) -> Arc<str> {
+        self.lock_members()
+            .get_key_value(channel)
+            .map_or_else(|| Arc::from(channel), |(name, _)| name.clone())
+    }
+
+    fn lock_members(&self) -> std::sync::MutexGuard<'_, HashMap<Arc<str>, usize>> {
         self.members.lock().unwrap_or_else(|p| p.into_inner())
     }
 
@@ -440,7 +457,7 @@ impl Hub {
                         }
                         Some(Control::Leave { channel }) => {
                             let live = self.keys.live(&channel);
-                            let still_used = self.lock_members().contains_key(&channel);
+                            let still_used = self.lock_members().contains_key(channel.as_str());
                             if !still_used
                                 && subscribed.remove(&live)
                                 && let Err(error) = sink.unsubscribe(&live).await

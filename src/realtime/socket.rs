@@ -352,7 +352,7 @@ impl Connection {
         let mut fresh: Vec<Arc<str>> = channels
             .iter()
             .filter(|c| !self.outlet.on(c))
-            .map(|c| Arc::from(c.as_str()))
+            .map(|c| self.realtime.hub.intern(c))
             .collect();
         fresh.sort();
         fresh.dedup();
