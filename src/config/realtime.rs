@@ -32,7 +32,8 @@ pub struct RealtimeSettings {
     pub heartbeat_seconds: u64,
     /// A socket silent for this long (no pong, no message) is closed.
     pub heartbeat_timeout_seconds: u64,
-    /// Messages queued for one socket before it counts as a slow consumer and is closed.
+    /// Frames waiting for one socket (beyond its kernel buffer) before it counts as a slow
+    /// consumer and is closed.
     pub outbound_queue: usize,
     /// Events kept per channel for recovery.
     pub history_size: usize,
