@@ -63,7 +63,7 @@ pub async fn engine(
     let client = deadpool_redis::redis::Client::open(state.settings.redis.url.expose())
         .context("REDIS_URL is not a usable Redis URL")?;
     let stop_subscriber = CancellationToken::new();
-    let subscriber = tokio::spawn(
+    let mut subscriber = tokio::spawn(
         realtime
             .hub
             .clone()
@@ -73,6 +73,16 @@ pub async fn engine(
     loop {
         tokio::select! {
             _ = shutdown.cancelled() => break,
+            // It only ends early by failing; the process stops rather than serve sockets
+            // that hear nothing.
+            ended = &mut subscriber => {
+                realtime.hub.close_all(state.settings.drain()).await;
+                return match ended {
+                    Ok(Ok(())) => Err(anyhow::anyhow!("the realtime subscriber stopped")),
+                    Ok(Err(error)) => Err(error.context("the realtime subscriber failed")),
+                    Err(error) => Err(anyhow::anyhow!("the realtime subscriber panicked: {error}")),
+                };
+            }
             _ = report.tick() => {
                 let hub = &realtime.hub;
                 state.health.publish("connections", hub.connections().into());

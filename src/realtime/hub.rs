@@ -387,10 +387,13 @@ impl Hub {
             .take()
             .ok_or_else(|| anyhow::anyhow!("the realtime subscriber is already running"))?;
         let fanout = self.spawn_fanout()?;
+        // A fan-out thread only stops by panicking; without it some sockets would hear
+        // nothing, so the subscriber fails and the process exits.
         let fan_out = |next: &dyn Fn() -> Fanout| {
-            for shard in &fanout {
-                let _ = shard.send(next());
-            }
+            fanout
+                .iter()
+                .try_for_each(|shard| shard.send(next()))
+                .map_err(|_| anyhow::anyhow!("a realtime fan-out thread stopped"))
         };
         let mut backoff = Duration::from_millis(100);
         let mut reconnecting = false;
@@ -421,7 +424,7 @@ impl Hub {
                 tracing::info!(
                     "the realtime subscriber reconnected to Redis; sockets recover what they missed"
                 );
-                fan_out(&|| Fanout::Resync);
+                fan_out(&|| Fanout::Resync)?;
             }
             let mut ping = tokio::time::interval(PING_EVERY);
             ping.reset();
@@ -432,7 +435,7 @@ impl Hub {
                         Some(message) => {
                             if let Some(event) = self.parse(message.get_channel_name(), message.get_payload_bytes()) {
                                 let event = Arc::new(event);
-                                fan_out(&|| Fanout::Event(event.clone()));
+                                fan_out(&|| Fanout::Event(event.clone()))?;
                             }
                         }
                         None => break "the connection closed".to_owned(),

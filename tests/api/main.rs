@@ -14,5 +14,6 @@ mod jobs;
 mod operations;
 mod outages;
 mod queue;
+mod realtime;
 mod schedules;
 mod worker;
