@@ -9,7 +9,9 @@
 #   - a broadcast as fast as the sockets receive (16 events under way) for as long:
 #     delivered messages per second.
 # Events are published over HTTP on both sides and travel through Redis pub/sub (socket.io
-# through the Redis emitter, as another process publishes to its replicas).
+# through the Redis emitter, as another process publishes to its replicas). A third run,
+# the floor (bench/realtime/floor.rs: bare sends, no Redis), shows the latency this machine
+# allows any server at the steady rates.
 # Usage: bench/realtime.sh   (SOCKETS=10000 RATES="5 10 20" DURATION=10); figures in
 # bench/results/realtime.txt
 set -euo pipefail
