@@ -23,6 +23,7 @@ use utoipa_axum::routes;
 
 use super::extract::Json;
 use super::problem::{ApiError, Problem};
+use crate::jobs::Invalid;
 use crate::realtime::history::PublishError;
 use crate::realtime::token::{Claims, TokenKey};
 use crate::realtime::{Realtime, channel, socket};
@@ -84,8 +85,8 @@ async fn publish(
         .publish(&request.channel, &request.event, &request.data)
         .await
         .map_err(|error| match error {
-            PublishError::Channel(problem) => invalid("channel", problem),
-            PublishError::EventName => invalid("event", error.to_string()),
+            PublishError::Channel(problem) => Invalid::new("channel", problem).into(),
+            PublishError::EventName => Invalid::new("event", error.to_string()).into(),
             PublishError::TooLarge { limit, .. } => ApiError::PayloadTooLarge { limit },
             PublishError::Redis(cause) => ApiError::from(cause),
         })?;
@@ -93,13 +94,6 @@ async fn publish(
         channel: request.channel,
         offset,
     }))
-}
-
-fn invalid(field: &str, message: String) -> ApiError {
-    ApiError::Invalid(crate::jobs::Invalid {
-        field: field.to_owned(),
-        message,
-    })
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -142,31 +136,26 @@ async fn mint_token(
         ApiError::Unavailable("tokens need app.secret (APP_SECRET), which is not set".into())
     })?;
     if request.sub.is_empty() || request.sub.len() > 256 {
-        return Err(invalid("sub", "sub is 1 to 256 characters".into()));
+        return Err(Invalid::new("sub", "sub is 1 to 256 characters").into());
     }
     if request.channels.is_empty() || request.channels.len() > 1000 {
-        return Err(invalid(
-            "channels",
-            "name 1 to 1000 channels or patterns".into(),
-        ));
+        return Err(Invalid::new("channels", "name 1 to 1000 channels or patterns").into());
     }
     for pattern in &request.channels {
         let name = pattern.strip_suffix('*').unwrap_or(pattern);
         if !(pattern == "*" || channel::check(name).is_ok()) {
-            return Err(invalid(
+            return Err(Invalid::new(
                 "channels",
                 format!("{pattern:?} is not a channel name or a pattern ending in *"),
-            ));
+            )
+            .into());
         }
     }
     let ttl = request
         .ttl_seconds
         .unwrap_or(state.settings.realtime.token_ttl_seconds);
     if ttl == 0 || ttl > 7 * 24 * 3600 {
-        return Err(invalid(
-            "ttl_seconds",
-            "between 1 and 604800 seconds".into(),
-        ));
+        return Err(Invalid::new("ttl_seconds", "between 1 and 604800 seconds").into());
     }
     let now = chrono::Utc::now().timestamp();
     let claims = Claims {
