@@ -10,7 +10,7 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand};
 use tokio_util::sync::CancellationToken;
 
-use crate::config::{self, LoadOptions, Loaded, Override, Settings};
+use crate::config::{LoadOptions, Loaded, Override, Settings};
 use crate::modes;
 use crate::state::AppState;
 use crate::telemetry::{self, Identity};
@@ -212,7 +212,7 @@ impl Cli {
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let options = LoadOptions::from_process(cli.config_dir.clone(), cli.overrides());
-    let loaded = match config::load(options) {
+    let loaded = match crate::settings::load(options) {
         Ok(loaded) => loaded,
         Err(error) => {
             eprintln!("error: {error}");
@@ -279,7 +279,7 @@ async fn dispatch(
 ) -> anyhow::Result<ExitCode> {
     tracing::info!(version = crate::VERSION, env = settings.app.env, "starting");
     if let Command::Migrate(args) = &command {
-        let connect = crate::db::connect(&settings.database, settings.dependency_wait());
+        let connect = crate::db::connect(&settings.database, settings.startup.dependency_wait());
         let Some(pool) = until_shutdown(&shutdown, connect).await? else {
             return Ok(ExitCode::SUCCESS);
         };

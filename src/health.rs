@@ -1,15 +1,18 @@
 //! Dependency checks behind `/api/health`. Each check is bounded by
 //! `health.check_timeout_ms`, and they run at once, so the endpoint answers within about
-//! that bound even when a dependency hangs.
+//! that bound even when a dependency hangs. [`HealthMonitor`] checks the pools and the
+//! store it is handed, and remembers what the running mode publishes about itself.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use serde::Serialize;
+use sqlx::PgPool;
 use utoipa::ToSchema;
 
-use crate::state::AppState;
+use crate::storage::Storage;
+use crate::telemetry::Identity;
 
 /// The body of `/api/health`.
 #[derive(Debug, Serialize, ToSchema)]
@@ -47,10 +50,14 @@ impl HealthReport {
     }
 }
 
-/// Each dependency's last known state, so a change is logged once rather than on every
-/// probe.
-#[derive(Default)]
+/// Who this process is and each dependency's last known state, so a change is logged
+/// once rather than on every probe.
 pub struct HealthMonitor {
+    identity: Identity,
+    /// When the process started, for `uptime_s`.
+    started: Instant,
+    /// The bound on each check (`health.check_timeout_ms`).
+    limit: Duration,
     postgres_down: AtomicBool,
     redis_down: AtomicBool,
     storage_down: AtomicBool,
@@ -59,83 +66,97 @@ pub struct HealthMonitor {
 }
 
 impl HealthMonitor {
+    pub fn new(identity: Identity, limit: Duration) -> Self {
+        Self {
+            identity,
+            started: Instant::now(),
+            limit,
+            postgres_down: AtomicBool::default(),
+            redis_down: AtomicBool::default(),
+            storage_down: AtomicBool::default(),
+            details: std::sync::Mutex::default(),
+        }
+    }
+
+    /// How long this process has run.
+    pub fn uptime(&self) -> Duration {
+        self.started.elapsed()
+    }
+
     /// Shows `value` under `details.<key>` in `/api/health`.
     pub fn publish(&self, key: &'static str, value: serde_json::Value) {
         if let Ok(mut details) = self.details.lock() {
             details.insert(key, value);
         }
     }
-}
 
-/// Runs every check.
-pub async fn check(state: &AppState) -> HealthReport {
-    let limit = state.settings.health_check_timeout();
-    let postgres = timed(async {
-        match tokio::time::timeout(limit, sqlx::query("SELECT 1").execute(&state.db)).await {
-            Ok(Ok(_)) => Ok(()),
-            Ok(Err(error)) => Err(("unreachable", error.to_string())),
-            Err(_) => Err((
-                "timeout",
-                format!("no answer within {} ms", limit.as_millis()),
-            )),
-        }
-    });
-    let redis = timed(async {
-        match crate::redis::ping(&state.redis, limit).await {
-            Ok(()) => Ok(()),
-            Err(crate::redis::PingError::Timeout(ms)) => {
-                Err(("timeout", format!("no answer within {ms} ms")))
+    /// Runs every check.
+    pub async fn check(
+        &self,
+        db: &PgPool,
+        redis: &deadpool_redis::Pool,
+        storage: &Storage,
+    ) -> HealthReport {
+        let limit = self.limit;
+        let postgres = timed(async {
+            match tokio::time::timeout(limit, sqlx::query("SELECT 1").execute(db)).await {
+                Ok(Ok(_)) => Ok(()),
+                Ok(Err(error)) => Err(("unreachable", error.to_string())),
+                Err(_) => Err((
+                    "timeout",
+                    format!("no answer within {} ms", limit.as_millis()),
+                )),
             }
-            Err(error) => Err(("unreachable", error.to_string())),
-        }
-    });
-    // Storage matters where files are served: the API (and dev, which includes it).
-    let uses_storage = matches!(state.identity.mode, "serve" | "dev");
-    let storage = timed(async {
-        match tokio::time::timeout(limit, state.storage.check()).await {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err(error)) => Err(("unreachable", format!("{error:#}"))),
-            Err(_) => Err((
-                "timeout",
-                format!("no answer within {} ms", limit.as_millis()),
-            )),
-        }
-    });
-    let storage = async {
-        if uses_storage {
-            Some(storage.await)
-        } else {
-            None
-        }
-    };
-    let (postgres, redis, storage) = tokio::join!(postgres, redis, storage);
-    let mut checks = BTreeMap::new();
-    checks.insert(
-        "postgres",
-        record("postgres", &state.health.postgres_down, postgres),
-    );
-    checks.insert("redis", record("redis", &state.health.redis_down, redis));
-    if let Some(storage) = storage {
+        });
+        let redis = timed(async {
+            match crate::redis::ping(redis, limit).await {
+                Ok(()) => Ok(()),
+                Err(crate::redis::PingError::Timeout(ms)) => {
+                    Err(("timeout", format!("no answer within {ms} ms")))
+                }
+                Err(error) => Err(("unreachable", error.to_string())),
+            }
+        });
+        // Storage matters where files are served: the API (and dev, which includes it).
+        let uses_storage = matches!(self.identity.mode, "serve" | "dev");
+        let storage = timed(async {
+            match tokio::time::timeout(limit, storage.check()).await {
+                Ok(Ok(())) => Ok(()),
+                Ok(Err(error)) => Err(("unreachable", format!("{error:#}"))),
+                Err(_) => Err((
+                    "timeout",
+                    format!("no answer within {} ms", limit.as_millis()),
+                )),
+            }
+        });
+        let storage = async {
+            if uses_storage {
+                Some(storage.await)
+            } else {
+                None
+            }
+        };
+        let (postgres, redis, storage) = tokio::join!(postgres, redis, storage);
+        let mut checks = BTreeMap::new();
         checks.insert(
-            "storage",
-            record("storage", &state.health.storage_down, storage),
+            "postgres",
+            record("postgres", &self.postgres_down, postgres),
         );
-    }
-    let healthy = checks.values().all(|c| c.status == "up");
-    HealthReport {
-        status: if healthy { "healthy" } else { "degraded" },
-        checks,
-        version: crate::VERSION,
-        mode: state.identity.mode,
-        service: state.identity.service.clone(),
-        replica: state.identity.replica.clone(),
-        uptime_s: state.started.elapsed().as_secs(),
-        details: state
-            .health
-            .details
-            .lock()
-            .map(|d| d.clone())
-            .unwrap_or_default(),
+        checks.insert("redis", record("redis", &self.redis_down, redis));
+        if let Some(storage) = storage {
+            checks.insert("storage", record("storage", &self.storage_down, storage));
+        }
+        let healthy = checks.values().all(|c| c.status == "up");
+        HealthReport {
+            status: if healthy { "healthy" } else { "degraded" },
+            checks,
+            version: crate::VERSION,
+            mode: self.identity.mode,
+            service: self.identity.service.clone(),
+            replica: self.identity.replica.clone(),
+            uptime_s: self.uptime().as_secs(),
+            details: self.details.lock().map(|d| d.clone()).unwrap_or_default(),
+        }
     }
 }
 

@@ -1,22 +1,27 @@
 //! What every mode shares once it has started: the settings, both pools, the object
-//! store and who this process is. Cloning is cheap; handlers and background tasks each
-//! hold a clone.
+//! store, the domain services built on them and who this process is. Cloning is cheap;
+//! handlers and background tasks each hold a clone.
+//!
+//! Only the modes and HTTP see [`AppState`]. Everything below them is handed the pieces
+//! it uses (a pool, the queues, its settings), which this module builds once.
 
 use std::ops::Deref;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use metrics_exporter_prometheus::PrometheusHandle;
 use sqlx::PgPool;
 
 use crate::config::Settings;
+use crate::events::Events;
 use crate::health::HealthMonitor;
-use crate::http::request_metrics::RequestMetrics;
+use crate::jobs::Services;
 use crate::outbound::Outbound;
 use crate::queue::Queues;
 use crate::realtime::history::History;
+use crate::scheduler::Scheduler;
 use crate::storage::Storage;
+use crate::telemetry::requests::RequestMetrics;
 use crate::telemetry::{self, Identity};
 
 /// Shared state of a running process.
@@ -28,13 +33,11 @@ pub struct Shared {
     pub identity: Identity,
     pub db: PgPool,
     pub redis: deadpool_redis::Pool,
-    /// When the process started, for `uptime_s`.
-    pub started: Instant,
     /// Renders the Prometheus text for `/metrics`.
     pub metrics: PrometheusHandle,
     /// Request counts and latencies, recorded by the HTTP edge.
     pub requests: Arc<RequestMetrics>,
-    /// Remembers each dependency's last state so changes are logged once.
+    /// Checks the dependencies, logging each change once, and knows the uptime.
     pub health: HealthMonitor,
     /// The job queues in Redis.
     pub queues: Queues,
@@ -44,6 +47,10 @@ pub struct Shared {
     pub storage: Storage,
     /// Publishes realtime events (and reads channel history).
     pub realtime: History,
+    /// Where API actions report what happened.
+    pub events: Events,
+    /// Fires schedules and reads their last runs.
+    pub scheduler: Scheduler,
 }
 
 impl Deref for AppState {
@@ -57,7 +64,7 @@ impl AppState {
     /// Connects to Postgres and Redis at once, each retried for up to
     /// `startup.dependency_wait_seconds`.
     pub async fn connect(settings: Settings, identity: Identity) -> anyhow::Result<Self> {
-        let wait = settings.dependency_wait();
+        let wait = settings.startup.dependency_wait();
         let (db, redis) = tokio::try_join!(
             async {
                 crate::db::connect(&settings.database, wait)
@@ -82,10 +89,10 @@ impl AppState {
     ) -> anyhow::Result<Self> {
         let queues = Queues::connect(
             settings.redis.url.expose(),
-            Duration::from_secs(settings.redis.timeout_seconds),
+            settings.redis.timeout(),
             &settings.redis.key_prefix,
-            Duration::from_secs(settings.jobs.idempotency_window_seconds),
-            Duration::from_secs(settings.jobs.retention_seconds),
+            std::time::Duration::from_secs(settings.jobs.idempotency_window_seconds),
+            std::time::Duration::from_secs(settings.jobs.retention_seconds),
         )?;
         let outbound = Outbound::new(&settings.outbound);
         let storage = Storage::open(&settings.storage, settings.app.secret.as_ref())?;
@@ -94,20 +101,39 @@ impl AppState {
             &settings.redis.key_prefix,
             &settings.realtime,
         );
+        let events = Events::new(queues.clone(), &settings.jobs, realtime.clone());
+        let scheduler = Scheduler::new(
+            queues.clone(),
+            redis.clone(),
+            &settings.redis.key_prefix,
+            settings.jobs.clone(),
+        );
+        let health = HealthMonitor::new(identity.clone(), settings.health.check_timeout());
         Ok(Self(Arc::new(Shared {
             settings,
             identity,
             db,
             redis,
-            started: Instant::now(),
             metrics: telemetry::metrics(),
             requests: Arc::default(),
-            health: HealthMonitor::default(),
+            health,
             queues,
             outbound,
             storage,
             realtime,
+            events,
+            scheduler,
         })))
+    }
+
+    /// What job handlers may use: the pools, the outbound client and the object store.
+    pub fn job_services(&self) -> Arc<Services> {
+        Arc::new(Services {
+            db: self.db.clone(),
+            redis: self.redis.clone(),
+            outbound: self.outbound.clone(),
+            storage: self.storage.clone(),
+        })
     }
 
     /// Closes both pools. Connections still in use get a few seconds to come back; a

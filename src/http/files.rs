@@ -24,8 +24,8 @@ use utoipa_axum::routes;
 use super::auth;
 use super::extract::Json;
 use super::problem::{ApiError, Problem};
-use crate::events::{self, Event};
-use crate::jobs::Invalid;
+use crate::events::Event;
+use crate::invalid::Invalid;
 use crate::state::AppState;
 use crate::storage::files::{self, FileRecord, Filter};
 use crate::storage::range::{self, Wanted};
@@ -127,7 +127,7 @@ async fn upload(
     if declared_length.is_some_and(|n| n > limit.saturating_add(allowance)) {
         return Err(too_large(limit));
     }
-    let idle = state.settings.request_timeout();
+    let idle = state.settings.http.request_timeout();
     let id = uuid::Uuid::now_v7();
     let key = state.storage.object_key(&bucket_name, id);
     let body = body.into_data_stream();
@@ -219,7 +219,10 @@ async fn upload(
         return Err(error.into());
     }
     metrics::counter!("switchyard_storage_upload_bytes_total").increment(stored.size);
-    events::emit(&state, file_event("files.created", &record)).await;
+    state
+        .events
+        .emit(file_event("files.created", &record))
+        .await;
     let location = HeaderValue::from_str(&format!("{UPLOAD_PATH}/{id}"))
         .unwrap_or(HeaderValue::from_static(UPLOAD_PATH));
     Ok((
@@ -428,7 +431,7 @@ async fn delete_file(
         Err(error) => return Err(storage_down(error)),
     }
     if files::delete(&state.db, file.id).await? {
-        events::emit(&state, file_event("files.deleted", &file)).await;
+        state.events.emit(file_event("files.deleted", &file)).await;
     }
     Ok(StatusCode::NO_CONTENT)
 }

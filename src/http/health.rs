@@ -10,7 +10,7 @@ use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::health::{self, HealthReport};
+use crate::health::HealthReport;
 use crate::state::AppState;
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -30,7 +30,10 @@ pub fn router() -> OpenApiRouter<AppState> {
     )
 )]
 async fn health_check(State(state): State<AppState>) -> Response {
-    let report = health::check(&state).await;
+    let report = state
+        .health
+        .check(&state.db, &state.redis, &state.storage)
+        .await;
     let status = if report.healthy() {
         StatusCode::OK
     } else {

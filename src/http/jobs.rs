@@ -11,7 +11,7 @@ use utoipa_axum::routes;
 
 use super::extract::Json;
 use super::problem::{ApiError, Problem};
-use crate::jobs::Invalid;
+use crate::invalid::Invalid;
 use crate::jobs::dead::{self, DeadJob};
 use crate::jobs::enqueue::EnqueueRequest;
 use crate::queue::{AttemptError, Cancel, JobRecord, now_ms};

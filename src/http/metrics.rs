@@ -88,7 +88,7 @@ async fn metrics_json(State(state): State<AppState>) -> Result<axum::Json<Metric
             service: state.identity.service.clone(),
             replica: state.identity.replica.clone(),
             pid: std::process::id(),
-            uptime_s: state.started.elapsed().as_secs(),
+            uptime_s: state.health.uptime().as_secs(),
             cpu_count: std::thread::available_parallelism().map_or(1, |n| n.get()),
             rss_bytes: rss_bytes(),
             load_average: load_average(),
@@ -149,7 +149,7 @@ async fn redis_info(state: &AppState) -> BTreeMap<String, String> {
             .await
             .ok()
     };
-    let text = tokio::time::timeout(state.settings.health_check_timeout(), query)
+    let text = tokio::time::timeout(state.settings.health.check_timeout(), query)
         .await
         .ok()
         .flatten()

@@ -20,7 +20,7 @@ use tokio::task::futures::TaskLocalFuture;
 use tower::{Layer, Service};
 
 use super::problem::{ApiError, PROBLEM_JSON, Problem};
-use super::request_metrics::RequestMetrics;
+use crate::telemetry::requests::RequestMetrics;
 
 /// `X-Request-Id`.
 pub static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");

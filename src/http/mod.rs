@@ -13,7 +13,6 @@ pub mod openapi;
 pub mod problem;
 pub mod queues;
 pub mod realtime;
-pub mod request_metrics;
 pub mod schedules;
 
 use std::convert::Infallible;
@@ -97,7 +96,7 @@ pub fn build(
         .split_for_parts();
     let document = openapi::Document::new(doc);
     let limits = middleware::Limits {
-        request_timeout: state.settings.request_timeout(),
+        request_timeout: state.settings.http.request_timeout(),
         body_limit: state.settings.http.body_limit_bytes,
     };
     let state_metrics = state.requests.clone();
@@ -124,7 +123,7 @@ pub struct ServeOptions {
 impl ServeOptions {
     pub fn from_settings(settings: &crate::config::Settings) -> Self {
         Self {
-            drain: settings.drain(),
+            drain: settings.shutdown.drain(),
             header_read_timeout: Duration::from_secs(settings.http.header_read_timeout_seconds),
         }
     }

@@ -32,7 +32,7 @@ pub enum ApiError {
     Unprocessable(String),
     /// A field that is not acceptable; the body names it in `field`.
     #[error("{0}")]
-    Invalid(#[from] crate::jobs::Invalid),
+    Invalid(#[from] crate::invalid::Invalid),
     #[error("{0}")]
     RateLimited(String),
     #[error("{0}")]

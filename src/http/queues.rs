@@ -10,7 +10,8 @@ use utoipa_axum::routes;
 
 use super::jobs::JobView;
 use super::problem::{ApiError, Problem};
-use crate::jobs::{Invalid, dead};
+use crate::invalid::Invalid;
+use crate::jobs::dead;
 use crate::queue::now_ms;
 use crate::state::AppState;
 

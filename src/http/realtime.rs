@@ -23,7 +23,7 @@ use utoipa_axum::routes;
 
 use super::extract::Json;
 use super::problem::{ApiError, Problem};
-use crate::jobs::Invalid;
+use crate::invalid::Invalid;
 use crate::realtime::history::PublishError;
 use crate::realtime::token::{Claims, TokenKey};
 use crate::realtime::{Realtime, channel, socket};

@@ -56,7 +56,7 @@ async fn list_schedules(
     let mut schedules = Vec::new();
     for entry in scheduler::entries(&state.settings)? {
         let s = &entry.settings;
-        let last_run = scheduler::last_run(&state, &s.name).await?;
+        let last_run = state.scheduler.last_run(&s.name).await?;
         let last_job_state = match &last_run {
             Some(run) => state.queues.state(&run.job_id).await?,
             None => None,
@@ -108,7 +108,7 @@ async fn run_schedule(
         .iter()
         .find(|e| e.settings.name == name)
         .ok_or_else(|| ApiError::NotFound(format!("no schedule {name:?}")))?;
-    let (job_id, _) = scheduler::fire(&state, entry, Utc::now()).await?;
+    let (job_id, _) = state.scheduler.fire(entry, Utc::now()).await?;
     Ok((
         StatusCode::ACCEPTED,
         axum::Json(Triggered {

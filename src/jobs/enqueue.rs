@@ -8,9 +8,9 @@ use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use utoipa::ToSchema;
 
-use super::Invalid;
 use super::handlers;
 use crate::config::{JobsSettings, valid_queue_name};
+use crate::invalid::Invalid;
 use crate::queue::NewJob;
 
 /// The longest an enqueue may defer a job.

@@ -2,6 +2,10 @@
 //! per handler under `handlers/`), the [`Registry`] a worker runs them from, how a run
 //! reports failure ([`JobError`]), how an enqueue request becomes a queued job
 //! ([`enqueue`]), and the dead-job record in Postgres ([`dead`]).
+//!
+//! Handlers get what they use through [`JobContext`] and [`Services`], never the process
+//! state; this module and its handlers import stores, clients and `config`, never a mode,
+//! the worker or HTTP.
 
 pub mod dead;
 pub mod enqueue;
@@ -9,14 +13,17 @@ pub mod handlers;
 mod registry;
 
 use std::future::Future;
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde::de::DeserializeOwned;
+use sqlx::PgPool;
 
 pub use registry::Registry;
 
+use crate::invalid::Invalid;
 use crate::outbound::Outbound;
-use crate::state::AppState;
+use crate::storage::Storage;
 
 /// A kind of background job.
 ///
@@ -60,8 +67,18 @@ pub struct JobContext {
     /// This run, from 1.
     pub attempt: u32,
     pub max_attempts: u32,
-    pub state: AppState,
+    /// The clients this process shares with its handlers.
+    pub services: Arc<Services>,
+}
+
+/// The shared clients a handler may use: both pools, the guarded outbound HTTP client and
+/// the object store. A handler that needs settings takes them when it is built.
+#[derive(Clone)]
+pub struct Services {
+    pub db: PgPool,
+    pub redis: deadpool_redis::Pool,
     pub outbound: Outbound,
+    pub storage: Storage,
 }
 
 /// Why an attempt failed, and whether to try again.
@@ -81,23 +98,5 @@ pub enum JobError {
 impl From<anyhow::Error> for JobError {
     fn from(error: anyhow::Error) -> Self {
         Self::Retry(error)
-    }
-}
-
-/// A payload or request field that is not acceptable.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[error("{field}: {message}")]
-pub struct Invalid {
-    /// The field at fault, as a dotted path (`payload.url`).
-    pub field: String,
-    pub message: String,
-}
-
-impl Invalid {
-    pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
-        Self {
-            field: field.into(),
-            message: message.into(),
-        }
     }
 }

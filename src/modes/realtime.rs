@@ -76,7 +76,7 @@ pub async fn engine(
             // It only ends early by failing; the process stops rather than serve sockets
             // that hear nothing.
             ended = &mut subscriber => {
-                realtime.hub.close_all(state.settings.drain()).await;
+                realtime.hub.close_all(state.settings.shutdown.drain()).await;
                 return match ended {
                     Ok(Ok(())) => Err(anyhow::anyhow!("the realtime subscriber stopped")),
                     Ok(Err(error)) => Err(error.context("the realtime subscriber failed")),
@@ -96,7 +96,10 @@ pub async fn engine(
         sockets = realtime.hub.connections(),
         "closing realtime sockets with 1001"
     );
-    realtime.hub.close_all(state.settings.drain()).await;
+    realtime
+        .hub
+        .close_all(state.settings.shutdown.drain())
+        .await;
     stop_subscriber.cancel();
     match subscriber.await {
         Ok(result) => result,

@@ -16,9 +16,23 @@ pub async fn run(
     listener: Option<TcpListener>,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
-    let details = serde_json::json!({"schedules": state.settings.schedules().len()});
-    let engine = scheduler::run(state.clone(), shutdown.clone());
+    let details = serde_json::json!({"schedules": scheduler::schedules(&state.settings).len()});
+    let engine = engine(state.clone(), shutdown.clone());
     super::with_operations(&state, listener, shutdown, details, engine).await
+}
+
+/// The scheduler alone, wired to `state`, until `shutdown`.
+pub async fn engine(state: AppState, shutdown: CancellationToken) -> anyhow::Result<()> {
+    let settings = &state.settings;
+    scheduler::run(
+        &state.scheduler,
+        scheduler::entries(settings)?,
+        state.identity.lease_holder(),
+        std::time::Duration::from_secs(settings.scheduler.lease_seconds),
+        &state.health,
+        shutdown,
+    )
+    .await
 }
 
 /// One line per schedule: name, cron, time zone, state, then its next three runs in its
@@ -82,7 +96,7 @@ pub async fn run_now(state: &AppState, name: &str) -> ExitCode {
                 names.join(", ")
             );
         };
-        scheduler::fire(state, entry, Utc::now()).await
+        state.scheduler.fire(entry, Utc::now()).await
     }
     .await;
     match outcome {

@@ -7,6 +7,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::jobs::Registry;
 use crate::state::AppState;
+use crate::worker::{Options, Worker};
 
 /// Runs the worker with the built-in handlers.
 pub async fn run(
@@ -14,7 +15,7 @@ pub async fn run(
     listener: Option<TcpListener>,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
-    let registry = Registry::builtin(&state);
+    let registry = builtin_registry(&state);
     run_with(state, registry, listener, shutdown).await
 }
 
@@ -26,7 +27,11 @@ pub async fn run_with(
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
     let settings = &state.settings;
-    let consumes_http = settings.worker_queues().iter().any(|(q, _)| q == "http");
+    let consumes_http = settings
+        .worker
+        .weighted_queues()
+        .iter()
+        .any(|(q, _)| q == "http");
     if consumes_http && settings.outbound.signing_secret.is_none() {
         bail!(
             "outbound.signing_secret (OUTBOUND_SIGNING_SECRET) must be set for a worker on the \
@@ -37,6 +42,28 @@ pub async fn run_with(
         "queues": settings.worker.queues,
         "concurrency": settings.worker.concurrency,
     });
-    let engine = crate::worker::run(state.clone(), registry, shutdown.clone());
+    let engine = engine(state.clone(), registry, shutdown.clone());
     super::with_operations(&state, listener, shutdown, details, engine).await
+}
+
+/// The built-in handlers, built from this process's clients and settings.
+pub fn builtin_registry(state: &AppState) -> Registry {
+    Registry::builtin(&state.job_services(), &state.settings)
+}
+
+/// The job engine alone, wired to `state`, until `shutdown` and its drain.
+pub async fn engine(
+    state: AppState,
+    registry: Registry,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    let settings = &state.settings;
+    let worker = Worker {
+        queues: state.queues.clone(),
+        services: state.job_services(),
+        announcer: settings.realtime.job_events.then(|| state.realtime.clone()),
+        id: state.identity.lease_holder(),
+        options: Options::from_settings(settings),
+    };
+    crate::worker::run(worker, registry, shutdown).await
 }

@@ -19,7 +19,24 @@ use ureq::unversioned::transport::DefaultConnector;
 pub use guard::{Forbidden, Policy, Refused, classify, valid_host_pattern};
 pub use signing::SigningKey;
 
-use crate::config::OutboundSettings;
+use crate::config::{Check, OutboundSettings};
+
+/// The outbound rules of the settings: every allowed host is a host name or a `*.`
+/// suffix, and the signing secret is a Standard Webhooks key. Neither value is printed.
+pub fn check_settings(settings: &OutboundSettings) -> Check {
+    if let Some(bad) = settings.allow_hosts.iter().find(|p| !valid_host_pattern(p)) {
+        return Err((
+            "outbound.allow_hosts",
+            format!("{bad:?} is not a host name or a \"*.\" suffix pattern"),
+        ));
+    }
+    if let Some(secret) = &settings.signing_secret
+        && let Err(problem) = SigningKey::parse(secret.expose())
+    {
+        return Err(("outbound.signing_secret", problem));
+    }
+    Ok(())
+}
 
 /// One outbound request.
 #[derive(Clone, Debug)]

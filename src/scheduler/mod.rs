@@ -13,6 +13,10 @@
 //!   `scheduler:last:{name}`, for the API, the CLI and catching up.
 //! - When a replica becomes leader, ticks since the last run were missed (downtime, or
 //!   the handover itself): `catch_up = "none"` skips them, `"latest"` enqueues the newest.
+//!
+//! It owns the schedules' rules ([`check_settings`]) and the built-in schedules. It takes
+//! its queue handle, its Redis pool and the job settings through [`Scheduler`], never the
+//! process state.
 
 pub mod cron;
 pub mod leader;
@@ -27,10 +31,10 @@ use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 use utoipa::ToSchema;
 
-use crate::config::{CatchUp, ScheduleSettings};
+use crate::config::{CatchUp, Check, JobsSettings, ScheduleSettings, Settings};
+use crate::health::HealthMonitor;
 use crate::jobs::enqueue::EnqueueRequest;
-use crate::queue::now_ms;
-use crate::state::AppState;
+use crate::queue::{Queues, now_ms};
 use cron::Cron;
 use leader::Leader;
 
@@ -42,6 +46,74 @@ const CATCH_UP_HORIZON: chrono::TimeDelta = chrono::TimeDelta::days(7);
 const FIRE_ATTEMPTS: u32 = 5;
 /// The most late ticks of one schedule fired in one pass (a leader that was paused).
 const MAX_LATE_TICKS: usize = 100;
+
+/// The built-in maintenance: the `deletes` retention sweep daily at 02:00 UTC.
+pub fn builtin() -> Vec<ScheduleSettings> {
+    vec![ScheduleSettings {
+        name: "maintenance.deletes".into(),
+        cron: "0 2 * * *".into(),
+        timezone: "UTC".into(),
+        queue: Some("deletes".into()),
+        kind: "deletes".into(),
+        payload: serde_json::json!({}),
+        max_attempts: None,
+        timeout_seconds: None,
+        enabled: true,
+        catch_up: CatchUp::Latest,
+    }]
+}
+
+/// Every schedule: the configured ones, then the built-in ones unless switched off.
+pub fn schedules(settings: &Settings) -> Vec<ScheduleSettings> {
+    let mut all = settings.schedule.clone();
+    if settings.scheduler.builtin {
+        // A built-in schedule whose queue is not declared is left out, not an error.
+        all.extend(builtin().into_iter().filter(|b| {
+            b.queue
+                .as_ref()
+                .is_none_or(|q| settings.jobs.queues.contains(q))
+        }));
+    }
+    all
+}
+
+/// The scheduler's rules of the settings: each schedule has a plain, unique name, a cron
+/// expression and time zone that parse, and a job the API would accept.
+pub fn check_settings(settings: &Settings) -> Check {
+    let mut seen = std::collections::BTreeSet::new();
+    for schedule in schedules(settings) {
+        let name = &schedule.name;
+        let fail = |problem: String| Err(("schedule", format!("schedule {name:?}: {problem}")));
+        let plain = !name.is_empty()
+            && name.len() <= 100
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b));
+        if !plain {
+            return Err((
+                "schedule",
+                format!(
+                    "schedule name {name:?} must be 1-100 characters of letters, digits, '.', '_' or '-'"
+                ),
+            ));
+        }
+        if !seen.insert(name.clone()) {
+            let hint = if builtin().iter().any(|b| &b.name == name) {
+                " (a built-in one; set scheduler.builtin = false to replace it)"
+            } else {
+                ""
+            };
+            return fail(format!("the name is used twice{hint}"));
+        }
+        if let Err(problem) = Cron::parse(&schedule.cron, &schedule.timezone) {
+            return fail(problem);
+        }
+        if let Err(invalid) = job_request(&schedule).into_job(&settings.jobs, 0) {
+            return fail(invalid.to_string());
+        }
+    }
+    Ok(())
+}
 
 /// The job a schedule enqueues, as an enqueue request (checked like the API's).
 pub fn job_request(schedule: &ScheduleSettings) -> EnqueueRequest {
@@ -65,9 +137,8 @@ pub struct Entry {
 }
 
 /// Every configured schedule, parsed. The configuration was validated at start-up.
-pub fn entries(settings: &crate::config::Settings) -> anyhow::Result<Vec<Entry>> {
-    settings
-        .schedules()
+pub fn entries(settings: &Settings) -> anyhow::Result<Vec<Entry>> {
+    schedules(settings)
         .into_iter()
         .map(|settings| {
             let cron = Cron::parse(&settings.cron, &settings.timezone)
@@ -85,86 +156,109 @@ pub struct LastRun {
     pub enqueued_at: DateTime<Utc>,
 }
 
-fn last_key(state: &AppState, name: &str) -> String {
-    format!("{}scheduler:last:{name}", state.settings.redis.key_prefix)
-}
-
 fn ms(at: i64) -> DateTime<Utc> {
     Utc.timestamp_millis_opt(at).single().unwrap_or_default()
 }
 
-/// The last run of `name`, if it ever ran.
-pub async fn last_run(state: &AppState, name: &str) -> anyhow::Result<Option<LastRun>> {
-    let mut conn = state.redis.get().await.context("no Redis connection")?;
-    let hash: HashMap<String, String> = conn
-        .hgetall(last_key(state, name))
-        .await
-        .context("failed to read a schedule's last run")?;
-    let number = |field: &str| hash.get(field).and_then(|v| v.parse::<i64>().ok());
-    Ok(
-        match (number("tick_ms"), hash.get("job_id"), number("enqueued_ms")) {
-            (Some(tick), Some(job_id), Some(enqueued)) => Some(LastRun {
-                tick: ms(tick),
-                job_id: job_id.clone(),
-                enqueued_at: ms(enqueued),
-            }),
-            _ => None,
-        },
-    )
+/// What firing schedules needs: the queues their jobs go into, the Redis that keeps each
+/// schedule's last run, and the job settings every tick's job is checked against.
+#[derive(Clone)]
+pub struct Scheduler {
+    queues: Queues,
+    redis: deadpool_redis::Pool,
+    /// `redis.key_prefix`, which the last-run keys start with.
+    key_prefix: String,
+    jobs: JobsSettings,
 }
 
-/// Enqueues the job of `entry` for `tick`, once whoever calls: the job's idempotency key
-/// is derived from the tick. Returns the job id and whether this call made it.
-pub async fn fire(
-    state: &AppState,
-    entry: &Entry,
-    tick: DateTime<Utc>,
-) -> anyhow::Result<(String, bool)> {
-    let name = &entry.settings.name;
-    let tick_ms = tick.timestamp_millis();
-    let mut request = job_request(&entry.settings);
-    request.idempotency_key = Some(format!("schedule:{name}:{tick_ms}"));
-    let now = now_ms();
-    let job = request
-        .into_job(&state.settings.jobs, now)
-        .map_err(|e| anyhow::anyhow!("schedule {name:?}: {e}"))?;
-    let enqueued = state.queues.enqueue(&job, now).await?;
-    let mut conn = state.redis.get().await.context("no Redis connection")?;
-    let _: () = RECORD
-        .key(last_key(state, name))
-        .arg(tick_ms)
-        .arg(&enqueued.id)
-        .arg(now)
-        .invoke_async(&mut conn)
-        .await
-        .context("failed to record a schedule's run")?;
-    Ok((enqueued.id, enqueued.created))
-}
+impl Scheduler {
+    pub fn new(
+        queues: Queues,
+        redis: deadpool_redis::Pool,
+        key_prefix: &str,
+        jobs: JobsSettings,
+    ) -> Self {
+        Self {
+            queues,
+            redis,
+            key_prefix: key_prefix.to_owned(),
+            jobs,
+        }
+    }
 
-/// [`fire`], tried again after a failure (a Redis blip), so a brief outage at a tick
-/// delays it rather than losing it. Retrying is safe: the tick's job is idempotent.
-async fn fire_with_retries(
-    state: &AppState,
-    entry: &Entry,
-    tick: DateTime<Utc>,
-) -> anyhow::Result<(String, bool)> {
-    let mut wait = Duration::from_millis(100);
-    let mut attempt = 1;
-    loop {
-        match fire(state, entry, tick).await {
-            Ok(fired) => return Ok(fired),
-            Err(error) if attempt < FIRE_ATTEMPTS => {
-                tracing::warn!(
-                    schedule = entry.settings.name,
-                    attempt,
-                    error = format!("{error:#}"),
-                    "could not enqueue a scheduled job; trying again"
-                );
-                tokio::time::sleep(wait).await;
-                wait *= 2;
-                attempt += 1;
+    fn last_key(&self, name: &str) -> String {
+        format!("{}scheduler:last:{name}", self.key_prefix)
+    }
+
+    /// The last run of `name`, if it ever ran.
+    pub async fn last_run(&self, name: &str) -> anyhow::Result<Option<LastRun>> {
+        let mut conn = self.redis.get().await.context("no Redis connection")?;
+        let hash: HashMap<String, String> = conn
+            .hgetall(self.last_key(name))
+            .await
+            .context("failed to read a schedule's last run")?;
+        let number = |field: &str| hash.get(field).and_then(|v| v.parse::<i64>().ok());
+        Ok(
+            match (number("tick_ms"), hash.get("job_id"), number("enqueued_ms")) {
+                (Some(tick), Some(job_id), Some(enqueued)) => Some(LastRun {
+                    tick: ms(tick),
+                    job_id: job_id.clone(),
+                    enqueued_at: ms(enqueued),
+                }),
+                _ => None,
+            },
+        )
+    }
+
+    /// Enqueues the job of `entry` for `tick`, once whoever calls: the job's idempotency
+    /// key is derived from the tick. Returns the job id and whether this call made it.
+    pub async fn fire(&self, entry: &Entry, tick: DateTime<Utc>) -> anyhow::Result<(String, bool)> {
+        let name = &entry.settings.name;
+        let tick_ms = tick.timestamp_millis();
+        let mut request = job_request(&entry.settings);
+        request.idempotency_key = Some(format!("schedule:{name}:{tick_ms}"));
+        let now = now_ms();
+        let job = request
+            .into_job(&self.jobs, now)
+            .map_err(|e| anyhow::anyhow!("schedule {name:?}: {e}"))?;
+        let enqueued = self.queues.enqueue(&job, now).await?;
+        let mut conn = self.redis.get().await.context("no Redis connection")?;
+        let _: () = RECORD
+            .key(self.last_key(name))
+            .arg(tick_ms)
+            .arg(&enqueued.id)
+            .arg(now)
+            .invoke_async(&mut conn)
+            .await
+            .context("failed to record a schedule's run")?;
+        Ok((enqueued.id, enqueued.created))
+    }
+
+    /// [`Self::fire`], tried again after a failure (a Redis blip), so a brief outage at a
+    /// tick delays it rather than losing it. Retrying is safe: the tick's job is idempotent.
+    async fn fire_with_retries(
+        &self,
+        entry: &Entry,
+        tick: DateTime<Utc>,
+    ) -> anyhow::Result<(String, bool)> {
+        let mut wait = Duration::from_millis(100);
+        let mut attempt = 1;
+        loop {
+            match self.fire(entry, tick).await {
+                Ok(fired) => return Ok(fired),
+                Err(error) if attempt < FIRE_ATTEMPTS => {
+                    tracing::warn!(
+                        schedule = entry.settings.name,
+                        attempt,
+                        error = format!("{error:#}"),
+                        "could not enqueue a scheduled job; trying again"
+                    );
+                    tokio::time::sleep(wait).await;
+                    wait *= 2;
+                    attempt += 1;
+                }
+                Err(error) => return Err(error),
             }
-            Err(error) => return Err(error),
         }
     }
 }
@@ -183,23 +277,24 @@ end
         )
     });
 
-/// A scheduler replica's id: replica, pid and a random part.
-fn replica_id(state: &AppState) -> String {
-    crate::worker::worker_id(state)
-}
-
 /// Runs the scheduler until `shutdown`: a standby until it takes the lease, then the
 /// leader firing ticks. Releases the lease on the way out.
-pub async fn run(state: AppState, shutdown: CancellationToken) -> anyhow::Result<()> {
-    let entries: Vec<Entry> = entries(&state.settings)?
-        .into_iter()
-        .filter(|e| e.settings.enabled)
-        .collect();
+///
+/// `holder` names this replica in the lease; `health` shows whether it leads.
+pub async fn run(
+    scheduler: &Scheduler,
+    entries: Vec<Entry>,
+    holder: String,
+    lease: Duration,
+    health: &HealthMonitor,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    let entries: Vec<Entry> = entries.into_iter().filter(|e| e.settings.enabled).collect();
     let leader = Leader::new(
-        state.redis.clone(),
-        &state.settings.redis.key_prefix,
-        replica_id(&state),
-        Duration::from_secs(state.settings.scheduler.lease_seconds),
+        scheduler.redis.clone(),
+        &scheduler.key_prefix,
+        holder,
+        lease,
     );
     tracing::info!(
         schedules = entries.len(),
@@ -210,7 +305,7 @@ pub async fn run(state: AppState, shutdown: CancellationToken) -> anyhow::Result
     let mut next: Vec<Option<DateTime<Utc>>> = Vec::new();
     let mut last_tick: Option<DateTime<Utc>> = None;
     let publish = |leading: bool, last_tick: Option<DateTime<Utc>>| {
-        state.health.publish(
+        health.publish(
             "scheduler",
             serde_json::json!({"leader": leading, "last_tick": last_tick, "schedules": entries.len()}),
         );
@@ -234,7 +329,7 @@ pub async fn run(state: AppState, shutdown: CancellationToken) -> anyhow::Result
             publish(leading, last_tick);
             if leading {
                 tracing::info!("this replica leads the scheduler");
-                next = take_over(&state, &entries).await;
+                next = take_over(scheduler, &entries).await;
             } else {
                 tracing::warn!("this replica lost the scheduler lease");
             }
@@ -267,7 +362,7 @@ pub async fn run(state: AppState, shutdown: CancellationToken) -> anyhow::Result
                 if tick > now || fired == MAX_LATE_TICKS {
                     break;
                 }
-                match fire_with_retries(&state, entry, tick).await {
+                match scheduler.fire_with_retries(entry, tick).await {
                     Ok((job_id, created)) => {
                         tracing::info!(
                             schedule = entry.settings.name,
@@ -306,16 +401,16 @@ pub async fn run(state: AppState, shutdown: CancellationToken) -> anyhow::Result
 
 /// On becoming leader: applies each schedule's catch-up policy to ticks missed since its
 /// last run, and returns each schedule's next tick.
-async fn take_over(state: &AppState, entries: &[Entry]) -> Vec<Option<DateTime<Utc>>> {
+async fn take_over(scheduler: &Scheduler, entries: &[Entry]) -> Vec<Option<DateTime<Utc>>> {
     let now = Utc::now();
     let mut next = Vec::with_capacity(entries.len());
     for entry in entries {
         if entry.settings.catch_up == CatchUp::Latest {
-            match last_run(state, &entry.settings.name).await {
+            match scheduler.last_run(&entry.settings.name).await {
                 Ok(Some(last)) => {
                     let since = last.tick.max(now - CATCH_UP_HORIZON);
                     if let Some(missed) = entry.cron.latest_between(since, now) {
-                        match fire(state, entry, missed).await {
+                        match scheduler.fire(entry, missed).await {
                             Ok((job_id, _)) => tracing::info!(
                                 schedule = entry.settings.name,
                                 tick = %missed,

@@ -7,7 +7,13 @@
 //! On shutdown it stops fetching, lets running jobs finish within `shutdown.drain_seconds`
 //! and then hands back, at once, the leases of any still running, so another worker picks
 //! them up without waiting for the leases to lapse.
+//!
+//! It is process wiring: it takes what it runs with as a [`Worker`] (the queues, the
+//! clients handlers use, the settings) and never sees the process state, which only the
+//! modes and HTTP do.
 
+mod options;
+mod pace;
 pub mod rotation;
 
 use std::collections::HashMap;
@@ -20,17 +26,16 @@ use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, mpsc};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::jobs::{JobContext, JobError, Registry, dead};
+use crate::jobs::{JobContext, JobError, Registry, Services, dead};
 use crate::queue::{Backoff, Leased, Queues, Waiter, now_ms};
-use crate::state::AppState;
+use crate::realtime::history::History;
+pub use options::{Options, Worker};
+use pace::MAX_AHEAD;
+use pace::Pace;
 use rotation::Rotation;
 
 /// The most jobs one fetch leases.
 const MAX_BATCH: usize = 100;
-/// How much work a worker leases ahead of its free slots, at its current pace.
-const LEASE_AHEAD: Duration = Duration::from_millis(50);
-/// The most jobs leased ahead of free slots, whatever the pace.
-const MAX_AHEAD: usize = 256;
 /// The most jobs one acknowledgement finishes: whatever gathered while the last one was in
 /// flight, up to this.
 const MAX_ACK_BATCH: usize = 1024;
@@ -41,18 +46,10 @@ const DEAD_SWEEP: Duration = Duration::from_secs(30);
 /// The longest a `Retry-After` may defer a retry.
 const MAX_RETRY_AFTER: Duration = Duration::from_secs(86_400);
 
-/// A unique name for this worker process: replica, pid and a random part, so replicas and
-/// restarts never mistake each other's leases.
-pub fn worker_id(state: &AppState) -> String {
-    let mut random = [0u8; 4];
-    let _ = getrandom::fill(&mut random);
-    let random: String = random.iter().map(|b| format!("{b:02x}")).collect();
-    format!("{}:{}:{random}", state.identity.replica, std::process::id())
-}
-
 /// Shared by the fetch loop and every job task.
 struct Engine {
-    state: AppState,
+    services: Arc<Services>,
+    announcer: Option<History>,
     registry: Registry,
     queues: Queues,
     id: String,
@@ -75,22 +72,27 @@ struct Engine {
 
 /// Runs the worker until `shutdown`, then drains.
 pub async fn run(
-    state: AppState,
+    worker: Worker,
     registry: Registry,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
-    let settings = &state.settings;
-    let queues = settings.worker_queues();
-    let concurrency = settings.worker.concurrency;
+    let Worker {
+        queues: job_queues,
+        services,
+        announcer,
+        id,
+        options,
+    } = worker;
+    let queues = options.queues;
+    let concurrency = options.concurrency;
     let (acks, ack_inbox) = mpsc::unbounded_channel();
     let engine = Arc::new(Engine {
-        queues: state.queues.clone(),
-        id: worker_id(&state),
-        lease: settings.lease(),
-        backoff: Backoff {
-            base: Duration::from_millis(settings.jobs.backoff_base_ms),
-            cap: Duration::from_secs(settings.jobs.backoff_cap_seconds),
-        },
+        queues: job_queues,
+        id,
+        lease: options.lease,
+        backoff: options.backoff,
+        services,
+        announcer,
         registry,
         running: Mutex::default(),
         acks,
@@ -98,16 +100,16 @@ pub async fn run(
         meters: Mutex::default(),
         started: AtomicU64::new(0),
         taken: Notify::new(),
-        state: state.clone(),
     });
     let wake_keys = queues
         .iter()
         .map(|(q, _)| engine.queues.wake_key(q))
         .collect();
-    let waiter = Waiter::connect(settings.redis.url.expose(), wake_keys).await?;
+    let waiter = Waiter::connect(options.redis_url.expose(), wake_keys).await?;
+    let names: Vec<&str> = queues.iter().map(|(q, _)| q.as_str()).collect();
     tracing::info!(
         worker = engine.id,
-        queues = settings.worker.queues.join(","),
+        queues = names.join(","),
         concurrency,
         kinds = engine.registry.kinds().join(","),
         "worker started"
@@ -163,7 +165,7 @@ pub async fn run(
     tasks.close();
     let running = engine.running.lock().map(|r| r.len()).unwrap_or(0);
     tracing::info!(running, "worker stopped fetching; waiting for running jobs");
-    if tokio::time::timeout(state.settings.drain(), tasks.wait())
+    if tokio::time::timeout(options.drain, tasks.wait())
         .await
         .is_err()
     {
@@ -191,7 +193,7 @@ pub async fn run(
 }
 
 /// Leases jobs into `buffer` until `shutdown`: enough to fill the free slots, plus about
-/// [`LEASE_AHEAD`] of work at the pace jobs are starting, so that a slot that frees up
+/// 50 ms of work at the pace jobs are starting ([`Pace`]), so that a slot that frees up
 /// starts its next job without a round trip to Redis. It fetches once the buffer holds
 /// less than half of that, from the next queue in the rotation; when every queue is empty
 /// it blocks on their wake tokens until work arrives or something comes due.
@@ -297,35 +299,6 @@ async fn fetch(
             }
             _ = shutdown.cancelled() => break,
         }
-    }
-}
-
-/// Jobs started per second, smoothed, and what that means for leasing ahead.
-struct Pace {
-    per_second: f64,
-    since: Instant,
-    count: u64,
-}
-
-impl Pace {
-    fn new() -> Self {
-        Self {
-            per_second: 0.0,
-            since: Instant::now(),
-            count: 0,
-        }
-    }
-
-    /// How many jobs to hold beyond the free slots, given the running count of starts.
-    fn jobs_ahead(&mut self, started: u64) -> usize {
-        let elapsed = self.since.elapsed();
-        if elapsed >= Duration::from_millis(100) {
-            let recent = (started - self.count) as f64 / elapsed.as_secs_f64();
-            self.per_second = 0.7 * self.per_second + 0.3 * recent;
-            self.since = Instant::now();
-            self.count = started;
-        }
-        ((self.per_second * LEASE_AHEAD.as_secs_f64()).ceil() as usize).clamp(1, MAX_AHEAD)
     }
 }
 
@@ -435,16 +408,16 @@ impl Engine {
     /// Publishes a state change of `job` on its realtime channel `jobs.<id>`, when
     /// `realtime.job_events` is on. A failure to publish is logged; the job goes on.
     async fn announce(&self, job: &Leased, event: &str, mut data: serde_json::Value) {
-        if !self.state.settings.realtime.job_events {
+        let Some(announcer) = &self.announcer else {
             return;
-        }
+        };
         if let Some(fields) = data.as_object_mut() {
             fields.insert("queue".into(), job.queue.clone().into());
             fields.insert("kind".into(), job.kind.clone().into());
             fields.insert("attempt".into(), job.attempt.into());
         }
         let channel = format!("jobs.{}", job.id);
-        if let Err(error) = self.state.realtime.publish(&channel, event, &data).await {
+        if let Err(error) = announcer.publish(&channel, event, &data).await {
             tracing::warn!(
                 job_id = job.id,
                 event,
@@ -462,8 +435,7 @@ impl Engine {
             queue: job.queue.clone(),
             attempt: job.attempt,
             max_attempts: job.max_attempts,
-            state: self.state.clone(),
-            outbound: self.state.outbound.clone(),
+            services: self.services.clone(),
         };
         let Some(run) = self.registry.start(&job.kind, ctx, &job.payload) else {
             return Err(JobError::Fatal(anyhow!(
@@ -662,7 +634,7 @@ async fn hand_back(engine: &Engine) {
 /// Copies dead jobs to Postgres when one dies, every so often, and once more at the end.
 async fn move_dead(engine: Arc<Engine>, stop: CancellationToken) -> anyhow::Result<()> {
     loop {
-        match dead::move_outbox(&engine.state.db, &engine.queues).await {
+        match dead::move_outbox(&engine.services.db, &engine.queues).await {
             Ok(0) => {}
             Ok(moved) => tracing::info!(moved, "dead jobs recorded in Postgres"),
             Err(e) => tracing::warn!(

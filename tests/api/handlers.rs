@@ -6,13 +6,13 @@ use std::time::Duration;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use serde_json::{Value, json};
-use switchyard::jobs::Registry;
+use switchyard::modes::worker::builtin_registry;
 
 use crate::common::target::{Answer, Target};
 use crate::harness::{SIGNING_KEY, WorkerApp};
 
 async fn start(vars: &[(&str, &str)]) -> WorkerApp {
-    WorkerApp::start(vars, Registry::builtin).await
+    WorkerApp::start(vars, builtin_registry).await
 }
 
 async fn enqueue(w: &WorkerApp, body: Value) -> String {

@@ -71,7 +71,7 @@ impl WorkerApp {
     /// Another worker on the same queues, as a second replica would be.
     pub fn add_worker(&mut self, registry: Registry) {
         let stop = CancellationToken::new();
-        let engine = tokio::spawn(switchyard::worker::run(
+        let engine = tokio::spawn(switchyard::modes::worker::engine(
             self.app.state.clone(),
             registry,
             stop.clone(),

@@ -129,7 +129,10 @@ async fn a_redis_blip_at_a_tick_delays_it_instead_of_losing_it() {
     )
     .await;
     let stop = tokio_util::sync::CancellationToken::new();
-    let scheduler = tokio::spawn(switchyard::scheduler::run(app.state.clone(), stop.clone()));
+    let scheduler = tokio::spawn(switchyard::modes::scheduler::engine(
+        app.state.clone(),
+        stop.clone(),
+    ));
 
     tokio::time::sleep(std::time::Duration::from_millis(2500)).await;
     proxy.set(Mode::Cut);

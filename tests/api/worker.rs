@@ -9,6 +9,7 @@ use anyhow::anyhow;
 use serde::Deserialize;
 use serde_json::{Value, json};
 use switchyard::jobs::{Job, JobContext, JobError, Registry};
+use switchyard::modes::worker::builtin_registry;
 use switchyard::state::AppState;
 
 use crate::harness::WorkerApp;
@@ -90,7 +91,7 @@ struct Harness {
 }
 
 fn registry(state: &AppState, log: &Log) -> Registry {
-    Registry::builtin(state).register(Scripted {
+    builtin_registry(state).register(Scripted {
         log: log.clone(),
         calls: Arc::default(),
     })

@@ -12,7 +12,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use sqlx::{Connection, PgConnection, PgPool};
-use switchyard::config::{self, LoadOptions, Settings};
+use switchyard::config::{LoadOptions, Settings};
 use switchyard::state::AppState;
 use switchyard::telemetry::Identity;
 use tokio_util::sync::CancellationToken;
@@ -212,7 +212,7 @@ pub fn settings(environment: BTreeMap<String, String>) -> Settings {
         environment,
         overrides: Vec::new(),
     };
-    config::load(options)
+    switchyard::settings::load(options)
         .expect("test settings are valid")
         .settings
 }

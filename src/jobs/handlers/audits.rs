@@ -11,7 +11,8 @@ use serde::Deserialize;
 use sqlx::PgPool;
 use tokio::sync::{mpsc, oneshot};
 
-use crate::jobs::{Invalid, Job, JobContext, JobError};
+use crate::invalid::Invalid;
+use crate::jobs::{Job, JobContext, JobError};
 
 /// The most rows one statement inserts.
 const MAX_BATCH: usize = 500;

@@ -11,12 +11,32 @@ use anyhow::Context;
 use serde::Deserialize;
 use sqlx::PgPool;
 
+use crate::config::Settings;
 use crate::jobs::{Job, JobContext, JobError};
 
 /// Rows removed per statement.
 const BATCH: i64 = 1000;
 
-pub struct Deletes;
+/// The sweep, with the retention it applies.
+pub struct Deletes {
+    /// `jobs.dead_retention_days`.
+    dead_jobs: Duration,
+    /// `audit.retention_days`.
+    audit_logs: Duration,
+    /// `storage.orphan_grace_seconds`.
+    orphan_grace: Duration,
+}
+
+impl Deletes {
+    pub fn new(settings: &Settings) -> Self {
+        let day = Duration::from_secs(86_400);
+        Self {
+            dead_jobs: day * settings.jobs.dead_retention_days,
+            audit_logs: day * settings.audit.retention_days,
+            orphan_grace: Duration::from_secs(settings.storage.orphan_grace_seconds),
+        }
+    }
+}
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -35,18 +55,17 @@ impl Job for Deletes {
     type Payload = DeletesPayload;
 
     async fn run(&self, ctx: &JobContext, _: DeletesPayload) -> Result<(), JobError> {
-        let settings = &ctx.state.settings;
         let day = Duration::from_secs(86_400);
         let sweeps = [
             Sweep {
                 table: "dead_jobs",
                 column: "died_at",
-                older_than: day * settings.jobs.dead_retention_days,
+                older_than: self.dead_jobs,
             },
             Sweep {
                 table: "audit_logs",
                 column: "created_at",
-                older_than: day * settings.audit.retention_days,
+                older_than: self.audit_logs,
             },
             Sweep {
                 table: "instances",
@@ -55,7 +74,7 @@ impl Job for Deletes {
             },
         ];
         for sweep in sweeps {
-            let removed = sweep_table(&ctx.state.db, &sweep).await?;
+            let removed = sweep_table(&ctx.services.db, &sweep).await?;
             tracing::info!(
                 job_id = ctx.id,
                 table = sweep.table,
@@ -64,9 +83,10 @@ impl Job for Deletes {
                 "retention sweep"
             );
         }
-        let grace = Duration::from_secs(settings.storage.orphan_grace_seconds);
+        let services = &ctx.services;
         let removed =
-            crate::storage::orphans::sweep(&ctx.state.storage, &ctx.state.db, grace).await?;
+            crate::storage::orphans::sweep(&services.storage, &services.db, self.orphan_grace)
+                .await?;
         tracing::info!(job_id = ctx.id, removed, "orphaned object sweep");
         Ok(())
     }

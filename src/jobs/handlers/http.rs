@@ -10,7 +10,8 @@ use anyhow::anyhow;
 use serde::Deserialize;
 
 use crate::config::OutboundSettings;
-use crate::jobs::{Invalid, Job, JobContext, JobError};
+use crate::invalid::Invalid;
+use crate::jobs::{Job, JobContext, JobError};
 use crate::outbound::{self, SigningKey};
 
 /// Headers Switchyard sets itself; a job may not override them.

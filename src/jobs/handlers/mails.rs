@@ -7,7 +7,8 @@ use anyhow::anyhow;
 use serde::{Deserialize, Serialize};
 
 use crate::config::{MailDriver, MailSettings};
-use crate::jobs::{Invalid, Job, JobContext, JobError};
+use crate::invalid::Invalid;
+use crate::jobs::{Job, JobContext, JobError};
 use crate::outbound;
 
 pub struct Mails {

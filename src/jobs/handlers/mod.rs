@@ -9,18 +9,19 @@ pub mod noop;
 
 use anyhow::anyhow;
 
-use super::{Invalid, Job, JobError, Registry};
+use super::{Job, JobError, Registry, Services};
+use crate::config::Settings;
+use crate::invalid::Invalid;
 use crate::outbound::{self, Response};
-use crate::state::AppState;
 
 impl Registry {
-    /// Every built-in handler, wired to the process's shared state.
-    pub fn builtin(state: &AppState) -> Self {
+    /// Every built-in handler, each built with the clients and settings it uses.
+    pub fn builtin(services: &Services, settings: &Settings) -> Self {
         Self::new()
-            .register(http::Http::new(&state.settings.outbound))
-            .register(audits::Audits::new(state.db.clone()))
-            .register(deletes::Deletes)
-            .register(mails::Mails::new(&state.settings.mail))
+            .register(http::Http::new(&settings.outbound))
+            .register(audits::Audits::new(services.db.clone()))
+            .register(deletes::Deletes::new(settings))
+            .register(mails::Mails::new(&settings.mail))
             .register(noop::Noop)
     }
 }
@@ -68,6 +69,7 @@ async fn deliver(
     who: &str,
 ) -> Result<(), JobError> {
     let response = ctx
+        .services
         .outbound
         .send(request)
         .await

@@ -5,7 +5,8 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::jobs::{Invalid, Job, JobContext, JobError};
+use crate::invalid::Invalid;
+use crate::jobs::{Job, JobContext, JobError};
 
 /// The longest pause a `noop` job may ask for.
 const MAX_SLEEP_MS: u64 = 600_000;

@@ -1,7 +1,11 @@
-//! Logging: one line per event. JSON (with `level`, `message`, `target`, the event's and its
-//! spans' fields, and the process's `mode`, `service` and `replica`) when stdout is not a
-//! terminal or `LOG_FORMAT=json`, so Railway's log explorer can filter on every field; a
-//! readable line on a terminal.
+//! What a process tells its operators: logs (one line per event: JSON with `level`,
+//! `message`, `target`, the event's and its spans' fields, and the process's `mode`,
+//! `service` and `replica` when stdout is not a terminal or `LOG_FORMAT=json`, so Railway's
+//! log explorer can filter on every field; a readable line on a terminal), the metrics
+//! registry behind `/metrics`, the request series the HTTP edge records ([`requests`]),
+//! and who this process is ([`Identity`]).
+
+pub mod requests;
 
 use std::fmt;
 use std::io::IsTerminal;
@@ -14,7 +18,7 @@ use tracing_subscriber::fmt::format::{DefaultFields, Format, Full, JsonFields, W
 use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields, FormattedFields};
 use tracing_subscriber::registry::LookupSpan;
 
-use crate::config::{LogFormat, Settings};
+use crate::config::{Check, LogFormat, LogSettings, Settings};
 
 /// Who is logging; stamped on every line.
 #[derive(Clone, Debug)]
@@ -32,6 +36,24 @@ impl Identity {
             replica: settings.replica_id().to_string(),
         }
     }
+
+    /// A fresh, unique name to hold leases under (a worker's jobs, the scheduler's
+    /// leadership): replica, pid and a random part, so replicas and restarts never mistake
+    /// each other's leases.
+    pub fn lease_holder(&self) -> String {
+        let mut random = [0u8; 4];
+        let _ = getrandom::fill(&mut random);
+        let random: String = random.iter().map(|b| format!("{b:02x}")).collect();
+        format!("{}:{}:{random}", self.replica, std::process::id())
+    }
+}
+
+/// The logging rule of the settings: the filter in force must parse.
+pub fn check_settings(log: &LogSettings) -> Check {
+    let (key, directive) = log.directive();
+    parse_filter(directive)
+        .map(|_| ())
+        .map_err(|e| (key, format!("not a valid log level or filter ({e})")))
 }
 
 /// Parses `LOG_LEVEL` or `RUST_LOG`.
@@ -44,11 +66,7 @@ pub fn parse_filter(directive: &str) -> Result<EnvFilter, String> {
 /// Installs the global subscriber. Later calls (tests running modes in one process) are
 /// ignored, which keeps the first one.
 pub fn init(settings: &Settings, identity: Identity, logs_to_stderr: bool) {
-    let directive = settings
-        .log
-        .filter
-        .as_deref()
-        .unwrap_or(&settings.log.level);
+    let (_, directive) = settings.log.directive();
     // Validated at load time; fall back to info rather than fail after validation passed.
     let filter = parse_filter(directive).unwrap_or_else(|_| EnvFilter::new("info"));
     let json = match settings.log.format {

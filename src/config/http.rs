@@ -1,0 +1,94 @@
+//! `[http]`, `[startup]`, `[shutdown]` and `[health]`: how a process listens, starts,
+//! drains and checks its dependencies.
+
+use std::net::IpAddr;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use super::{Check, positive};
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpSettings {
+    pub host: IpAddr,
+    /// `serve`, `realtime` and `dev` listen here (8080 when unset); `worker` and
+    /// `scheduler` serve health here only when it is set, as Railway does with `PORT`.
+    pub port: Option<u16>,
+    pub request_timeout_seconds: u64,
+    pub body_limit_bytes: usize,
+    /// A connection whose request headers take longer is closed (slow-client guard).
+    pub header_read_timeout_seconds: u64,
+}
+
+impl HttpSettings {
+    /// How long a request may run (and, for a streamed upload, how long the client may
+    /// stay silent).
+    pub fn request_timeout(&self) -> Duration {
+        Duration::from_secs(self.request_timeout_seconds)
+    }
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StartupSettings {
+    pub dependency_wait_seconds: u64,
+    /// `serve` applies pending migrations before listening (`--migrate`), for platforms
+    /// without a pre-deploy step.
+    pub migrate: bool,
+}
+
+impl StartupSettings {
+    /// How long start-up waits for Postgres and Redis to answer.
+    pub fn dependency_wait(&self) -> Duration {
+        Duration::from_secs(self.dependency_wait_seconds)
+    }
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ShutdownSettings {
+    pub drain_seconds: u64,
+}
+
+impl ShutdownSettings {
+    /// How long in-flight work may take once shutdown begins.
+    pub fn drain(&self) -> Duration {
+        Duration::from_secs(self.drain_seconds)
+    }
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HealthSettings {
+    pub check_timeout_ms: u64,
+}
+
+impl HealthSettings {
+    /// The bound on each dependency check.
+    pub fn check_timeout(&self) -> Duration {
+        Duration::from_millis(self.check_timeout_ms)
+    }
+}
+
+pub(super) fn validate(
+    http: &HttpSettings,
+    shutdown: &ShutdownSettings,
+    health: &HealthSettings,
+) -> Check {
+    positive(&[
+        ("http.request_timeout_seconds", http.request_timeout_seconds),
+        (
+            "http.header_read_timeout_seconds",
+            http.header_read_timeout_seconds,
+        ),
+        ("health.check_timeout_ms", health.check_timeout_ms),
+    ])?;
+    if http.body_limit_bytes < 1024 {
+        return Err(("http.body_limit_bytes", "must be at least 1024".into()));
+    }
+    if shutdown.drain_seconds > 3600 {
+        return Err(("shutdown.drain_seconds", "must be at most 3600".into()));
+    }
+    Ok(())
+}

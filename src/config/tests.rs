@@ -1,0 +1,226 @@
+//! What `config` refuses on its own, and how each layer's values arrive.
+
+use super::*;
+
+/// Loads with `vars` as the environment and no domain rules: what `config` checks alone.
+fn load_with(vars: &[(&str, &str)]) -> Result<Loaded, ConfigError> {
+    load(
+        LoadOptions {
+            config_dir: Some(concat!(env!("CARGO_MANIFEST_DIR"), "/config").into()),
+            environment: vars
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            overrides: Vec::new(),
+        },
+        |_| Ok(()),
+    )
+}
+
+fn refusal(vars: &[(&str, &str)]) -> String {
+    load_with(vars).err().expect("refused").to_string()
+}
+
+#[test]
+fn every_setting_and_variable_is_documented_in_the_readme_and_default_toml() {
+    let readme = include_str!("../../README.md");
+    let loaded = load_with(&[]).unwrap();
+    for (key, _, _) in loaded.report() {
+        let leaf = key.rsplit('.').next().unwrap();
+        assert!(readme.contains(&format!("`{key}`")), "README lacks {key}");
+        assert!(DEFAULTS_TOML.contains(leaf), "default.toml lacks {key}");
+    }
+    for (var, _) in ENVIRONMENT {
+        assert!(readme.contains(&format!("`{var}`")), "README lacks {var}");
+        assert!(DEFAULTS_TOML.contains(var), "default.toml lacks {var}");
+    }
+}
+
+#[test]
+fn a_token_made_of_digits_stays_a_string() {
+    let loaded = load_with(&[("ADMIN_TOKEN", "1234567890123456789")]).unwrap();
+    let token = loaded.settings.app.admin_token.unwrap();
+    assert_eq!(token.expose(), "1234567890123456789");
+}
+
+#[test]
+fn worker_queues_accept_a_comma_separated_variable() {
+    let loaded = load_with(&[("WORKER_QUEUES", "webhooks, audits,mails")]).unwrap();
+    assert_eq!(
+        loaded.settings.worker.queues,
+        ["webhooks", "audits", "mails"]
+    );
+}
+
+#[test]
+fn an_invalid_queue_name_names_the_setting() {
+    let error = load_with(&[("WORKER_QUEUES", "Bad Queue")])
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(
+        error.contains("worker.queues") && error.contains("WORKER_QUEUES"),
+        "{error}"
+    );
+}
+
+#[test]
+fn bad_realtime_limits_name_their_setting() {
+    for (var, value, key) in [
+        (
+            "REALTIME_MAX_FRAME_BYTES",
+            "100",
+            "realtime.max_frame_bytes",
+        ),
+        ("REALTIME_MAX_CONNECTIONS", "0", "realtime.max_connections"),
+        (
+            "REALTIME_HEARTBEAT_TIMEOUT_SECONDS",
+            "10",
+            "realtime.heartbeat_timeout_seconds",
+        ),
+        (
+            "REALTIME_ALLOWED_ORIGINS",
+            "app.example.com",
+            "realtime.allowed_origins",
+        ),
+        (
+            "REALTIME_CLIENT_IP_HEADER",
+            "bad header",
+            "realtime.client_ip_header",
+        ),
+    ] {
+        let error = load_with(&[(var, value)]).err().unwrap().to_string();
+        assert!(error.contains(key), "{var}={value}: {error}");
+    }
+    let origins = load_with(&[(
+        "REALTIME_ALLOWED_ORIGINS",
+        "https://app.example.com, https://*.example.org",
+    )])
+    .unwrap();
+    assert_eq!(
+        origins.settings.realtime.allowed_origins,
+        ["https://app.example.com", "https://*.example.org"]
+    );
+}
+
+#[test]
+fn a_short_admin_token_is_refused_without_printing_it() {
+    let error = load_with(&[("ADMIN_TOKEN", "short-tok")])
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(
+        error.contains("ADMIN_TOKEN") && error.contains("16"),
+        "{error}"
+    );
+    assert!(!error.contains("short-tok"), "{error}");
+}
+
+#[test]
+fn worker_queues_take_weights_and_must_be_declared() {
+    let loaded = load_with(&[("WORKER_QUEUES", "http:3,audits")]).unwrap();
+    assert_eq!(
+        loaded.settings.worker.weighted_queues(),
+        [("http".to_owned(), 3), ("audits".to_owned(), 1)]
+    );
+    let undeclared = refusal(&[("WORKER_QUEUES", "billing")]);
+    assert!(
+        undeclared.contains("worker.queues") && undeclared.contains("JOBS_QUEUES"),
+        "{undeclared}"
+    );
+    let bad_weight = refusal(&[("WORKER_QUEUES", "http:0")]);
+    assert!(bad_weight.contains("weight"), "{bad_weight}");
+}
+
+#[test]
+fn the_resend_driver_needs_a_key_and_a_sender() {
+    let error = refusal(&[("MAIL_DRIVER", "resend")]);
+    assert!(error.contains("mail.api_key"), "{error}");
+    let error = refusal(&[("MAIL_DRIVER", "resend"), ("MAIL_API_KEY", "re_123")]);
+    assert!(error.contains("mail.from"), "{error}");
+}
+
+#[test]
+fn storage_is_local_until_a_bucket_is_named() {
+    let local = load_with(&[]).unwrap().settings.storage;
+    assert_eq!(local.effective_backend(), StorageBackend::Local);
+    let railway = load_with(&[
+        ("BUCKET", "railway-bucket"),
+        ("ENDPOINT", "https://storage.example"),
+        ("ACCESS_KEY_ID", "rw-id"),
+        ("SECRET_ACCESS_KEY", "rw-secret"),
+    ])
+    .unwrap()
+    .settings
+    .storage;
+    assert_eq!(railway.effective_backend(), StorageBackend::S3);
+    let described = railway.describe();
+    assert!(
+        described.contains("railway-bucket")
+            && described.contains("virtual-hosted")
+            && !described.contains("rw-secret"),
+        "{described}"
+    );
+}
+
+#[test]
+fn the_most_specific_storage_variable_wins() {
+    let storage = load_with(&[
+        ("BUCKET", "from-railway"),
+        ("AWS_S3_BUCKET_NAME", "from-aws"),
+        ("S3_BUCKET", "from-seed"),
+        ("REGION", "auto"),
+        ("AWS_DEFAULT_REGION", "eu-west-1"),
+        ("S3_ACCESS_KEY", "seed-id"),
+        ("S3_SECRET_KEY", "seed-secret"),
+        ("STORAGE_BACKEND", "r2"),
+    ])
+    .unwrap()
+    .settings
+    .storage;
+    assert_eq!(storage.bucket.as_deref(), Some("from-seed"));
+    assert_eq!(storage.region.as_deref(), Some("eu-west-1"));
+    assert_eq!(storage.backend, Some(StorageBackend::S3));
+    let aws = load_with(&[
+        ("AWS_S3_BUCKET_NAME", "from-aws"),
+        ("BUCKET", "from-railway"),
+    ]);
+    assert_eq!(
+        aws.unwrap().settings.storage.bucket.as_deref(),
+        Some("from-aws")
+    );
+}
+
+#[test]
+fn bad_storage_settings_name_the_setting_without_printing_secrets() {
+    let error = refusal(&[("STORAGE_BACKEND", "s3")]);
+    assert!(
+        error.contains("storage.bucket") && error.contains("S3_BUCKET"),
+        "{error}"
+    );
+    let error = refusal(&[("S3_BUCKET", "Not_A_Bucket")]);
+    assert!(error.contains("storage.bucket"), "{error}");
+    let error = refusal(&[("S3_BUCKET", "media"), ("S3_ENDPOINT", "ftp://x")]);
+    assert!(
+        error.contains("storage.endpoint") && error.contains("S3_ENDPOINT"),
+        "{error}"
+    );
+    let error = refusal(&[("S3_BUCKET", "media"), ("S3_SECRET_KEY", "hush-hush")]);
+    assert!(
+        error.contains("storage.secret_access_key") && !error.contains("hush-hush"),
+        "{error}"
+    );
+    let error = refusal(&[("STORAGE_BACKEND", "floppy")]);
+    assert!(error.contains("STORAGE_BACKEND"), "{error}");
+    let error = refusal(&[("STORAGE_SIGNED_URL_TTL_SECONDS", "0")]);
+    assert!(error.contains("storage.signed_url_ttl_seconds"), "{error}");
+}
+
+#[test]
+fn an_app_env_that_is_not_a_file_name_is_refused() {
+    let error = load_with(&[("APP_ENV", "../etc")])
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(error.contains("APP_ENV"), "{error}");
+}
