@@ -3,7 +3,8 @@
 //! and a body over `http.body_limit_bytes` 413, whether it declared its length or streamed.
 //!
 //! Request bodies are read through these extractors, which apply the configured limit
-//! themselves; the edge refuses a declared `Content-Length` over it before any handler.
+//! themselves: a declared `Content-Length` over it is refused before a byte is read, and
+//! a body without one as soon as it passes the limit.
 
 use axum::extract::{FromRequest, Request};
 use axum::http::header;
@@ -11,7 +12,7 @@ use http_body_util::{BodyExt, LengthLimitError, Limited};
 use serde::de::DeserializeOwned;
 use serde_json::error::Category;
 
-use super::middleware::current_body_limit;
+use super::context::current_body_limit;
 use super::problem::ApiError;
 
 /// The limit outside a request (tests calling an extractor directly): the default.
@@ -41,6 +42,14 @@ where
             ));
         }
         let limit = current_body_limit().unwrap_or(FALLBACK_LIMIT);
+        let declared = request
+            .headers()
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok());
+        if declared.is_some_and(|n| n > limit as u64) {
+            return Err(ApiError::PayloadTooLarge { limit });
+        }
         let body = Limited::new(request.into_body(), limit)
             .collect()
             .await

@@ -3,7 +3,6 @@
 
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
-use chrono::{DateTime, TimeZone, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
@@ -11,10 +10,11 @@ use utoipa_axum::routes;
 
 use super::extract::Json;
 use super::problem::{ApiError, Problem};
+use super::views::JobView;
 use crate::invalid::Invalid;
-use crate::jobs::dead::{self, DeadJob};
+use crate::jobs::dead;
 use crate::jobs::enqueue::EnqueueRequest;
-use crate::queue::{AttemptError, Cancel, JobRecord, now_ms};
+use crate::queue::{Cancel, now_ms};
 use crate::state::AppState;
 
 /// The most jobs one batch may enqueue.
@@ -26,124 +26,6 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(enqueue_batch))
         .routes(routes!(get_job, cancel_job))
         .routes(routes!(retry_job))
-}
-
-/// A job and its progress.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct JobView {
-    pub id: String,
-    pub queue: String,
-    pub kind: String,
-    /// `scheduled`, `queued`, `running`, `retrying`, `succeeded`, `dead` or `cancelled`;
-    /// `expired` only when a repeated idempotency key names a job whose record is past
-    /// `jobs.retention_seconds`.
-    pub state: String,
-    #[schema(value_type = Object)]
-    pub payload: serde_json::Value,
-    /// Attempts started so far.
-    pub attempts: u32,
-    pub max_attempts: u32,
-    pub timeout_ms: u64,
-    pub last_error: Option<String>,
-    /// Every failed attempt's error.
-    pub errors: Vec<AttemptView>,
-    pub created_at: Option<DateTime<Utc>>,
-    /// When the job may (next) start.
-    pub run_at: Option<DateTime<Utc>>,
-    pub started_at: Option<DateTime<Utc>>,
-    pub finished_at: Option<DateTime<Utc>>,
-    /// On enqueue: false when an idempotency key returned an earlier job.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub created: Option<bool>,
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-pub struct AttemptView {
-    pub attempt: u32,
-    pub error: String,
-    pub at: Option<DateTime<Utc>>,
-}
-
-impl JobView {
-    /// What is known of a job whose record expired: what the repeated request asked for.
-    fn expired(id: String, job: crate::queue::NewJob) -> Self {
-        Self {
-            id,
-            queue: job.queue,
-            kind: job.kind,
-            state: "expired".into(),
-            payload: serde_json::Value::Null,
-            attempts: 0,
-            max_attempts: job.max_attempts,
-            timeout_ms: job.timeout.as_millis() as u64,
-            last_error: None,
-            errors: Vec::new(),
-            created_at: None,
-            run_at: None,
-            started_at: None,
-            finished_at: None,
-            created: None,
-        }
-    }
-}
-
-fn time(ms: i64) -> Option<DateTime<Utc>> {
-    Utc.timestamp_millis_opt(ms).single()
-}
-
-impl From<JobRecord> for JobView {
-    fn from(job: JobRecord) -> Self {
-        Self {
-            payload: serde_json::from_str(&job.payload).unwrap_or(serde_json::Value::Null),
-            errors: job.errors.into_iter().map(AttemptView::from).collect(),
-            created_at: time(job.created_ms),
-            run_at: time(job.run_at_ms),
-            started_at: job.started_ms.and_then(time),
-            finished_at: job.finished_ms.and_then(time),
-            id: job.id,
-            queue: job.queue,
-            kind: job.kind,
-            state: job.state,
-            attempts: job.attempts,
-            max_attempts: job.max_attempts,
-            timeout_ms: job.timeout_ms,
-            last_error: job.last_error,
-            created: None,
-        }
-    }
-}
-
-impl From<AttemptError> for AttemptView {
-    fn from(e: AttemptError) -> Self {
-        Self {
-            attempt: e.attempt,
-            error: e.error,
-            at: time(e.at_ms),
-        }
-    }
-}
-
-impl From<DeadJob> for JobView {
-    fn from(job: DeadJob) -> Self {
-        let errors: Vec<AttemptError> = serde_json::from_value(job.errors).unwrap_or_default();
-        Self {
-            id: job.id.to_string(),
-            queue: job.queue,
-            kind: job.kind,
-            state: "dead".into(),
-            payload: job.payload,
-            attempts: job.attempts.max(0) as u32,
-            max_attempts: job.max_attempts.max(0) as u32,
-            timeout_ms: job.timeout_ms.max(0) as u64,
-            last_error: Some(job.last_error),
-            errors: errors.into_iter().map(AttemptView::from).collect(),
-            created_at: Some(job.created_at),
-            run_at: None,
-            started_at: None,
-            finished_at: Some(job.died_at),
-            created: None,
-        }
-    }
 }
 
 /// Reads a job wherever it is: Redis while it lives, Postgres once dead.

@@ -1,90 +1,30 @@
-//! The edge every request passes through: request id, body-size precheck, timeout, panic
-//! isolation, one access-log line with metrics, and the rewrite of bare error responses
-//! from routing and layers into problem documents.
+//! The edge every request passes through: request id, timeout, panic isolation, one
+//! access-log line with metrics, and the rewrite of bare error responses from routing and
+//! layers into problem documents. It knows no route: a route that needs the edge to treat
+//! it differently says so through the request's context
+//! ([`StreamsBody`](super::streaming::StreamsBody)).
 
 use std::any::Any;
-use std::cell::Cell;
 use std::convert::Infallible;
 use std::panic::{self, AssertUnwindSafe};
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use axum::body::Body;
 use axum::extract::{MatchedPath, Request};
-use axum::http::{HeaderName, HeaderValue, Method, StatusCode, header};
+use axum::http::{HeaderName, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use tokio::task::futures::TaskLocalFuture;
 use tower::{Layer, Service};
 
+use super::context::{self, REQUEST, RequestContext, RequestId, RequestIds};
 use super::problem::{ApiError, PROBLEM_JSON, Problem};
 use crate::telemetry::requests::RequestMetrics;
 
 /// `X-Request-Id`.
 pub static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
-
-tokio::task_local! {
-    /// The request being handled, set by [`EdgeService`] so that error bodies, logs and
-    /// extractors can read it without touching the request's extension map.
-    static REQUEST: RequestContext;
-}
-
-struct RequestContext {
-    id: RequestId,
-    body_limit: usize,
-    /// The matched route template, filled in by [`RecordRoute`] once routing is done.
-    route: Cell<Option<MatchedPath>>,
-}
-
-impl Clone for RequestContext {
-    /// A copy for producing a response outside the handler (refusals, panics, the
-    /// problem rewrite); the route stays with the original.
-    fn clone(&self) -> Self {
-        Self {
-            id: self.id.clone(),
-            body_limit: self.body_limit,
-            route: Cell::new(None),
-        }
-    }
-}
-
-/// A request's id: one the caller sent, or one generated here and kept inline, so that
-/// neither costs an allocation until the response header is written.
-#[derive(Clone)]
-enum RequestId {
-    Given(HeaderValue),
-    Generated([u8; 32]),
-}
-
-impl RequestId {
-    fn as_str(&self) -> &str {
-        match self {
-            Self::Given(value) => value.to_str().unwrap_or_default(),
-            Self::Generated(hex) => std::str::from_utf8(hex).unwrap_or_default(),
-        }
-    }
-
-    fn header(&self) -> HeaderValue {
-        match self {
-            Self::Given(value) => value.clone(),
-            Self::Generated(hex) => {
-                HeaderValue::from_bytes(hex).unwrap_or(HeaderValue::from_static("unknown"))
-            }
-        }
-    }
-}
-
-/// The current request's id, when called inside a request.
-pub fn current_request_id() -> Option<String> {
-    REQUEST.try_with(|r| r.id.as_str().to_owned()).ok()
-}
-
-/// The configured body limit, when called inside a request.
-pub fn current_body_limit() -> Option<usize> {
-    REQUEST.try_with(|r| r.body_limit).ok()
-}
 
 /// The limits the edge enforces, from `[http]`.
 #[derive(Clone, Copy, Debug)]
@@ -110,38 +50,6 @@ impl Edge {
             ids: RequestIds::new(),
             metrics,
         }))
-    }
-}
-
-/// Request ids: a random 64-bit prefix drawn once per process, then a counter, as 32 hex
-/// digits. Unique across replicas in practice, with no system call per request.
-struct RequestIds {
-    prefix: u64,
-    next: AtomicU64,
-}
-
-impl RequestIds {
-    fn new() -> Self {
-        let mut seed = [0u8; 16];
-        // Without randomness the ids are still unique within this process.
-        let _ = getrandom::fill(&mut seed);
-        let (prefix, start) = seed.split_at(8);
-        Self {
-            prefix: u64::from_le_bytes(prefix.try_into().unwrap_or_default()),
-            next: AtomicU64::new(u64::from_le_bytes(start.try_into().unwrap_or_default())),
-        }
-    }
-
-    fn next(&self) -> RequestId {
-        const HEX: &[u8; 16] = b"0123456789abcdef";
-        let n = self.next.fetch_add(1, Ordering::Relaxed);
-        let mut text = [0u8; 32];
-        for (i, word) in [self.prefix, n].into_iter().enumerate() {
-            for j in 0..16 {
-                text[i * 16 + j] = HEX[((word >> (60 - 4 * j)) & 0xf) as usize];
-            }
-        }
-        RequestId::Generated(text)
     }
 }
 
@@ -252,47 +160,31 @@ where
             .filter(|v| acceptable_request_id(v.as_bytes()))
             .map(|v| RequestId::Given(v.clone()))
             .unwrap_or_else(|| self.edge.0.ids.next());
-        let context = RequestContext {
-            id,
-            body_limit: limits.body_limit,
-            route: Cell::new(None),
-        };
+        let context = RequestContext::new(id, limits.body_limit);
         let method = request.method().clone();
-        // Uploads stream to storage under their bucket's limit and an idle timeout of
-        // their own; upgraded connections (WebSockets) live as long as the client stays.
-        let streams = super::files::streams_body(&method, request.uri().path());
-        let deadline = (!streams && !request.headers().contains_key(header::UPGRADE))
+        // Upgraded connections (WebSockets) live as long as the client stays; a route
+        // that streams its body lifts the deadline itself (see `Deadline`).
+        let deadline = (!request.headers().contains_key(header::UPGRADE))
             .then(|| tokio::time::Instant::from_std(started) + limits.request_timeout);
-        let too_large = !streams
-            && request
-                .headers()
-                .get(header::CONTENT_LENGTH)
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.parse::<u64>().ok())
-                .is_some_and(|n| n > limits.body_limit as u64);
         let done = Done {
             edge: self.edge.clone(),
             method,
             started,
-            deadline,
         };
-        // The handler runs only for a body that may fit. A panic, while the route is
-        // called or later while it runs, fails this request alone with an opaque 500.
-        if too_large {
-            let refusal = REQUEST.sync_scope(context.clone(), || {
-                ApiError::PayloadTooLarge {
-                    limit: limits.body_limit,
-                }
-                .into_response()
-            });
-            return EdgeFuture::early(refusal, context, done);
-        }
+        // A panic, while the route is called or later while it runs, fails this request
+        // alone with an opaque 500.
         match panic::catch_unwind(AssertUnwindSafe(|| self.inner.call(request))) {
             Ok(inner) => EdgeFuture {
-                handler: Some(REQUEST.scope(context, crate::panic::catch_unwind(inner))),
+                handler: Some(REQUEST.scope(
+                    context,
+                    Deadline {
+                        inner: crate::panic::catch_unwind(inner),
+                        deadline,
+                        timer: None,
+                    },
+                )),
                 context: None,
                 early: None,
-                timer: None,
                 rewrite: None,
                 done,
             },
@@ -307,15 +199,13 @@ where
 pin_project_lite::pin_project! {
     /// One request through the edge, as a state machine rather than a boxed async block:
     /// the common case (a handler that answers at once with a success) allocates nothing
-    /// here. The task-local context moves in and out of the handler without copies, and
-    /// the timer exists only once the handler has had to wait.
+    /// here. The task-local context moves in and out of the handler without copies.
     pub struct EdgeFuture<F> {
         #[pin]
-        handler: Option<TaskLocalFuture<RequestContext, crate::panic::CatchUnwind<F>>>,
+        handler: Option<TaskLocalFuture<RequestContext, Deadline<crate::panic::CatchUnwind<F>>>>,
         // The context, once taken back from the finished handler.
         context: Option<RequestContext>,
         early: Option<Response>,
-        timer: Option<Pin<Box<tokio::time::Sleep>>>,
         rewrite: Option<Pin<Box<dyn Future<Output = Response> + Send>>>,
         done: Done,
     }
@@ -327,7 +217,6 @@ impl<F> EdgeFuture<F> {
             handler: None,
             context: Some(context),
             early: Some(response),
-            timer: None,
             rewrite: None,
             done,
         }
@@ -339,7 +228,46 @@ struct Done {
     edge: Edge,
     method: Method,
     started: Instant,
-    deadline: Option<tokio::time::Instant>,
+}
+
+pin_project_lite::pin_project! {
+    /// The handler under the request deadline. It is polled inside the request's scope, so
+    /// each time the handler waits it sees whether the route has declared that its body
+    /// streams, however late in the route's layers that came; such a route runs without
+    /// the deadline. The timer exists only once the handler has had to wait. Its output is
+    /// `None` when the deadline passed first.
+    pub struct Deadline<F> {
+        #[pin]
+        inner: F,
+        deadline: Option<tokio::time::Instant>,
+        timer: Option<Pin<Box<tokio::time::Sleep>>>,
+    }
+}
+
+impl<F: Future> Future for Deadline<F> {
+    type Output = Option<F::Output>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        if let Poll::Ready(output) = this.inner.poll(cx) {
+            return Poll::Ready(Some(output));
+        }
+        let Some(deadline) = *this.deadline else {
+            return Poll::Pending;
+        };
+        if context::streams_body() {
+            *this.deadline = None;
+            *this.timer = None;
+            return Poll::Pending;
+        }
+        let timer = this
+            .timer
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
+        match timer.as_mut().poll(cx) {
+            Poll::Ready(()) => Poll::Ready(None),
+            Poll::Pending => Poll::Pending,
+        }
+    }
 }
 
 impl<F> Future for EdgeFuture<F>
@@ -368,51 +296,34 @@ where
         let Some(mut handler) = this.handler.as_mut().as_pin_mut() else {
             return Poll::Pending;
         };
-        match handler.as_mut().poll(cx) {
-            Poll::Ready(outcome) => {
-                let context = handler.take_value();
-                this.handler.set(None);
-                let scoped = |f: &mut dyn FnMut() -> Response| match &context {
-                    Some(c) => REQUEST.sync_scope(c.clone(), f),
-                    None => f(),
-                };
-                let response = match outcome {
-                    Ok(Ok(response)) => response,
-                    Err(panic) => {
-                        let mut panic = Some(panic);
-                        scoped(&mut || panic_response(panic.take().unwrap_or_else(|| Box::new(()))))
-                    }
-                };
-                if !needs_problem_body(&response) {
-                    return Poll::Ready(Ok(this.done.finish(response, context.as_ref())));
-                }
-                *this.rewrite = Some(Box::pin(as_problem(response)));
-                *this.context = context;
-                // Poll the rewrite at once; it only reads a short body already received.
-                cx.waker().wake_by_ref();
-                Poll::Pending
+        let Poll::Ready(outcome) = handler.as_mut().poll(cx) else {
+            return Poll::Pending;
+        };
+        let context = handler.take_value();
+        this.handler.set(None);
+        let scoped = |f: &mut dyn FnMut() -> Response| match &context {
+            Some(c) => REQUEST.sync_scope(c.clone(), f),
+            None => f(),
+        };
+        let response = match outcome {
+            Some(Ok(Ok(response))) => response,
+            Some(Err(panic)) => {
+                let mut panic = Some(panic);
+                scoped(&mut || panic_response(panic.take().unwrap_or_else(|| Box::new(()))))
             }
-            Poll::Pending => {
-                let Some(deadline) = this.done.deadline else {
-                    return Poll::Pending;
-                };
-                let timer = this
-                    .timer
-                    .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
-                if timer.as_mut().poll(cx).is_pending() {
-                    return Poll::Pending;
-                }
-                let context = handler.take_value();
-                this.handler.set(None);
+            None => {
                 let seconds = this.done.edge.0.limits.request_timeout.as_secs();
-                let timeout = || ApiError::Timeout { seconds }.into_response();
-                let response = match &context {
-                    Some(c) => REQUEST.sync_scope(c.clone(), timeout),
-                    None => timeout(),
-                };
-                Poll::Ready(Ok(this.done.finish(response, context.as_ref())))
+                scoped(&mut || ApiError::Timeout { seconds }.into_response())
             }
+        };
+        if !needs_problem_body(&response) {
+            return Poll::Ready(Ok(this.done.finish(response, context.as_ref())));
         }
+        *this.rewrite = Some(Box::pin(as_problem(response)));
+        *this.context = context;
+        // Poll the rewrite at once; it only reads a short body already received.
+        cx.waker().wake_by_ref();
+        Poll::Pending
     }
 }
 
@@ -501,7 +412,7 @@ pub async fn not_found() -> Response {
 /// the panic message once.
 fn panic_response(panic: Box<dyn Any + Send>) -> Response {
     let message = crate::panic::message(panic.as_ref());
-    let request_id = current_request_id().unwrap_or_default();
+    let request_id = context::current_request_id().unwrap_or_default();
     tracing::error!(panic = message, request_id, "handler panicked");
     Problem::for_status(StatusCode::INTERNAL_SERVER_ERROR, None).into_response()
 }

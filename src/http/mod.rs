@@ -2,6 +2,7 @@
 //! request passes, and the server loop with its graceful drain.
 
 pub mod auth;
+pub mod context;
 pub mod extract;
 pub mod files;
 mod graceful;
@@ -10,10 +11,13 @@ pub mod jobs;
 pub mod metrics;
 pub mod middleware;
 pub mod openapi;
+pub mod pagination;
 pub mod problem;
 pub mod queues;
 pub mod realtime;
 pub mod schedules;
+pub mod streaming;
+pub mod views;
 
 use std::convert::Infallible;
 use std::net::SocketAddr;

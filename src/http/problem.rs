@@ -7,7 +7,7 @@ use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use super::middleware::current_request_id;
+use super::context::current_request_id;
 
 /// Every failure a handler can report.
 #[derive(Debug, thiserror::Error)]

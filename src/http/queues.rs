@@ -3,13 +3,14 @@
 
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
-use serde::{Deserialize, Serialize};
-use utoipa::{IntoParams, ToSchema};
+use serde::Serialize;
+use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::jobs::JobView;
+use super::pagination::{PageQuery, page_limit};
 use super::problem::{ApiError, Problem};
+use super::views::JobView;
 use crate::invalid::Invalid;
 use crate::jobs::dead;
 use crate::queue::now_ms;
@@ -88,24 +89,6 @@ fn known_queue(state: &AppState, queue: &str) -> Result<(), ApiError> {
             state.settings.jobs.queues.join(", ")
         )))
     }
-}
-
-#[derive(Debug, Deserialize, IntoParams)]
-#[into_params(parameter_in = Query)]
-pub struct PageQuery {
-    /// 1 to 200; 50 when absent.
-    pub limit: Option<usize>,
-    /// `next_cursor` of the previous page.
-    pub cursor: Option<String>,
-}
-
-/// A listing's page size: 50 when absent, else 1 to 200.
-pub fn page_limit(limit: Option<usize>) -> Result<usize, ApiError> {
-    let limit = limit.unwrap_or(50);
-    if !(1..=200).contains(&limit) {
-        return Err(Invalid::new("limit", "must be between 1 and 200").into());
-    }
-    Ok(limit)
 }
 
 #[derive(Debug, Serialize, ToSchema)]

@@ -984,6 +984,33 @@ async fn raw_upload(
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn an_upload_that_outlasts_the_request_timeout_completes_while_bytes_keep_coming() {
+    let app = spawn_adjusted(Backend::Local, |env| {
+        env.insert("HTTP_REQUEST_TIMEOUT_SECONDS".into(), "1".into());
+    })
+    .await;
+    let mut stream = tokio::net::TcpStream::connect(app.address).await.unwrap();
+    let head = format!(
+        "POST /api/v1/files?name=slow.txt HTTP/1.1\r\nHost: test\r\nConnection: close\r\nAuthorization: Bearer {ADMIN_TOKEN}\r\nContent-Type: text/plain\r\nTransfer-Encoding: chunked\r\n\r\n"
+    );
+    stream.write_all(head.as_bytes()).await.unwrap();
+
+    // Six chunks 400 ms apart: well past the 1 s deadline, never silent for a second.
+    for _ in 0..6 {
+        stream.write_all(b"5\r\nhello\r\n").await.unwrap();
+        tokio::time::sleep(Duration::from_millis(400)).await;
+    }
+    stream.write_all(b"0\r\n\r\n").await.unwrap();
+    let mut answer = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut answer)).await;
+
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 201"), "{answer}");
+    assert!(answer.contains("\"size\":30"), "{answer}");
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn an_unreachable_object_store_is_a_503_and_degrades_health() {
     // Nothing listens on this port.
     let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
