@@ -67,7 +67,11 @@ def rss_kib(pid):
 
 def idle_rss(argv, path, settle=3.0):
     port = free_port()
-    proc = start(argv, port, {"ADMIN_TOKEN": "bench-admin-token-0123456789"})
+    # realtime refuses to start without APP_SECRET (it signs socket tokens).
+    proc = start(argv, port, {
+        "ADMIN_TOKEN": "bench-admin-token-0123456789",
+        "APP_SECRET": "bench-app-secret-0123456789abcdef0123456789",
+    })
     try:
         deadline = time.time() + 30
         while status_of(port, path) != 200:

@@ -24,14 +24,7 @@ mod tests {
     use super::*;
 
     fn load_with(vars: &[(&str, &str)]) -> Result<Loaded, ConfigError> {
-        load(LoadOptions {
-            config_dir: Some(concat!(env!("CARGO_MANIFEST_DIR"), "/config").into()),
-            environment: vars
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect(),
-            overrides: Vec::new(),
-        })
+        load(LoadOptions::for_test(vars))
     }
 
     fn refusal(vars: &[(&str, &str)]) -> String {

@@ -180,6 +180,20 @@ impl LoadOptions {
             overrides,
         }
     }
+
+    /// The repository's `config/` folder with `vars` as the whole environment: what the
+    /// unit tests load.
+    #[cfg(test)]
+    pub(crate) fn for_test(vars: &[(&str, &str)]) -> Self {
+        Self {
+            config_dir: Some(concat!(env!("CARGO_MANIFEST_DIR"), "/config").into()),
+            environment: vars
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            overrides: Vec::new(),
+        }
+    }
 }
 
 /// Loads the settings, checks them section by section, then runs `rules`. A refusal names

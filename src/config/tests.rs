@@ -4,17 +4,7 @@ use super::*;
 
 /// Loads with `vars` as the environment and no domain rules: what `config` checks alone.
 fn load_with(vars: &[(&str, &str)]) -> Result<Loaded, ConfigError> {
-    load(
-        LoadOptions {
-            config_dir: Some(concat!(env!("CARGO_MANIFEST_DIR"), "/config").into()),
-            environment: vars
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect(),
-            overrides: Vec::new(),
-        },
-        |_| Ok(()),
-    )
+    load(LoadOptions::for_test(vars), |_| Ok(()))
 }
 
 fn refusal(vars: &[(&str, &str)]) -> String {
