@@ -1,6 +1,8 @@
 //! `[scheduler]` and `[[schedule]]`: the leader's lease and the cron schedules. What a
 //! schedule's expression and job mean, and the built-in schedules, are the scheduler's.
 
+use std::time::Duration;
+
 use serde::{Deserialize, Serialize};
 
 use super::Check;
@@ -12,6 +14,13 @@ pub struct SchedulerSettings {
     pub builtin: bool,
     /// The leader's lease in Redis; a replica that dies is replaced within about this.
     pub lease_seconds: u64,
+}
+
+impl SchedulerSettings {
+    /// How long the leader's lease lasts without renewal.
+    pub fn lease(&self) -> Duration {
+        Duration::from_secs(self.lease_seconds)
+    }
 }
 
 /// What a schedule does when ticks were missed while no scheduler ran.

@@ -28,7 +28,7 @@ pub async fn engine(state: AppState, shutdown: CancellationToken) -> anyhow::Res
         &state.scheduler,
         scheduler::entries(settings)?,
         state.identity.lease_holder(),
-        std::time::Duration::from_secs(settings.scheduler.lease_seconds),
+        settings.scheduler.lease(),
         &state.health,
         shutdown,
     )

@@ -30,8 +30,7 @@ use crate::jobs::{JobContext, JobError, Registry, Services, dead};
 use crate::queue::{Backoff, Leased, Queues, Waiter, now_ms};
 use crate::realtime::history::History;
 pub use options::{Options, Worker};
-use pace::MAX_AHEAD;
-use pace::Pace;
+use pace::{MAX_AHEAD, Pace};
 use rotation::Rotation;
 
 /// The most jobs one fetch leases.
