@@ -86,14 +86,14 @@ impl Events {
         let request = EnqueueRequest {
             kind: "audits".into(),
             queue: None,
-            payload: serde_json::json!({
+            payload: crate::jobs::enqueue::payload(&serde_json::json!({
                 "actor": event.actor,
                 "action": event.action,
                 "resource_type": event.resource_type,
                 "resource_id": event.resource_id,
                 "metadata": event.data,
                 "time": chrono::Utc::now(),
-            }),
+            })),
             delay_seconds: None,
             run_at: None,
             max_attempts: None,

@@ -21,7 +21,10 @@ fn noop() -> NewJob {
     NewJob {
         queue: "default".into(),
         kind: "noop".into(),
-        payload: serde_json::json!({"sleep_ms": env("SLEEP_MS", "0").parse::<u64>().unwrap_or(0)}),
+        payload: serde_json::value::to_raw_value(
+            &serde_json::json!({"sleep_ms": env("SLEEP_MS", "0").parse::<u64>().unwrap_or(0)}),
+        )
+        .unwrap(),
         run_at_ms: None,
         max_attempts: 3,
         timeout: Duration::from_secs(60),

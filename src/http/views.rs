@@ -3,6 +3,7 @@
 
 use chrono::{DateTime, TimeZone, Utc};
 use serde::Serialize;
+use serde_json::value::RawValue;
 use utoipa::ToSchema;
 
 use crate::jobs::dead::DeadJob;
@@ -18,8 +19,9 @@ pub struct JobView {
     /// `expired` only when a repeated idempotency key names a job whose record is past
     /// `jobs.retention_seconds`.
     pub state: String,
+    /// As it was enqueued, passed through without re-encoding.
     #[schema(value_type = Object)]
-    pub payload: serde_json::Value,
+    pub payload: Box<RawValue>,
     /// Attempts started so far.
     pub attempts: u32,
     pub max_attempts: u32,
@@ -52,7 +54,7 @@ impl JobView {
             queue: job.queue,
             kind: job.kind,
             state: "expired".into(),
-            payload: serde_json::Value::Null,
+            payload: null(),
             attempts: 0,
             max_attempts: job.max_attempts,
             timeout_ms: job.timeout.as_millis() as u64,
@@ -67,6 +69,11 @@ impl JobView {
     }
 }
 
+/// JSON `null`, for a payload that is not known.
+fn null() -> Box<RawValue> {
+    RawValue::from_string("null".to_owned()).unwrap_or_default()
+}
+
 fn time(ms: i64) -> Option<DateTime<Utc>> {
     Utc.timestamp_millis_opt(ms).single()
 }
@@ -74,7 +81,7 @@ fn time(ms: i64) -> Option<DateTime<Utc>> {
 impl From<JobRecord> for JobView {
     fn from(job: JobRecord) -> Self {
         Self {
-            payload: serde_json::from_str(&job.payload).unwrap_or(serde_json::Value::Null),
+            payload: RawValue::from_string(job.payload).unwrap_or_else(|_| null()),
             errors: job.errors.into_iter().map(AttemptView::from).collect(),
             created_at: time(job.created_ms),
             run_at: time(job.run_at_ms),

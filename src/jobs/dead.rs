@@ -7,6 +7,7 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, TimeZone, Utc};
 use serde::Serialize;
+use serde_json::value::RawValue;
 use sqlx::PgPool;
 use utoipa::ToSchema;
 
@@ -21,8 +22,11 @@ pub struct DeadJob {
     pub id: uuid::Uuid,
     pub queue: String,
     pub kind: String,
+    /// The payload exactly as it was enqueued: passed through, never re-encoded, so any
+    /// JSON the API accepted comes back as it went in.
     #[schema(value_type = Object)]
-    pub payload: serde_json::Value,
+    #[sqlx(json)]
+    pub payload: Box<RawValue>,
     pub attempts: i32,
     pub max_attempts: i32,
     pub timeout_ms: i64,
@@ -52,12 +56,16 @@ pub async fn move_outbox(db: &PgPool, queues: &Queues) -> anyhow::Result<usize> 
         let mut tx = db.begin().await.context("failed to start a transaction")?;
         for job in &batch {
             let id: uuid::Uuid = job.id.parse().unwrap_or_else(|_| uuid::Uuid::nil());
-            let payload: serde_json::Value = serde_json::from_str(&job.payload)
-                .unwrap_or(serde_json::Value::String(job.payload.clone()));
+            // Stored as the text Redis holds. Text that is not JSON (never written by the
+            // API) is kept as a JSON string, so one bad job cannot stop the outbox.
+            let payload = match serde_json::from_str::<&RawValue>(&job.payload) {
+                Ok(_) => job.payload.clone(),
+                Err(_) => serde_json::Value::String(job.payload.clone()).to_string(),
+            };
             sqlx::query(
                 "INSERT INTO dead_jobs (id, queue, kind, payload, attempts, max_attempts,
                      timeout_ms, last_error, errors, created_at, died_at)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+                 VALUES ($1, $2, $3, $4::json, $5, $6, $7, $8, $9, $10, $11)
                  ON CONFLICT (id) DO NOTHING",
             )
             .bind(id)
@@ -241,7 +249,7 @@ fn record(job: &DeadJob) -> JobRecord {
         id: job.id.to_string(),
         queue: job.queue.clone(),
         kind: job.kind.clone(),
-        payload: job.payload.to_string(),
+        payload: job.payload.get().to_owned(),
         state: "dead".into(),
         attempts: 0,
         max_attempts: job.max_attempts.max(1) as u32,

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
+use serde_json::value::RawValue;
 use utoipa::ToSchema;
 
 use super::handlers;
@@ -26,10 +27,11 @@ pub struct EnqueueRequest {
     /// The queue; the kind's own queue when absent (`default` for other kinds).
     #[serde(default)]
     pub queue: Option<String>,
-    /// The handler's input; `{}` when absent.
+    /// The handler's input; `{}` when absent. Kept as the text it came as, so that
+    /// numbers beyond 64 bits come back exactly.
     #[serde(default = "empty_object")]
     #[schema(value_type = Object)]
-    pub payload: serde_json::Value,
+    pub payload: Box<RawValue>,
     /// Start no sooner than this many seconds from now.
     #[serde(default)]
     pub delay_seconds: Option<i64>,
@@ -48,8 +50,14 @@ pub struct EnqueueRequest {
     pub idempotency_key: Option<String>,
 }
 
-fn empty_object() -> serde_json::Value {
-    serde_json::json!({})
+fn empty_object() -> Box<RawValue> {
+    payload(&serde_json::json!({}))
+}
+
+/// A payload built in the process (a schedule's, an event's), as its JSON text.
+pub fn payload(value: &serde_json::Value) -> Box<RawValue> {
+    // A Value always serializes; `null` is the unreachable fallback.
+    serde_json::value::to_raw_value(value).unwrap_or_default()
 }
 
 impl EnqueueRequest {
@@ -87,7 +95,7 @@ impl EnqueueRequest {
                 ),
             ));
         }
-        let size = self.payload.to_string().len();
+        let size = self.payload.get().len();
         if size > settings.max_payload_bytes {
             return Err(Invalid::new(
                 "payload",

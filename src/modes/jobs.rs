@@ -99,7 +99,7 @@ async fn execute(state: &AppState, command: JobsCommand) -> anyhow::Result<ExitC
             timeout,
             idempotency_key,
         } => {
-            let payload: serde_json::Value = match serde_json::from_str(&payload) {
+            let payload = match serde_json::value::RawValue::from_string(payload) {
                 Ok(payload) => payload,
                 Err(e) => {
                     eprintln!("error: --payload is not valid JSON: {e}");

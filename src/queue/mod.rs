@@ -52,6 +52,7 @@ use anyhow::Context;
 use deadpool_redis::redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use deadpool_redis::redis::{self, AsyncCommands};
 use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
 
 mod backoff;
 mod scripts;
@@ -63,7 +64,8 @@ pub use backoff::Backoff;
 pub struct NewJob {
     pub queue: String,
     pub kind: String,
-    pub payload: serde_json::Value,
+    /// The payload's JSON text, stored as it came, so any number survives exactly.
+    pub payload: Box<RawValue>,
     /// Milliseconds since the epoch before which the job must not start; now when absent.
     pub run_at_ms: Option<i64>,
     pub max_attempts: u32,
@@ -280,7 +282,7 @@ impl Queues {
                     .arg(job.run_at_ms.unwrap_or(now_ms).max(now_ms))
                     .arg(job.idempotency_key.as_deref().unwrap_or(""))
                     .arg(&job.kind)
-                    .arg(job.payload.to_string())
+                    .arg(job.payload.get())
                     .arg(job.max_attempts)
                     .arg(job.timeout.as_millis() as u64);
             }

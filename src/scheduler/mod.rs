@@ -120,7 +120,7 @@ pub fn job_request(schedule: &ScheduleSettings) -> EnqueueRequest {
     EnqueueRequest {
         kind: schedule.kind.clone(),
         queue: schedule.queue.clone(),
-        payload: schedule.payload.clone(),
+        payload: crate::jobs::enqueue::payload(&schedule.payload),
         delay_seconds: None,
         run_at: None,
         max_attempts: schedule.max_attempts,

@@ -28,7 +28,7 @@ fn job(kind: &str) -> NewJob {
     NewJob {
         queue: "default".into(),
         kind: kind.into(),
-        payload: serde_json::json!({"n": 1}),
+        payload: serde_json::value::RawValue::from_string(r#"{"n":1}"#.into()).unwrap(),
         run_at_ms: None,
         max_attempts: 3,
         timeout: Duration::from_secs(15),

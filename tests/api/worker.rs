@@ -189,6 +189,67 @@ async fn retries_back_off_and_a_dead_job_can_be_retried_from_the_api() {
 }
 
 #[tokio::test]
+async fn a_dead_job_with_extreme_numbers_lists_reads_and_retries_and_keeps_them_exact() {
+    let h = Harness::start(&[]).await;
+    // The body as raw text: the numbers must reach the server exactly as written.
+    let body = r#"{"kind": "scripted", "max_attempts": 1, "payload": {"tag": "extreme", "fail": 1, "max": 1.7976931348623157e308, "tiny": 5e-324, "big": 18446744073709551615}}"#;
+    let reply = h.w.app.admin_raw("POST", "/api/v1/jobs", body).await;
+    assert_eq!(reply.status, 202, "{}", reply.body);
+    let id = reply.json()["id"].as_str().unwrap().to_owned();
+    // A row as jsonb left it before payloads were kept as text: the float came back as a
+    // 309-digit integer. It must not break the listing either.
+    let legacy = uuid::Uuid::now_v7();
+    sqlx::query(
+        "INSERT INTO dead_jobs (id, queue, kind, payload, attempts, max_attempts, timeout_ms,
+             last_error, created_at, died_at)
+         VALUES ($1, 'default', 'scripted', ('{\"max\": 1.7976931348623157e308}'::jsonb)::json,
+             1, 1, 1000, 'old', now() - interval '1 hour', now() - interval '1 hour')",
+    )
+    .bind(legacy)
+    .execute(&h.w.app.state.db)
+    .await
+    .unwrap();
+
+    h.wait_for(&id, "dead").await;
+    let one = h.w.app.admin_get(&format!("/api/v1/jobs/{id}")).await;
+    let listed = h.w.app.admin_get("/api/v1/queues/default/dead").await;
+    let old = h.w.app.admin_get(&format!("/api/v1/jobs/{legacy}")).await;
+    let retried =
+        h.w.app
+            .admin("POST", &format!("/api/v1/jobs/{id}/retry"), None)
+            .await;
+    let succeeded = h.wait_for(&id, "succeeded").await;
+    let deleted =
+        h.w.app
+            .admin(
+                "DELETE",
+                &format!("/api/v1/queues/default/dead/{legacy}"),
+                None,
+            )
+            .await;
+
+    assert_eq!(one.status, 200, "{}", one.body);
+    for text in ["1.7976931348623157e308", "5e-324", "18446744073709551615"] {
+        assert!(one.body.contains(text), "{text} in {}", one.body);
+        assert!(listed.body.contains(text), "{text} in {}", listed.body);
+    }
+    assert_eq!(listed.status, 200, "{}", listed.body);
+    // Searched as text: the legacy row's integer is valid JSON that serde_json refuses.
+    let (new_at, old_at) = (listed.body.find(&id), listed.body.find(&legacy.to_string()));
+    assert!(
+        new_at.is_some() && old_at.is_some() && new_at < old_at,
+        "{}",
+        listed.body
+    );
+    assert_eq!(old.status, 200, "{}", old.body);
+    assert_eq!(retried.status, 202, "{}", retried.body);
+    assert_eq!(succeeded["payload"]["max"].as_f64(), Some(f64::MAX));
+    assert_eq!(succeeded["payload"]["big"].as_u64(), Some(u64::MAX));
+    assert_eq!(deleted.status, 204, "{}", deleted.body);
+    h.stop().await;
+}
+
+#[tokio::test]
 async fn a_delayed_job_does_not_start_before_its_time() {
     let h = Harness::start(&[]).await;
     let enqueued_at = Instant::now();

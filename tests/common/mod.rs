@@ -292,6 +292,22 @@ impl TestApp {
         call(method, &self.url(path), &headers, body).await
     }
 
+    /// An admin call with a JSON body sent exactly as written.
+    pub async fn admin_raw(&self, method: &str, path: &str, body: &str) -> Reply {
+        let auth = format!("Bearer {ADMIN_TOKEN}");
+        let headers = [
+            ("authorization", auth.as_str()),
+            ("content-type", "application/json"),
+        ];
+        call(
+            method,
+            &self.url(path),
+            &headers,
+            Some(body.as_bytes().to_vec()),
+        )
+        .await
+    }
+
     pub async fn stop(self) {
         self.shutdown.cancel();
         let _ = self.server.await;

@@ -50,7 +50,10 @@ impl Setup {
             .map(|_| NewJob {
                 queue: "default".into(),
                 kind: "noop".into(),
-                payload: serde_json::json!({"sleep_ms": sleep_ms}),
+                payload: serde_json::value::to_raw_value(
+                    &serde_json::json!({"sleep_ms": sleep_ms}),
+                )
+                .unwrap(),
                 run_at_ms: None,
                 max_attempts: 5,
                 timeout: Duration::from_secs(60),

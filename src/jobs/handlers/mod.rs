@@ -30,11 +30,11 @@ impl Registry {
 pub struct Builtin {
     pub name: &'static str,
     pub queue: &'static str,
-    pub validate: fn(&serde_json::Value) -> Result<(), Invalid>,
+    pub validate: fn(&serde_json::value::RawValue) -> Result<(), Invalid>,
 }
 
-fn check<J: Job>(payload: &serde_json::Value) -> Result<(), Invalid> {
-    let decoded: J::Payload = serde_json::from_value(payload.clone())
+fn check<J: Job>(payload: &serde_json::value::RawValue) -> Result<(), Invalid> {
+    let decoded: J::Payload = serde_json::from_str(payload.get())
         .map_err(|e| Invalid::new("payload", format!("not a valid {} payload: {e}", J::NAME)))?;
     J::validate(&decoded)
 }
