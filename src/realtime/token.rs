@@ -24,12 +24,58 @@ const LEEWAY: i64 = 60;
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Claims {
     pub sub: String,
+    /// Unix seconds. RFC 7519's NumericDate may have a fraction (PyJWT writes
+    /// `time.time() + 3600`): it is rounded down, so the token never lives longer.
+    #[serde(deserialize_with = "numeric_date::floor")]
     pub exp: i64,
     pub channels: Vec<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// A fraction is rounded up, so the token is never valid sooner.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "numeric_date::ceil"
+    )]
     pub iat: Option<i64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "numeric_date::ceil"
+    )]
     pub nbf: Option<i64>,
+}
+
+/// RFC 7519 NumericDate: seconds since the epoch, a whole number or not.
+mod numeric_date {
+    use serde::de::Error;
+    use serde::{Deserialize, Deserializer};
+
+    /// Whole or fractional seconds, as JSON gives them.
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Seconds {
+        Whole(i64),
+        Fraction(f64),
+    }
+
+    fn seconds<'de, D: Deserializer<'de>>(
+        deserializer: D,
+        round: fn(f64) -> f64,
+    ) -> Result<i64, D::Error> {
+        match Seconds::deserialize(deserializer)? {
+            Seconds::Whole(whole) => Ok(whole),
+            // Beyond ±2^53 seconds no date is meant; refuse rather than saturate.
+            Seconds::Fraction(f) if f.is_finite() && f.abs() < 9.0e15 => Ok(round(f) as i64),
+            Seconds::Fraction(_) => Err(D::Error::custom("a NumericDate out of range")),
+        }
+    }
+
+    pub fn floor<'de, D: Deserializer<'de>>(deserializer: D) -> Result<i64, D::Error> {
+        seconds(deserializer, f64::floor)
+    }
+
+    pub fn ceil<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<i64>, D::Error> {
+        seconds(deserializer, f64::ceil).map(Some)
+    }
 }
 
 impl Claims {
@@ -167,6 +213,47 @@ mod tests {
             Ok(claims) => assert_eq!(claims.sub, "u1"),
             Err(error) => panic!("{error}"),
         }
+    }
+
+    /// Signs `payload` (claims as JSON text) the way any HS256 library would.
+    fn signed(key: &TokenKey, payload: &str) -> String {
+        let input = format!(
+            "{}.{}",
+            URL_SAFE_NO_PAD.encode(br#"{"alg":"HS256","typ":"JWT"}"#),
+            URL_SAFE_NO_PAD.encode(payload)
+        );
+        let tag = hmac::sign(&key.0, input.as_bytes());
+        format!("{input}.{}", URL_SAFE_NO_PAD.encode(tag.as_ref()))
+    }
+
+    #[test]
+    fn fractional_numeric_dates_as_pyjwt_writes_them_are_accepted() {
+        let key = key();
+        let token = signed(
+            &key,
+            &format!(
+                r#"{{"sub":"u1","channels":["files"],"exp":{}.75,"iat":{}.25,"nbf":{}.5}}"#,
+                NOW + 60,
+                NOW,
+                NOW
+            ),
+        );
+        let claims = key.verify(&token, NOW).unwrap();
+        assert_eq!(
+            (claims.exp, claims.iat, claims.nbf),
+            (NOW + 60, Some(NOW + 1), Some(NOW + 1)),
+            "exp rounds down, iat and nbf up"
+        );
+        let lapsed = signed(
+            &key,
+            &format!(r#"{{"sub":"u1","channels":[],"exp":{}.9}}"#, NOW),
+        );
+        assert_eq!(key.verify(&lapsed, NOW), Err(TokenError::Expired));
+        let absurd = signed(&key, r#"{"sub":"u1","channels":[],"exp":1e300}"#);
+        assert!(matches!(
+            key.verify(&absurd, NOW),
+            Err(TokenError::Malformed(_))
+        ));
     }
 
     #[test]
