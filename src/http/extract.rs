@@ -1,6 +1,7 @@
 //! Extractors whose rejections are problem documents with the right status: malformed
 //! JSON is 400, a missing JSON content type 415, a well-formed body of the wrong shape 422
-//! and a body over `http.body_limit_bytes` 413, whether it declared its length or streamed.
+//! naming the JSON path at fault in `field` (`delay_seconds`, `jobs[500].run_at`), and a
+//! body over `http.body_limit_bytes` 413, whether it declared its length or streamed.
 //!
 //! Request bodies are read through these extractors, which apply the configured limit
 //! themselves: a declared `Content-Length` over it is refused before a byte is read, and
@@ -14,6 +15,7 @@ use serde_json::error::Category;
 
 use super::context::current_body_limit;
 use super::problem::ApiError;
+use crate::invalid::Invalid;
 
 /// The limit outside a request (tests calling an extractor directly): the default.
 const FALLBACK_LIMIT: usize = 1024 * 1024;
@@ -61,13 +63,93 @@ where
                 }
             })?
             .to_bytes();
-        serde_json::from_slice(&body)
-            .map(Self)
-            .map_err(|error| match error.classify() {
-                Category::Data => ApiError::Unprocessable(error.to_string()),
-                Category::Syntax | Category::Eof | Category::Io => {
-                    ApiError::MalformedJson(error.to_string())
-                }
-            })
+        decode(&body).map(Self)
+    }
+}
+
+/// Decodes a whole body, tracking the path of whatever does not fit.
+fn decode<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+    let mut deserializer = serde_json::Deserializer::from_slice(body);
+    let value = serde_path_to_error::deserialize(&mut deserializer).map_err(|error| {
+        let path = error.path().to_string();
+        rejection(error.into_inner(), &path)
+    })?;
+    // Trailing characters after the value, as serde_json::from_slice refuses them.
+    deserializer.end().map_err(|error| rejection(error, "."))?;
+    Ok(value)
+}
+
+/// The problem for a body that did not decode: 400 when it is not JSON at all, else 422
+/// naming the field.
+fn rejection(error: serde_json::Error, path: &str) -> ApiError {
+    match error.classify() {
+        Category::Syntax | Category::Eof | Category::Io => {
+            ApiError::MalformedJson(error.to_string())
+        }
+        Category::Data => {
+            let message = without_position(&error);
+            match field(path, &message) {
+                Some(field) => Invalid::new(field, message).into(),
+                None => ApiError::Unprocessable(message),
+            }
+        }
+    }
+}
+
+/// serde_json's message without its ` at line 1 column 40`, which says nothing once the
+/// field is named.
+fn without_position(error: &serde_json::Error) -> String {
+    let text = error.to_string();
+    let position = format!(" at line {} column {}", error.line(), error.column());
+    text.strip_suffix(&position).unwrap_or(&text).to_owned()
+}
+
+/// The dotted path of the field at fault: where decoding stopped, plus the name of a
+/// missing or unknown field, which serde reports on the object around it. `None` for the
+/// body as a whole (an array where an object belongs).
+fn field(path: &str, message: &str) -> Option<String> {
+    let base = if path == "." { "" } else { path };
+    let named = ["missing field `", "unknown field `"]
+        .iter()
+        .find_map(|prefix| message.strip_prefix(prefix))
+        .and_then(|rest| rest.split('`').next());
+    let field = match named {
+        Some(name) if base.is_empty() => name.to_owned(),
+        Some(name) if !base.ends_with(name) => format!("{base}.{name}"),
+        _ => base.to_owned(),
+    };
+    (!field.is_empty()).then_some(field)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::field;
+
+    #[test]
+    fn the_field_is_the_path_or_the_missing_or_unknown_name_under_it() {
+        assert_eq!(
+            field(
+                "delay_seconds",
+                "invalid type: string \"soon\", expected i64"
+            ),
+            Some("delay_seconds".into())
+        );
+        assert_eq!(
+            field("jobs[500].run_at", "input contains invalid characters"),
+            Some("jobs[500].run_at".into())
+        );
+        assert_eq!(field(".", "missing field `kind`"), Some("kind".into()));
+        assert_eq!(
+            field("jobs[2]", "missing field `kind`"),
+            Some("jobs[2].kind".into())
+        );
+        assert_eq!(
+            field(
+                "colour",
+                "unknown field `colour`, expected one of `kind`, `queue`"
+            ),
+            Some("colour".into())
+        );
+        assert_eq!(field(".", "invalid type: sequence, expected struct"), None);
     }
 }

@@ -104,6 +104,59 @@ async fn a_batch_with_one_bad_job_names_it_and_queues_none() {
 }
 
 #[tokio::test]
+async fn a_wrongly_typed_or_missing_field_is_named_by_its_json_path() {
+    let app = app().await;
+    let mut batch: Vec<_> = (0..1000).map(|_| json!({"kind": "noop"})).collect();
+    batch[500]["run_at"] = json!("next tuesday");
+    let cases = [
+        (
+            "/api/v1/jobs",
+            json!({"kind": "noop", "delay_seconds": "soon"}),
+            "delay_seconds",
+        ),
+        ("/api/v1/jobs", json!({"queue": "default"}), "kind"),
+        (
+            "/api/v1/jobs",
+            json!({"kind": "noop", "colour": "red"}),
+            "colour",
+        ),
+        (
+            "/api/v1/jobs/batch",
+            json!({"jobs": batch}),
+            "jobs[500].run_at",
+        ),
+        (
+            "/api/v1/jobs/batch",
+            json!({"jobs": [{"kind": "noop"}, {"kind": 7}]}),
+            "jobs[1].kind",
+        ),
+        (
+            "/api/v1/realtime/publish",
+            json!({"channel": 5, "event": "e"}),
+            "channel",
+        ),
+        (
+            "/api/v1/realtime/token",
+            json!({"sub": "u", "channels": "files"}),
+            "channels",
+        ),
+    ];
+
+    for (path, body, field) in cases {
+        let reply = app.admin("POST", path, Some(body)).await;
+
+        let problem = reply.assert_problem(422, "validation_failed");
+        assert_eq!(problem["field"], field, "{path}: {problem}");
+        let detail = problem["detail"].as_str().unwrap();
+        assert!(detail.starts_with(&format!("{field}: ")), "{detail}");
+        assert!(!detail.contains(" line "), "{detail}");
+    }
+    let counts = app.admin_get("/api/v1/queues").await.json();
+    assert_eq!(queue(&counts, "default")["ready"], 0);
+    app.stop().await;
+}
+
+#[tokio::test]
 async fn a_queued_job_can_be_read_and_cancelled_once() {
     let app = app().await;
     let job = app
