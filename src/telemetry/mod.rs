@@ -56,6 +56,59 @@ pub fn check_settings(log: &LogSettings) -> Check {
         .map_err(|e| (key, format!("not a valid log level or filter ({e})")))
 }
 
+/// Crates whose trace output carries what passes through them: request and response bytes
+/// with their headers (ureq, hyper, h2, reqwest), WebSocket frames with the tokens in them
+/// (tungstenite), TLS records (rustls), queries (sqlx) and Redis commands.
+const THIRD_PARTY: &[&str] = &[
+    "ureq",
+    "ureq_proto",
+    "rustls",
+    "tungstenite",
+    "tokio_tungstenite",
+    "hyper",
+    "hyper_util",
+    "h2",
+    "reqwest",
+    "sqlx",
+    "redis",
+    "deadpool",
+    "deadpool_redis",
+    "object_store",
+    "axum",
+    "tower",
+    "mio",
+    "want",
+];
+
+/// Caps the crates in [`THIRD_PARTY`] at `debug` when the filter's default level is
+/// `trace`, so that `LOG_LEVEL=trace` never writes a credential a dependency saw. A crate
+/// the filter names (`RUST_LOG=trace,ureq=trace`) gets what it asks for.
+pub fn cap_third_party(directive: &str) -> String {
+    let parts: Vec<&str> = directive
+        .split(',')
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+        .collect();
+    let default_is_trace = parts.iter().any(|p| p.eq_ignore_ascii_case("trace"));
+    if !default_is_trace {
+        return directive.to_owned();
+    }
+    let named = |krate: &str| {
+        parts.iter().any(|p| {
+            let target = p.split(['=', '[']).next().unwrap_or_default();
+            target == krate
+                || target
+                    .strip_prefix(krate)
+                    .is_some_and(|rest| rest.starts_with("::"))
+        })
+    };
+    let mut capped = directive.to_owned();
+    for krate in THIRD_PARTY.iter().filter(|k| !named(k)) {
+        capped.push_str(&format!(",{krate}=debug"));
+    }
+    capped
+}
+
 /// Parses `LOG_LEVEL` or `RUST_LOG`.
 pub fn parse_filter(directive: &str) -> Result<EnvFilter, String> {
     EnvFilter::builder()
@@ -68,7 +121,8 @@ pub fn parse_filter(directive: &str) -> Result<EnvFilter, String> {
 pub fn init(settings: &Settings, identity: Identity, logs_to_stderr: bool) {
     let (_, directive) = settings.log.directive();
     // Validated at load time; fall back to info rather than fail after validation passed.
-    let filter = parse_filter(directive).unwrap_or_else(|_| EnvFilter::new("info"));
+    let filter =
+        parse_filter(&cap_third_party(directive)).unwrap_or_else(|_| EnvFilter::new("info"));
     let json = match settings.log.format {
         LogFormat::Json => true,
         LogFormat::Pretty => false,
@@ -248,4 +302,32 @@ pub fn metrics() -> metrics_exporter_prometheus::PrometheusHandle {
             handle
         })
         .clone()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::cap_third_party;
+
+    #[test]
+    fn trace_caps_dependencies_at_debug_unless_the_filter_names_them() {
+        let capped = cap_third_party("trace");
+        assert!(capped.starts_with("trace,"), "{capped}");
+        for krate in [
+            "ureq=debug",
+            "tungstenite=debug",
+            "hyper=debug",
+            "rustls=debug",
+        ] {
+            assert!(capped.split(',').any(|d| d == krate), "{krate} in {capped}");
+        }
+        let named = cap_third_party("trace,ureq=trace,hyper::proto=trace");
+        assert!(!named.contains("ureq=debug") && !named.contains("hyper=debug"));
+        assert!(named.contains("tungstenite=debug"), "{named}");
+        assert_eq!(cap_third_party("info"), "info");
+        assert_eq!(
+            cap_third_party("info,switchyard=trace"),
+            "info,switchyard=trace"
+        );
+        assert!(super::parse_filter(&capped).is_ok());
+    }
 }

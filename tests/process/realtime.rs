@@ -459,6 +459,35 @@ fn missing_expired_and_tampered_tokens_are_closed_without_a_subscription() {
 }
 
 #[test]
+fn a_trace_level_run_logs_no_token_or_admin_token() {
+    let s = setup(&[("LOG_LEVEL", "trace")]);
+    let app = Process::start(&["realtime"], &s.env);
+    let good = token(&app, &["x"]);
+    s.rt.block_on(async {
+        let mut by_message = Client::connect(&app, None).await;
+        by_message
+            .send(json!({"type": "auth", "token": &good}))
+            .await;
+        assert_eq!(by_message.next().await["type"], "connected");
+        by_message.subscribe(&["x"], json!({})).await;
+        let mut by_url = Client::connect(&app, Some(&good)).await;
+        assert_eq!(by_url.next().await["type"], "connected");
+    });
+
+    let logs = app.output();
+    // Dependencies still speak, at debug.
+    assert!(logs.contains("\"level\":\"debug\""), "{logs}");
+    // Whole, or as any of its three parts (a dependency may print one), or in hex.
+    let hex: String = good.bytes().map(|b| format!("{b:02x}")).collect();
+    for secret in good
+        .split('.')
+        .chain([good.as_str(), ADMIN_TOKEN, hex.as_str()])
+    {
+        assert!(!logs.contains(secret), "{secret} reached the logs");
+    }
+}
+
+#[test]
 fn a_subscription_outside_the_claims_is_refused_and_the_socket_stays_open() {
     let s = setup(&[]);
     let app = Process::start(&["realtime"], &s.env);
