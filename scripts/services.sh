@@ -54,12 +54,14 @@ ensure_postgres() {
     echo "PostgreSQL on port $PG_PORT is version $major; Switchyard needs 15 or newer" >&2
     exit 1
   fi
-  # A dedicated role that may create databases (tests make one each), so the server's
-  # superuser keeps whatever authentication it had.
+  # A dedicated role that may create databases (tests make one each) and roles (a test
+  # rotates a login's password under a running server), so the server's superuser keeps
+  # whatever authentication it had.
   as_postgres psql -p "$PG_PORT" -qtAc "DO \$\$ BEGIN
       IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '$DB_ROLE') THEN
-        CREATE ROLE $DB_ROLE LOGIN CREATEDB PASSWORD '$DB_PASSWORD';
+        CREATE ROLE $DB_ROLE LOGIN CREATEDB CREATEROLE PASSWORD '$DB_PASSWORD';
       END IF;
+      ALTER ROLE $DB_ROLE CREATEDB CREATEROLE;
     END \$\$;" >/dev/null
   if ! as_postgres psql -p "$PG_PORT" -tAc "SELECT 1 FROM pg_database WHERE datname = 'switchyard'" | grep -q 1; then
     as_postgres createdb -p "$PG_PORT" -O "$DB_ROLE" switchyard

@@ -111,11 +111,7 @@ impl From<anyhow::Error> for ApiError {
                 return transient.then_some("Redis");
             }
             if let Some(sql) = e.downcast_ref::<sqlx::Error>() {
-                let transient = matches!(
-                    sql,
-                    sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed
-                );
-                return transient.then_some("PostgreSQL");
+                return postgres_unavailable(sql).then_some("PostgreSQL");
             }
             None
         });
@@ -123,6 +119,21 @@ impl From<anyhow::Error> for ApiError {
             Some(what) => Self::DependencyDown { what, cause },
             None => Self::Internal(cause),
         }
+    }
+}
+
+/// Whether Postgres failed as a dependency rather than on this request: unreachable, out
+/// of pooled connections, or refusing the connection itself. A refused login (a rotated
+/// password, a dropped role: SQLSTATE class 28), a database that is gone (3D000), a
+/// server starting or shutting down (57P03) or full (53300) is the operator's to fix, and
+/// the client may retry once it is; none is this request's fault.
+fn postgres_unavailable(error: &sqlx::Error) -> bool {
+    match error {
+        sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed => true,
+        sqlx::Error::Database(db) => db.code().is_some_and(|code| {
+            code.starts_with("28") || ["3D000", "57P03", "53300"].contains(&code.as_ref())
+        }),
+        _ => false,
     }
 }
 

@@ -124,3 +124,76 @@ async fn an_enqueue_while_redis_is_down_is_a_retryable_503_and_works_once_it_is_
     assert_eq!(back.status, 202, "{}", back.body);
     app.stop().await;
 }
+
+#[tokio::test]
+async fn a_refused_postgres_login_is_a_retryable_503_like_an_outage() {
+    // A login role of the test's own, whose password is rotated under the running server.
+    let role = format!("t_{}", uuid::Uuid::new_v4().simple());
+    let admin = sqlx::PgPool::connect(&server_database_url()).await.unwrap();
+    let may_create_roles: bool =
+        sqlx::query_scalar("SELECT rolcreaterole FROM pg_roles WHERE rolname = current_user")
+            .fetch_one(&admin)
+            .await
+            .unwrap();
+    assert!(
+        may_create_roles,
+        "the test database role needs CREATEROLE (scripts/services.sh grants it)"
+    );
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "CREATE ROLE {role} LOGIN PASSWORD 'first-password'"
+    )))
+    .execute(&admin)
+    .await
+    .unwrap();
+    let base = server_database_url();
+    let proxy = Proxy::start(upstream_of(&base)).await;
+    let app = TestApp::spawn_with(
+        |env| {
+            let db = url::Url::parse(&env["DATABASE_URL"]).unwrap();
+            let mut through = url::Url::parse(&proxy.url_for(&base)).unwrap();
+            through.set_path(db.path());
+            through.set_username(&role).unwrap();
+            through.set_password(Some("first-password")).unwrap();
+            env.insert("DATABASE_URL".into(), through.to_string());
+        },
+        OpenApiRouter::new(),
+    )
+    .await;
+    let owner = app.db.pool().await;
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO {role}"
+    )))
+    .execute(&owner)
+    .await
+    .unwrap();
+    let before = app.admin_get("/api/v1/files").await;
+
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "ALTER ROLE {role} PASSWORD 'rotated-password'"
+    )))
+    .execute(&admin)
+    .await
+    .unwrap();
+    // Every pooled connection goes, so the next request must log in again.
+    proxy.set(Mode::Cut);
+    proxy.set(Mode::Pass);
+    let files = app.admin_get("/api/v1/files").await;
+    let dead = app.admin_get("/api/v1/queues/default/dead").await;
+    let health = app.get("/api/health").await;
+
+    assert_eq!(before.status, 200, "{}", before.body);
+    for refused in [&files, &dead] {
+        let problem = refused.assert_problem(503, "dependency_unavailable");
+        assert!(problem["detail"].as_str().unwrap().contains("PostgreSQL"));
+        assert_eq!(refused.header("retry-after"), Some("1"));
+        assert!(!refused.body.contains("password"), "{}", refused.body);
+    }
+    assert_eq!(health.status, 503, "{}", health.body);
+    owner.close().await;
+    app.stop().await;
+    // Its grants went with the test database.
+    sqlx::query(sqlx::AssertSqlSafe(format!("DROP ROLE {role}")))
+        .execute(&admin)
+        .await
+        .unwrap();
+}
