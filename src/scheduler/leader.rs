@@ -11,19 +11,19 @@ use anyhow::Context;
 use deadpool_redis::redis::Script;
 
 /// KEYS: leader. ARGV: id, lease ms. Takes the lease if free, renews it if ours.
-/// Returns 1 when we hold it afterwards.
+/// Returns the holder afterwards: our id when we hold it.
 static HOLD: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r#"
 local holder = redis.call('GET', KEYS[1])
 if holder == ARGV[1] then
   redis.call('PEXPIRE', KEYS[1], ARGV[2])
-  return 1
+  return ARGV[1]
 elseif not holder then
   redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
-  return 1
+  return ARGV[1]
 end
-return 0
+return holder
 "#,
     )
 });
@@ -56,17 +56,16 @@ impl Leader {
         }
     }
 
-    /// Takes or renews the lease; true while this replica leads.
-    pub async fn hold(&self) -> anyhow::Result<bool> {
+    /// Takes or renews the lease. Returns who holds it afterwards: this replica's id
+    /// while it leads, else the leader's.
+    pub async fn hold(&self) -> anyhow::Result<String> {
         let mut conn = self.pool.get().await.context("no Redis connection")?;
-        let held: i64 = HOLD
-            .key(&self.key)
+        HOLD.key(&self.key)
             .arg(&self.id)
             .arg(self.lease.as_millis() as u64)
             .invoke_async(&mut conn)
             .await
-            .context("leader lease script failed")?;
-        Ok(held == 1)
+            .context("leader lease script failed")
     }
 
     /// Gives the lease up so that another replica takes over without waiting it out.

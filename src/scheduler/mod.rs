@@ -296,12 +296,15 @@ pub async fn run(
         holder,
         lease,
     );
+    // `holder`, not `replica`: every line already carries the process's replica label.
     tracing::info!(
         schedules = entries.len(),
-        replica = leader.id,
+        holder = leader.id,
         "scheduler started"
     );
     let mut leading = false;
+    // The other replica last seen holding the lease, for the log of a change.
+    let mut seen: Option<String> = None;
     let mut next: Vec<Option<DateTime<Utc>>> = Vec::new();
     let mut last_tick: Option<DateTime<Utc>> = None;
     let publish = |leading: bool, last_tick: Option<DateTime<Utc>>| {
@@ -313,7 +316,11 @@ pub async fn run(
     publish(false, None);
     while !shutdown.is_cancelled() {
         let held = match leader.hold().await {
-            Ok(held) => held,
+            Ok(holder) if holder == leader.id => true,
+            Ok(holder) => {
+                seen = Some(holder);
+                false
+            }
             // A Redis blip: carry on as before. Should another replica take over meanwhile,
             // a tick fired by both still makes one job.
             Err(e) => {
@@ -328,10 +335,14 @@ pub async fn run(
             leading = held;
             publish(leading, last_tick);
             if leading {
-                tracing::info!("this replica leads the scheduler");
+                tracing::info!(
+                    holder = leader.id,
+                    previous = seen.as_deref().unwrap_or("none"),
+                    "this replica leads the scheduler"
+                );
                 next = take_over(scheduler, &entries).await;
             } else {
-                tracing::warn!("this replica lost the scheduler lease");
+                lost(&leader, seen.as_deref());
             }
         }
         if !leading {
@@ -356,11 +367,18 @@ pub async fn run(
             _ = shutdown.cancelled() => break,
         }
         let now = Utc::now();
-        for (entry, slot) in entries.iter().zip(next.iter_mut()) {
+        'firing: for (entry, slot) in entries.iter().zip(next.iter_mut()) {
             let mut fired = 0;
             while let Some(tick) = *slot {
                 if tick > now || fired == MAX_LATE_TICKS {
                     break;
+                }
+                // Fenced: a replica that slept or stalled past its lease (a paused process,
+                // a frozen VM) while another took over fires nothing, not even one tick.
+                if !still_leads(&leader, &mut seen).await {
+                    leading = false;
+                    lost(&leader, seen.as_deref());
+                    break 'firing;
                 }
                 match scheduler.fire_with_retries(entry, tick).await {
                     Ok((job_id, created)) => {
@@ -397,6 +415,29 @@ pub async fn run(
         }
     }
     Ok(())
+}
+
+/// Renews the lease before a tick fires: false once another replica holds it. A Redis
+/// blip counts as still leading, as in the main loop: the tick's idempotency key keeps a
+/// tick fired twice to one job.
+async fn still_leads(leader: &Leader, seen: &mut Option<String>) -> bool {
+    match leader.hold().await {
+        Ok(holder) if holder == leader.id => true,
+        Ok(holder) => {
+            *seen = Some(holder);
+            false
+        }
+        Err(_) => true,
+    }
+}
+
+/// Logs losing the lease, with both ids.
+fn lost(leader: &Leader, now_held_by: Option<&str>) {
+    tracing::warn!(
+        holder = leader.id,
+        leader = now_held_by.unwrap_or("unknown"),
+        "this replica lost the scheduler lease"
+    );
 }
 
 /// On becoming leader: applies each schedule's catch-up policy to ticks missed since its

@@ -120,6 +120,64 @@ fn a_killed_leader_is_replaced_within_its_lease_and_no_tick_doubles() {
 }
 
 #[test]
+fn a_leader_paused_past_its_lease_fires_nothing_when_it_resumes() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let db = rt.block_on(TestDb::migrated());
+    let dir = ScheduleDir::new(EVERY_SECOND);
+    let mut env = environment(&db.url, &server_redis_url());
+    env.insert("CONFIG_DIR".into(), dir.path());
+    env.insert("SCHEDULER_LEASE_SECONDS".into(), "2".into());
+    let prefix = env["REDIS_KEY_PREFIX"].clone();
+    let _keys = RedisKeys(prefix.clone());
+    let a = Process::start(&["scheduler"], &env);
+    let b = Process::start(&["scheduler"], &env);
+    std::thread::sleep(Duration::from_secs(2));
+    let (mut paused, mut other) = if leads(&a) { (a, b) } else { (b, a) };
+
+    // Stopped like a frozen VM, long past its 2 s lease: the other replica takes over
+    // and, with catch_up = "none", skips the ticks of the handover.
+    paused.signal(libc::SIGSTOP);
+    let stopped = Instant::now();
+    while !leads(&other) {
+        assert!(
+            stopped.elapsed() < Duration::from_secs(10),
+            "nobody took over"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    std::thread::sleep(Duration::from_secs(3));
+    let (before, _) = ticks(&rt, &prefix, "every-second");
+    let resumed_at = chrono::Utc::now().timestamp_millis();
+    paused.signal(libc::SIGCONT);
+    std::thread::sleep(Duration::from_secs(3));
+    for replica in [&paused, &other] {
+        replica.signal(libc::SIGTERM);
+    }
+    assert_eq!(other.wait_exit(Duration::from_secs(15)).code(), Some(0));
+    assert_eq!(paused.wait_exit(Duration::from_secs(15)).code(), Some(0));
+
+    let (after, jobs) = ticks(&rt, &prefix, "every-second");
+    let known: BTreeSet<_> = before.iter().collect();
+    // Ticks that appeared after the resume but were due well before it: fired late by the
+    // replica that woke up no longer leading.
+    let late: Vec<_> = after
+        .iter()
+        .filter(|t| !known.contains(t) && **t < resumed_at - 1_500)
+        .collect();
+    assert!(late.is_empty(), "fired late after the pause: {late:?}");
+    assert_eq!(jobs, after.len(), "a tick made more than one job");
+    let logs = paused.output();
+    assert!(
+        logs.contains("this replica lost the scheduler lease"),
+        "{logs}"
+    );
+    assert!(
+        logs.contains("\"holder\""),
+        "the lease holder is named: {logs}"
+    );
+}
+
+#[test]
 fn after_downtime_catch_up_latest_enqueues_one_missed_tick_and_none_enqueues_none() {
     let rt = tokio::runtime::Runtime::new().unwrap();
     let db = rt.block_on(TestDb::migrated());
