@@ -139,6 +139,15 @@ pub async fn migrate(pool: &PgPool) -> anyhow::Result<Vec<i64>> {
     Ok(applied)
 }
 
+/// How many of this binary's migrations the database lacks: 0 when its schema is current.
+pub async fn pending(pool: &PgPool) -> anyhow::Result<usize> {
+    Ok(status(pool)
+        .await?
+        .iter()
+        .filter(|m| m.state == "pending")
+        .count())
+}
+
 /// Every migration the binary knows or the database has applied, oldest first.
 pub async fn status(pool: &PgPool) -> anyhow::Result<Vec<MigrationState>> {
     let exists: Option<String> = sqlx::query_scalar("SELECT to_regclass('_sqlx_migrations')::text")

@@ -26,6 +26,10 @@ pub struct HealthReport {
     pub service: String,
     pub replica: String,
     pub uptime_s: u64,
+    /// Whether the database has every migration this release needs; absent while
+    /// Postgres is down.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub schema: Option<Schema>,
     /// What the running mode reports about itself (the scheduler: leadership and its
     /// last tick).
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
@@ -42,6 +46,16 @@ pub struct Check {
     /// Why it is down, in a few words; the full cause is in the logs.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+}
+
+/// The database schema against this release's migrations.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Schema {
+    /// `current`, or `behind` until `app migrate` applies what is pending.
+    #[schema(example = "current")]
+    pub status: &'static str,
+    /// Migrations this release has that the database lacks.
+    pub pending: usize,
 }
 
 impl HealthReport {
@@ -61,6 +75,7 @@ pub struct HealthMonitor {
     postgres_down: AtomicBool,
     redis_down: AtomicBool,
     storage_down: AtomicBool,
+    schema_behind: AtomicBool,
     /// Published by the running mode, shown under `details`.
     details: std::sync::Mutex<BTreeMap<&'static str, serde_json::Value>>,
 }
@@ -74,6 +89,7 @@ impl HealthMonitor {
             postgres_down: AtomicBool::default(),
             redis_down: AtomicBool::default(),
             storage_down: AtomicBool::default(),
+            schema_behind: AtomicBool::default(),
             details: std::sync::Mutex::default(),
         }
     }
@@ -146,10 +162,16 @@ impl HealthMonitor {
         if let Some(storage) = storage {
             checks.insert("storage", record("storage", &self.storage_down, storage));
         }
-        let healthy = checks.values().all(|c| c.status == "up");
+        let schema = match checks.get("postgres") {
+            Some(check) if check.status == "up" => self.schema(db).await,
+            _ => None,
+        };
+        let healthy = checks.values().all(|c| c.status == "up")
+            && schema.as_ref().is_none_or(|s| s.pending == 0);
         HealthReport {
             status: if healthy { "healthy" } else { "degraded" },
             checks,
+            schema,
             version: crate::VERSION,
             mode: self.identity.mode,
             service: self.identity.service.clone(),
@@ -157,6 +179,35 @@ impl HealthMonitor {
             uptime_s: self.uptime().as_secs(),
             details: self.details.lock().map(|d| d.clone()).unwrap_or_default(),
         }
+    }
+}
+
+impl HealthMonitor {
+    /// The schema's state, logging a change once. `None` when it cannot be read in time.
+    async fn schema(&self, db: &PgPool) -> Option<Schema> {
+        let pending = match tokio::time::timeout(self.limit, crate::db::pending(db)).await {
+            Ok(Ok(pending)) => pending,
+            Ok(Err(error)) => {
+                tracing::debug!(error = format!("{error:#}"), "could not read the schema");
+                return None;
+            }
+            Err(_) => return None,
+        };
+        let behind = pending > 0;
+        if self.schema_behind.swap(behind, Ordering::Relaxed) != behind {
+            if behind {
+                tracing::warn!(
+                    pending,
+                    "the database schema is behind this release; run `app migrate`"
+                );
+            } else {
+                tracing::info!("the database schema is current");
+            }
+        }
+        Some(Schema {
+            status: if behind { "behind" } else { "current" },
+            pending,
+        })
     }
 }
 

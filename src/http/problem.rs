@@ -50,6 +50,12 @@ pub enum ApiError {
         what: &'static str,
         cause: anyhow::Error,
     },
+    /// The database lacks tables or columns this release uses: its migrations have not
+    /// run. The cause is logged, not sent.
+    #[error(
+        "the database schema is behind this release: run `app migrate` (the pre-deploy command) and retry"
+    )]
+    SchemaNotMigrated(anyhow::Error),
     /// Anything unexpected. Its message never reaches the client.
     #[error("internal error")]
     Internal(anyhow::Error),
@@ -69,9 +75,10 @@ impl ApiError {
             Self::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
             Self::BodyTimeout { .. } => StatusCode::REQUEST_TIMEOUT,
             Self::RangeNotSatisfiable(_) => StatusCode::RANGE_NOT_SATISFIABLE,
-            Self::Unavailable(_) | Self::Timeout { .. } | Self::DependencyDown { .. } => {
-                StatusCode::SERVICE_UNAVAILABLE
-            }
+            Self::Unavailable(_)
+            | Self::Timeout { .. }
+            | Self::DependencyDown { .. }
+            | Self::SchemaNotMigrated(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -93,6 +100,7 @@ impl ApiError {
             Self::BodyTimeout { .. } => "body_timeout",
             Self::RangeNotSatisfiable(_) => "range_not_satisfiable",
             Self::DependencyDown { .. } => "dependency_unavailable",
+            Self::SchemaNotMigrated(_) => "schema_not_migrated",
             Self::Internal(_) => "internal_error",
         }
     }
@@ -102,6 +110,12 @@ impl From<anyhow::Error> for ApiError {
     /// A connection or timeout failure of Postgres or Redis anywhere in the chain is a
     /// 503 the client may retry; anything else is a 500.
     fn from(cause: anyhow::Error) -> Self {
+        let unmigrated = cause
+            .chain()
+            .any(|e| e.downcast_ref::<sqlx::Error>().is_some_and(schema_missing));
+        if unmigrated {
+            return Self::SchemaNotMigrated(cause);
+        }
         let down = cause.chain().find_map(|e| {
             if let Some(redis) = e.downcast_ref::<deadpool_redis::redis::RedisError>() {
                 let transient = redis.is_io_error()
@@ -120,6 +134,13 @@ impl From<anyhow::Error> for ApiError {
             None => Self::Internal(cause),
         }
     }
+}
+
+/// Whether a query failed for want of a table or column (SQLSTATE 42P01, 42703): the
+/// schema is older than this release.
+fn schema_missing(error: &sqlx::Error) -> bool {
+    matches!(error, sqlx::Error::Database(db)
+        if db.code().is_some_and(|code| ["42P01", "42703"].contains(&code.as_ref())))
 }
 
 /// Whether Postgres failed as a dependency rather than on this request: unreachable, out
@@ -144,6 +165,13 @@ impl IntoResponse for ApiError {
             Self::Internal(cause) => {
                 tracing::error!(error = format!("{cause:#}"), request_id, "request failed");
             }
+            Self::SchemaNotMigrated(cause) => {
+                tracing::warn!(
+                    error = format!("{cause:#}"),
+                    request_id,
+                    "request failed: the database schema is behind; run `app migrate`"
+                );
+            }
             Self::DependencyDown { what, cause } => {
                 tracing::warn!(
                     dependency = what,
@@ -159,7 +187,10 @@ impl IntoResponse for ApiError {
             problem.field = Some(invalid.field.clone());
         }
         let mut response = problem.into_response();
-        if matches!(self, Self::DependencyDown { .. }) {
+        if matches!(
+            self,
+            Self::DependencyDown { .. } | Self::SchemaNotMigrated(_)
+        ) {
             response
                 .headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));

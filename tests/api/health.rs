@@ -115,3 +115,43 @@ async fn a_client_that_stalls_while_sending_headers_is_disconnected() {
     assert_eq!(healthy.status, 200, "other clients are served meanwhile");
     app.stop().await;
 }
+
+#[tokio::test]
+async fn an_unmigrated_schema_is_503_in_health_and_schema_not_migrated_on_routes() {
+    let app = TestApp::spawn_on(
+        crate::common::TestDb::empty().await,
+        |_| {},
+        utoipa_axum::router::OpenApiRouter::new(),
+    )
+    .await;
+    let migrations = switchyard::db::migrator().iter().count();
+
+    let health = app.get("/api/health").await;
+    let refused = [
+        app.admin_get("/api/v1/files").await,
+        app.admin_get("/api/v1/queues/default/dead").await,
+        app.admin_get("/api/metrics").await,
+    ];
+    switchyard::db::migrate(&app.state.db).await.unwrap();
+    let healthy = app.get("/api/health").await;
+    let files = app.admin_get("/api/v1/files").await;
+
+    assert_eq!(health.status, 503, "{}", health.body);
+    let report = health.json();
+    assert_eq!(report["status"], "degraded");
+    assert_eq!(report["schema"]["status"], "behind");
+    assert_eq!(report["schema"]["pending"], migrations);
+    assert_eq!(report["checks"]["postgres"]["status"], "up");
+    for reply in &refused {
+        let problem = reply.assert_problem(503, "schema_not_migrated");
+        assert!(
+            problem["detail"].as_str().unwrap().contains("app migrate"),
+            "{problem}"
+        );
+    }
+    assert_eq!(healthy.status, 200, "{}", healthy.body);
+    assert_eq!(healthy.json()["schema"]["status"], "current");
+    assert_eq!(healthy.json()["schema"]["pending"], 0);
+    assert_eq!(files.status, 200, "{}", files.body);
+    app.stop().await;
+}

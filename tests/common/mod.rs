@@ -236,7 +236,15 @@ impl TestApp {
         adjust: impl FnOnce(&mut BTreeMap<String, String>),
         extra_routes: OpenApiRouter<AppState>,
     ) -> Self {
-        let db = TestDb::migrated().await;
+        Self::spawn_on(TestDb::migrated().await, adjust, extra_routes).await
+    }
+
+    /// The API on `db`, as it is (an empty database, say).
+    pub async fn spawn_on(
+        db: TestDb,
+        adjust: impl FnOnce(&mut BTreeMap<String, String>),
+        extra_routes: OpenApiRouter<AppState>,
+    ) -> Self {
         let mut env = environment(&db.url, &server_redis_url());
         adjust(&mut env);
         let settings = settings(env);
