@@ -33,12 +33,37 @@ const STORE: &str = "LocalFileSystem";
 #[derive(Debug)]
 pub struct Directory {
     inner: LocalFileSystem,
+    /// The storage directory itself. Writes refuse to recreate it: a directory that went
+    /// away (an unmounted volume) would otherwise be replaced by one on the container's
+    /// own disk, lost on the next deploy, while health says storage is down.
+    root: std::path::PathBuf,
 }
 
 impl Directory {
-    /// Wraps a `LocalFileSystem`, which must sync its own writes (`with_fsync(true)`).
-    pub fn new(inner: LocalFileSystem) -> Self {
-        Self { inner }
+    /// Wraps a `LocalFileSystem` rooted at `root`, which must sync its own writes
+    /// (`with_fsync(true)`).
+    pub fn new(inner: LocalFileSystem, root: std::path::PathBuf) -> Self {
+        Self { inner, root }
+    }
+
+    /// Fails when the storage directory is gone, as the health check does.
+    async fn ensure_root(&self) -> Result<()> {
+        match tokio::fs::metadata(&self.root).await {
+            Ok(meta) if meta.is_dir() => Ok(()),
+            Ok(_) => Err(missing_root(&self.root, "it is not a directory".into())),
+            Err(error) => Err(missing_root(&self.root, error.to_string())),
+        }
+    }
+}
+
+fn missing_root(root: &std::path::Path, why: String) -> object_store::Error {
+    object_store::Error::Generic {
+        store: STORE,
+        source: format!(
+            "the storage directory {} is unusable: {why}",
+            root.display()
+        )
+        .into(),
     }
 }
 
@@ -56,6 +81,7 @@ impl ObjectStore for Directory {
         payload: PutPayload,
         opts: PutOptions,
     ) -> Result<PutResult> {
+        self.ensure_root().await?;
         self.inner.put_opts(location, payload, opts).await
     }
 
@@ -66,6 +92,7 @@ impl ObjectStore for Directory {
         location: &Path,
         _opts: PutMultipartOptions,
     ) -> Result<Box<dyn MultipartUpload>> {
+        self.ensure_root().await?;
         let dest = self.inner.path_to_filesystem(location)?;
         let upload = blocking(move || StagedFile::create(dest)).await?;
         Ok(Box::new(upload))
@@ -455,7 +482,7 @@ mod tests {
         let inner = LocalFileSystem::new_with_prefix(&root)
             .unwrap()
             .with_fsync(true);
-        (Directory::new(inner), root)
+        (Directory::new(inner, root.clone()), root)
     }
 
     /// Parts of the given sizes, each byte telling its position.

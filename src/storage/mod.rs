@@ -56,12 +56,9 @@ impl Storage {
         let backend = settings.effective_backend();
         let (store, presigner): (Arc<dyn ObjectStore>, Option<Arc<dyn Signer>>) = match backend {
             StorageBackend::Local => {
-                std::fs::create_dir_all(&settings.path).with_context(|| {
-                    format!(
-                        "cannot create the storage directory {} (storage.path, STORAGE_PATH)",
-                        settings.path.display()
-                    )
-                })?;
+                std::fs::create_dir_all(&settings.path)
+                    .and_then(|()| writable(&settings.path))
+                    .map_err(|error| unusable_directory(&settings.path, error))?;
                 let local = LocalFileSystem::new_with_prefix(&settings.path)
                     .with_context(|| {
                         format!(
@@ -72,7 +69,10 @@ impl Storage {
                     // A row is committed only after its object is written; the object must
                     // survive a power cut as the row does.
                     .with_fsync(true);
-                (Arc::new(local::Directory::new(local)), None)
+                (
+                    Arc::new(local::Directory::new(local, settings.path.clone())),
+                    None,
+                )
             }
             StorageBackend::S3 => {
                 let s3 = Arc::new(s3_store(settings)?);
@@ -158,6 +158,33 @@ impl Storage {
             Ok(_) | Err(object_store::Error::NotFound { .. }) => Ok(()),
             Err(error) => Err(anyhow::Error::new(error).context("the object store did not answer")),
         }
+    }
+}
+
+/// Writes and removes a file in `dir`: a directory this process cannot write is found at
+/// start-up, not by the first upload.
+fn writable(dir: &std::path::Path) -> std::io::Result<()> {
+    let probe = dir.join(format!(".switchyard-write-check-{}", std::process::id()));
+    std::fs::write(&probe, b"")?;
+    std::fs::remove_file(&probe)
+}
+
+/// Why the storage directory cannot be used, and what to do about it.
+fn unusable_directory(dir: &std::path::Path, error: std::io::Error) -> anyhow::Error {
+    let what = format!(
+        "the storage directory {} (storage.path, STORAGE_PATH) is not usable",
+        dir.display()
+    );
+    if error.kind() == std::io::ErrorKind::PermissionDenied {
+        // SAFETY: geteuid has no preconditions and cannot fail.
+        let uid = unsafe { libc::geteuid() };
+        anyhow::anyhow!(
+            "{what}: this process (uid {uid}) may not write there ({error}). A volume Railway \
+             mounts is owned by root: set RAILWAY_RUN_UID=0 on this service, or store files \
+             in a bucket (STORAGE_BACKEND=s3)"
+        )
+    } else {
+        anyhow::anyhow!("{what}: {error}")
     }
 }
 

@@ -1061,6 +1061,31 @@ async fn health_reports_the_local_storage_directory() {
     app.stop().await;
 }
 
+#[tokio::test(flavor = "multi_thread")]
+async fn a_missing_storage_directory_fails_uploads_as_it_fails_health() {
+    let app = TestApp::spawn().await;
+    let root = app.state.settings.storage.path.clone();
+    std::fs::remove_dir_all(&root).unwrap();
+
+    let small = upload_raw(&app, "?name=a.txt", "text/plain", b"hello").await;
+    let streamed = upload_multipart(&app, "", "b.txt", Some("text/plain"), &[7u8; 64 * 1024]).await;
+    let health = app.get("/api/health").await;
+
+    for refused in [&small, &streamed] {
+        let problem = refused.assert_problem(503, "dependency_unavailable");
+        assert!(
+            problem["detail"]
+                .as_str()
+                .unwrap()
+                .contains("object storage"),
+            "{problem}"
+        );
+    }
+    assert_eq!(health.status, 503);
+    assert!(!root.exists(), "an upload recreated the storage directory");
+    app.stop().await;
+}
+
 #[tokio::test]
 async fn uploads_and_deletes_are_published_on_the_files_channel() {
     let app = spawn(Backend::Local).await;

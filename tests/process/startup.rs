@@ -205,3 +205,61 @@ fn realtime_without_an_app_secret_exits_1_naming_app_secret() {
         "{stdout}{stderr}"
     );
 }
+
+#[test]
+fn an_unwritable_storage_directory_stops_start_up_saying_what_to_do() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let db = rt.block_on(TestDb::migrated());
+    let env = environment(&db.url, &server_redis_url());
+    let dir = std::env::temp_dir().join(format!("switchyard-ro-{}", uuid::Uuid::new_v4().simple()));
+    std::fs::create_dir(&dir).unwrap();
+    let mut command = app();
+    command
+        .arg("serve")
+        .envs(&env)
+        .env("STORAGE_PATH", &dir)
+        .env("HOST", "127.0.0.1")
+        .env("PORT", free_port().to_string());
+    // As on Railway: the volume belongs to root and the image runs as another user.
+    if unsafe { libc::geteuid() } == 0 {
+        use std::os::unix::process::CommandExt;
+        command.uid(65534).gid(65534);
+    } else {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o555)).unwrap();
+    }
+
+    // Spawned and waited for with a deadline: a binary that starts anyway must fail the
+    // test, not hang it.
+    let child = command
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id() as i32;
+    let (exited, watch) = std::sync::mpsc::channel::<()>();
+    let watchdog = std::thread::spawn(move || {
+        if watch.recv_timeout(Duration::from_secs(30)).is_err() {
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+        }
+    });
+    let output = child.wait_with_output().unwrap();
+    let _ = exited.send(());
+    watchdog.join().unwrap();
+
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+    assert_eq!(output.status.code(), Some(1), "{text}");
+    for needed in [
+        "STORAGE_PATH",
+        "not usable",
+        "RAILWAY_RUN_UID=0",
+        "STORAGE_BACKEND=s3",
+    ] {
+        assert!(text.contains(needed), "{needed} in {text}");
+    }
+}
