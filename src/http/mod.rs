@@ -40,12 +40,15 @@ use utoipa_axum::router::OpenApiRouter;
 use crate::state::AppState;
 use graceful::{Graceful, Stopping};
 
-/// Routes without the admin gate: the platform's health checks, and file downloads,
-/// which authorize themselves (admin token, signed URL or public bucket).
+/// The platform's health checks, open to all: what every port serves.
+pub fn health_routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(openapi::ApiDoc::openapi()).merge(health::router())
+}
+
+/// The API's routes without the admin gate: health, and file downloads, which authorize
+/// themselves (admin token, signed URL or public bucket).
 pub fn public_routes() -> OpenApiRouter<AppState> {
-    OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
-        .merge(health::router())
-        .merge(files::content_router())
+    health_routes().merge(files::content_router())
 }
 
 /// Routes behind the admin token. Later resources merge in here.

@@ -1,7 +1,8 @@
 //! `app dev`: every mode in one process on shared pools, for a laptop. Migrates first,
 //! runs the worker on every declared queue, lets outbound calls reach local servers, and
-//! generates an admin token and a signing secret when none are configured, printing them
-//! once, and an app secret for signed URLs.
+//! generates an admin token, an app secret (signed URLs and realtime tokens) and a webhook
+//! signing secret when none are configured, printing each once so that a local backend
+//! can use them.
 
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -26,11 +27,14 @@ pub fn prepare(settings: &mut Settings) -> anyhow::Result<()> {
         settings.app.admin_token = Some(token);
     }
     if settings.app.secret.is_none() {
-        // Signed download URLs made in this run stop working when it ends.
+        // Printed so that a local backend can mint realtime tokens with its own JWT
+        // library; signed URLs and tokens made in this run stop working when it ends.
+        let secret = generate_token()?;
         eprintln!(
-            "  app dev: generated an app secret for signed URLs (set APP_SECRET to keep them valid across runs)\n"
+            "  app dev: generated an app secret for signed URLs and realtime tokens (set APP_SECRET to keep one across runs):\n\n      {}\n",
+            secret.expose()
         );
-        settings.app.secret = Some(generate_token()?);
+        settings.app.secret = Some(secret);
     }
     if settings.outbound.signing_secret.is_none() {
         let secret = SigningKey::generate()?;
@@ -72,7 +76,7 @@ pub async fn run(
     let realtime = Realtime::new(&state.settings, state.realtime.clone())?;
     let router = http::build(
         state.clone(),
-        super::realtime::public_with_socket(&realtime),
+        super::realtime::with_socket(http::public_routes(), &realtime),
         http::admin_routes(),
     );
     let (api, worker, scheduler, realtime) = tokio::join!(

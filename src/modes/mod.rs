@@ -19,9 +19,10 @@ use crate::http;
 use crate::instances::Registration;
 use crate::state::AppState;
 
-/// The routes every mode serves on its port: health (open) and metrics (admin token).
+/// The routes the worker and the scheduler serve on their port: health (open) and metrics
+/// (admin token), for the platform's checks and a scraper. Files are the API's.
 pub fn operations_router(state: AppState) -> impl http::HttpService {
-    http::build(state, http::public_routes(), http::metrics::router())
+    http::build(state, http::health_routes(), http::metrics::router())
 }
 
 /// Registers the instance, serves the operations routes when a listener is given, and

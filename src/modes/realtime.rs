@@ -36,21 +36,22 @@ pub async fn run(
     .await
 }
 
-/// The realtime process's routes: the operations routes, the WebSocket endpoint, and
-/// publishing and minting behind the admin token.
+/// The realtime process's routes: health, the WebSocket endpoint, and metrics, publishing
+/// and minting behind the admin token. Files are the API's.
 pub fn routes(state: &AppState, realtime: &Arc<Realtime>) -> impl http::HttpService {
     http::build(
         state.clone(),
-        public_with_socket(realtime),
+        with_socket(http::health_routes(), realtime),
         http::metrics::router().merge(http::realtime::router()),
     )
 }
 
-/// The open routes plus the WebSocket endpoint, for whichever process runs the hub.
-pub fn public_with_socket(
+/// `open` routes plus the WebSocket endpoint, for whichever process runs the hub.
+pub fn with_socket(
+    open: utoipa_axum::router::OpenApiRouter<AppState>,
     realtime: &Arc<Realtime>,
 ) -> utoipa_axum::router::OpenApiRouter<AppState> {
-    http::public_routes().merge(http::realtime::socket_router(realtime.clone()))
+    open.merge(http::realtime::socket_router(realtime.clone()))
 }
 
 /// Runs the hub's Redis subscriber and reports on the hub until `shutdown`; then closes

@@ -203,6 +203,44 @@ fn dev_migrates_first_prints_a_generated_token_once_and_serves_everything() {
     assert_eq!(status.code(), Some(0), "{}", app.output());
 }
 
+#[test]
+fn dev_prints_the_app_secret_it_generates_so_a_backend_can_mint_tokens() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let db = rt.block_on(TestDb::migrated());
+    let mut env: BTreeMap<String, String> = environment(&db.url, &server_redis_url());
+    env.remove("APP_SECRET");
+    let mut app = Process::start(&["dev"], &env);
+
+    let output = app.output();
+    let secret = output
+        .lines()
+        .skip_while(|line| !line.contains("set APP_SECRET"))
+        .find_map(|line| line.split_whitespace().find(|w| w.starts_with("dev_")))
+        .unwrap_or_else(|| panic!("no app secret printed: {output}"))
+        .to_owned();
+    let minted = blocking_call(
+        "POST",
+        &app.url("/api/v1/realtime/token"),
+        &[
+            ("authorization".into(), format!("Bearer {ADMIN_TOKEN}")),
+            ("content-type".into(), "application/json".into()),
+        ],
+        Some(br#"{"sub": "u1", "channels": ["files"]}"#.to_vec()),
+    );
+    app.signal(libc::SIGTERM);
+    app.wait_exit(Duration::from_secs(20));
+
+    assert_eq!(minted.status, 200, "{}", minted.body);
+    let token = minted.json()["token"].as_str().unwrap().to_owned();
+    let key = switchyard::realtime::token::TokenKey::new(&switchyard::config::Secret::new(secret));
+    let claims = key.verify(&token, chrono::Utc::now().timestamp());
+    assert!(
+        claims.is_ok(),
+        "the printed secret signs the tokens: {claims:?}"
+    );
+    assert_eq!(app.output().matches(&token).count(), 0);
+}
+
 /// Whether the first migration's table exists in `db`.
 fn is_migrated(rt: &tokio::runtime::Runtime, db: &TestDb) -> bool {
     rt.block_on(async {
@@ -284,4 +322,27 @@ fn work_still_running_at_the_drain_deadline_does_not_hold_the_exit() {
         "{}",
         app.output()
     );
+}
+
+#[test]
+fn worker_scheduler_and_realtime_ports_serve_health_and_metrics_but_no_files() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let db = rt.block_on(TestDb::migrated());
+    let env = environment(&db.url, &server_redis_url());
+    let admin = [("authorization".to_owned(), format!("Bearer {ADMIN_TOKEN}"))];
+    let download = format!("/api/v1/files/{}/content", uuid::Uuid::now_v7());
+    for mode in ["worker", "scheduler", "realtime"] {
+        let mut app = Process::start(&[mode], &env);
+
+        let health = blocking_call("GET", &app.url("/api/health"), &[], None);
+        let metrics = blocking_call("GET", &app.url("/metrics"), &admin, None);
+        let file = blocking_call("GET", &app.url(&download), &admin, None);
+        app.signal(libc::SIGTERM);
+        app.wait_exit(Duration::from_secs(20));
+
+        assert_eq!(health.status, 200, "{mode}: {}", health.body);
+        assert_eq!(metrics.status, 200, "{mode}: {}", metrics.body);
+        let problem = file.assert_problem(404, "not_found");
+        assert_eq!(problem["detail"], "no route matches this path", "{mode}");
+    }
 }
