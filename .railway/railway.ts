@@ -1,12 +1,18 @@
 // The whole Switchyard project in Railway's Infrastructure as Code: Postgres, Redis, a
 // bucket, and the four services that run the same image with different start commands.
 //
-// Preview with `railway config plan`, apply with `railway config apply`.
+// Preview with `railway config plan`, apply with `railway config apply`. `.ci/run`
+// type-checks this file against the SDK (npm `railway@3`) and evaluates it
+// (`scripts/check-railway.sh`), comparing it with the config-as-code files.
 //
-// Migrations: railway.json runs `app migrate` as a pre-deploy command. This file cannot
-// count on a pre-deploy step, so the api runs `app serve --migrate`. That is safe with
-// several replicas: migrations take a Postgres advisory lock, and each one runs in a
-// transaction. Manage each service from this file or from railway.json, never both.
+// Migrations run as the api's pre-deploy command, as in railway.json; `app serve` never
+// touches the schema. Manage each service from this file or from its JSON file, never
+// both.
+//
+// Secrets: set ADMIN_TOKEN, APP_SECRET and OUTBOUND_SIGNING_SECRET once by hand;
+// `preserve()` keeps them across applies. The SDK's `ctx.randomString(label)` is a hash
+// of the environment's name and the label, which anyone can recompute, so it is not
+// used for them.
 import { bucket, defineRailway, postgres, preserve, project, redis, ref, service } from "railway/iac";
 
 export default defineRailway(() => {
@@ -14,7 +20,7 @@ export default defineRailway(() => {
   const cache = redis("redis");
   const files = bucket("files");
 
-  const build = { builder: "DOCKERFILE", dockerfilePath: "Dockerfile" };
+  const build = { builder: "DOCKERFILE", dockerfilePath: "Dockerfile" } as const;
 
   // What every service reads: the stores, the shared secrets and the bucket's variables
   // under the names Railway injects for buckets.
@@ -30,34 +36,42 @@ export default defineRailway(() => {
     REGION: ref(files, "REGION"),
   };
 
-  // Every service runs the same image; only the start command, the drain time and the
-  // platform's grace period around it differ.
-  const appService = (name: string, start: string, drainSeconds: number, extraEnv = {}) =>
+  // Every service runs the same image; only the start command and the platform's grace
+  // period differ. Each grace period outlasts the 25 s drain the services get by default
+  // (shutdown.drain_seconds), as in the JSON files.
+  const appService = (
+    name: string,
+    start: string,
+    drainingSeconds: number,
+    extra: { preDeploy?: string; env?: Record<string, string | ReturnType<typeof preserve>> } = {},
+  ) =>
     service(name, {
       build,
       start,
+      preDeploy: extra.preDeploy,
       healthcheck: "/api/health",
       healthcheckTimeout: 120,
       deploy: {
         restartPolicyType: "ON_FAILURE",
         restartPolicyMaxRetries: 10,
-        drainingSeconds: drainSeconds + 5,
+        drainingSeconds,
       },
-      env: { ...shared, SHUTDOWN_DRAIN_SECONDS: String(drainSeconds), ...extraEnv },
+      env: { ...shared, ...extra.env },
     });
 
-  const api = appService("api", "app serve --migrate", 25);
+  const api = appService("api", "app serve", 30, { preDeploy: "app migrate" });
   // http jobs are signed with OUTBOUND_SIGNING_SECRET (set it once: whsec_ + base64) and
   // may call the project's own services on the private network.
-  const worker = appService("worker", "app worker --queues=webhooks,audits,deletes,mails,http", 55, {
-    WORKER_CONCURRENCY: "16",
-    OUTBOUND_SIGNING_SECRET: preserve(),
-    OUTBOUND_ALLOW_HOSTS: "*.railway.internal",
+  const worker = appService("worker", "app worker --queues=default,webhooks,audits,deletes,mails,http", 60, {
+    env: {
+      OUTBOUND_SIGNING_SECRET: preserve(),
+      OUTBOUND_ALLOW_HOSTS: "*.railway.internal",
+    },
   });
-  const cron = appService("cron", "app scheduler", 10);
-  const realtime = appService("realtime", "app realtime", 25);
+  const scheduler = appService("scheduler", "app scheduler", 30);
+  const realtime = appService("realtime", "app realtime", 30);
 
   return project("switchyard", {
-    resources: [db, cache, files, api, worker, cron, realtime],
+    resources: [db, cache, files, api, worker, scheduler, realtime],
   });
 });

@@ -25,7 +25,7 @@ impl LogSettings {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum LogFormat {
-    /// JSON unless stderr is a terminal.
+    /// JSON unless stdout (where logs go) is a terminal.
     Auto,
     Json,
     Pretty,
