@@ -25,9 +25,12 @@ RUN cargo build --release --locked --bin app \
 
 # --- runtime --------------------------------------------------------------------------
 FROM debian:bookworm-slim
+# apt's lists, package caches and logs are removed in the same layer, so none ships.
 RUN apt-get update \
  && apt-get install -y --no-install-recommends ca-certificates \
- && rm -rf /var/lib/apt/lists/* \
+ && apt-get clean \
+ && rm -rf /var/lib/apt/lists/* /var/cache/apt/* /var/cache/debconf/*-old \
+           /var/log/apt /var/log/dpkg.log \
  && useradd --system --uid 10001 --user-group --home-dir /app --shell /usr/sbin/nologin app \
  && mkdir -p /app/data \
  && chown app:app /app/data

@@ -48,6 +48,16 @@ ensure_postgres() {
     $SUDO pg_ctlcluster $cluster start
     for _ in $(seq 1 50); do pg_isready -q -h 127.0.0.1 -p "$PG_PORT" && break; sleep 0.2; done
   fi
+  # Roles and databases are made as the server's superuser over its Unix socket; a server
+  # reached only over TCP (another container, another socket directory) is not ours to
+  # manage.
+  if ! as_postgres pg_isready -q -p "$PG_PORT" 2>/dev/null; then
+    echo "PostgreSQL answers on 127.0.0.1:$PG_PORT but not on its local Unix socket, so this" >&2
+    echo "script cannot create its role and database there. Set DATABASE_URL to a database" >&2
+    echo "whose role may CREATEDB and CREATEROLE (the tests make databases and roles), e.g." >&2
+    echo "  DATABASE_URL=postgres://user:password@host:$PG_PORT/switchyard scripts/test.sh" >&2
+    exit 1
+  fi
   local major
   major=$(as_postgres psql -p "$PG_PORT" -tAc "SHOW server_version_num" | cut -c1-2)
   if [ "$major" -lt 15 ]; then
@@ -106,6 +116,8 @@ ensure_s3() {
   fi
   say "starting moto's S3 server on port $port"
   nohup python3 -m moto.server -H 127.0.0.1 -p "$port" >"${TMPDIR:-/tmp}/switchyard-moto.log" 2>&1 &
+  # test.sh stops what it started when it exits.
+  S3_STARTED_PID=$!
   for _ in $(seq 1 100); do
     curl -fsS -o /dev/null "$SWITCHYARD_TEST_S3_ENDPOINT/" 2>/dev/null && return
     sleep 0.2

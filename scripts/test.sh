@@ -9,7 +9,10 @@ source scripts/services.sh
 # redis-server of their own.
 command -v openssl >/dev/null || apt_install openssl
 command -v curl >/dev/null || apt_install curl
+S3_STARTED_PID=""
 ensure_s3
+# The S3 server is started for the tests alone; stop it after them, whatever they did.
+trap '[ -n "$S3_STARTED_PID" ] && kill "$S3_STARTED_PID" 2>/dev/null || true' EXIT
 say "SWITCHYARD_TEST_S3_ENDPOINT=$SWITCHYARD_TEST_S3_ENDPOINT"
 if cargo nextest --version >/dev/null 2>&1; then
   say "running the tests with cargo nextest"
