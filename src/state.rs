@@ -16,6 +16,7 @@ use crate::config::Settings;
 use crate::events::Events;
 use crate::health::HealthMonitor;
 use crate::jobs::Services;
+use crate::jobs::live::LiveKinds;
 use crate::outbound::Outbound;
 use crate::queue::Queues;
 use crate::realtime::history::History;
@@ -51,6 +52,8 @@ pub struct Shared {
     pub events: Events,
     /// Fires schedules and reads their last runs.
     pub scheduler: Scheduler,
+    /// The kinds live workers handle, for refusing a typo at enqueue.
+    pub live_kinds: LiveKinds,
 }
 
 impl Deref for AppState {
@@ -109,6 +112,7 @@ impl AppState {
             settings.jobs.clone(),
         );
         let health = HealthMonitor::new(identity.clone(), settings.health.check_timeout());
+        let live_kinds = LiveKinds::new(db.clone());
         Ok(Self(Arc::new(Shared {
             settings,
             identity,
@@ -123,6 +127,7 @@ impl AppState {
             realtime,
             events,
             scheduler,
+            live_kinds,
         })))
     }
 

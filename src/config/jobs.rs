@@ -22,6 +22,8 @@ pub struct JobsSettings {
     pub retention_seconds: u64,
     pub dead_retention_days: u32,
     pub max_payload_bytes: usize,
+    /// Accept a kind no live worker on its queue handles, instead of refusing it.
+    pub accept_unknown_kinds: bool,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]

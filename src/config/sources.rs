@@ -65,6 +65,7 @@ pub const ENVIRONMENT: &[(&str, &str)] = &[
     ("JOBS_RETENTION_SECONDS", "jobs.retention_seconds"),
     ("JOBS_DEAD_RETENTION_DAYS", "jobs.dead_retention_days"),
     ("JOBS_MAX_PAYLOAD_BYTES", "jobs.max_payload_bytes"),
+    ("JOBS_ACCEPT_UNKNOWN_KINDS", "jobs.accept_unknown_kinds"),
     ("WORKER_QUEUES", "worker.queues"),
     ("WORKER_CONCURRENCY", "worker.concurrency"),
     ("WORKER_LEASE_SECONDS", "worker.lease_seconds"),

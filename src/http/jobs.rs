@@ -14,7 +14,7 @@ use super::views::JobView;
 use crate::invalid::Invalid;
 use crate::jobs::dead;
 use crate::jobs::enqueue::EnqueueRequest;
-use crate::queue::{Cancel, now_ms};
+use crate::queue::{Cancel, NewJob, now_ms};
 use crate::state::AppState;
 
 /// The most jobs one batch may enqueue.
@@ -26,6 +26,15 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(enqueue_batch))
         .routes(routes!(get_job, cancel_job))
         .routes(routes!(retry_job))
+}
+
+/// Refuses a kind that no live worker on the job's queue handles, unless
+/// `jobs.accept_unknown_kinds` is on.
+async fn handled(state: &AppState, job: &NewJob) -> Result<(), Invalid> {
+    if state.settings.jobs.accept_unknown_kinds {
+        return Ok(());
+    }
+    state.live_kinds.check(&job.queue, &job.kind).await
 }
 
 /// Reads a job wherever it is: Redis while it lives, Postgres once dead.
@@ -85,6 +94,7 @@ async fn enqueue(
     }
     let now = now_ms();
     let job = request.into_job(&state.settings.jobs, now)?;
+    handled(&state, &job).await?;
     let enqueued = state.queues.enqueue(&job, now).await?;
     let mut view = match state.queues.get(&enqueued.id).await? {
         Some(record) => JobView::from(record),
@@ -151,6 +161,12 @@ async fn enqueue_batch(
                 })
         })
         .collect::<Result<Vec<_>, _>>()?;
+    for (i, job) in jobs.iter().enumerate() {
+        handled(&state, job).await.map_err(|e| Invalid {
+            field: format!("jobs[{i}].{}", e.field),
+            message: e.message,
+        })?;
+    }
     let enqueued = state.queues.enqueue_batch(&jobs, now).await?;
     let jobs = enqueued
         .into_iter()

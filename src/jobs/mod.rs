@@ -10,6 +10,7 @@
 pub mod dead;
 pub mod enqueue;
 pub mod handlers;
+pub mod live;
 mod registry;
 
 use std::future::Future;

@@ -38,9 +38,11 @@ pub async fn run_with(
              http queue: every http job is signed with it (format: whsec_ followed by base64)"
         );
     }
+    // The kinds it runs, so the API can refuse a kind no live worker handles.
     let details = serde_json::json!({
         "queues": settings.worker.queues,
         "concurrency": settings.worker.concurrency,
+        "kinds": registry.kinds(),
     });
     let engine = engine(state.clone(), registry, shutdown.clone());
     super::with_operations(&state, listener, shutdown, details, engine).await

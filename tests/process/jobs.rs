@@ -217,3 +217,62 @@ fn the_jobs_cli_enqueues_and_refuses_bad_input_naming_the_field() {
     assert_eq!(retry_missing.status.code(), Some(1));
     drop(s.db);
 }
+
+/// Enqueues `kind` on `queue` through `api`.
+fn enqueue(api: &Process, queue: &str, kind: &str) -> crate::common::Reply {
+    crate::common::blocking_call(
+        "POST",
+        &api.url("/api/v1/jobs"),
+        &[
+            (
+                "authorization".into(),
+                format!("Bearer {}", crate::common::ADMIN_TOKEN),
+            ),
+            ("content-type".into(), "application/json".into()),
+        ],
+        Some(format!(r#"{{"kind": "{kind}", "queue": "{queue}"}}"#).into_bytes()),
+    )
+}
+
+#[test]
+fn a_kind_no_live_worker_handles_is_refused_only_while_a_worker_consumes_its_queue() {
+    let s = Setup::new(&[("WORKER_QUEUES", "default")]);
+    let api = Process::start(&["serve"], &s.env);
+    let mut lenient_env = s.env.clone();
+    lenient_env.insert("JOBS_ACCEPT_UNKNOWN_KINDS".into(), "true".into());
+    let lenient = Process::start(&["serve"], &lenient_env);
+
+    // No worker is live: anything goes, so an enqueue never waits on a worker.
+    let before = enqueue(&api, "default", "invoices.sned");
+    let mut worker = Process::start(&["worker"], &s.env);
+    // The API reads the registry every few seconds.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let typo = loop {
+        let reply = enqueue(&api, "default", "invoices.sned");
+        if reply.status != 202 || Instant::now() > deadline {
+            break reply;
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    };
+    let known = enqueue(&api, "default", "noop");
+    let elsewhere = enqueue(&api, "mails", "invoices.sned");
+    let allowed = enqueue(&lenient, "default", "invoices.sned");
+    worker.signal(libc::SIGTERM);
+    worker.wait_exit(Duration::from_secs(20));
+
+    assert_eq!(before.status, 202, "{}", before.body);
+    let problem = typo.assert_problem(422, "validation_failed");
+    assert_eq!(problem["field"], "kind");
+    let detail = problem["detail"].as_str().unwrap();
+    assert!(
+        detail.contains("noop") && detail.contains("http"),
+        "{detail}"
+    );
+    assert_eq!(known.status, 202, "{}", known.body);
+    assert_eq!(
+        elsewhere.status, 202,
+        "no live worker consumes mails: {}",
+        elsewhere.body
+    );
+    assert_eq!(allowed.status, 202, "{}", allowed.body);
+}
