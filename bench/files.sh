@@ -10,13 +10,19 @@
 #     CPU time curl itself spends on each transfer is reported too: the client shares the
 #     machine, and its copies bound what loopback can reach;
 #   - the server's peak RSS (VmHWM) over one upload and download of SIZE_MIB, beside a
-#     fresh server doing the same with 10 MB.
-# Usage: bench/files.sh   (SIZE_MIB=1024 ROUNDS=3); figures in bench/results/files.txt
+#     fresh server doing the same with 10 MB;
+#   - the server's peak RSS over CONCURRENT uploads of CONCURRENT_MIB at once, with the
+#     default storage.upload_memory and with a budget too large to bind, and how long
+#     they took and how many were stored.
+# Usage: bench/files.sh   (SIZE_MIB=1024 ROUNDS=3 CONCURRENT=16 CONCURRENT_MIB=256);
+# figures in bench/results/files.txt
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source bench/common.sh
 SIZE_MIB="${SIZE_MIB:-1024}"
 ROUNDS="${ROUNDS:-3}"
+CONCURRENT="${CONCURRENT:-16}"
+CONCURRENT_MIB="${CONCURRENT_MIB:-256}"
 
 say "building the release binary"
 cargo build --release --locked --bin app 2>&1 | tail -1
@@ -89,6 +95,28 @@ got=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["sha256"])
 [ "$got" = "$expected" ] || { echo "the stored SHA-256 differs from the file's" >&2; exit 1; }
 [ "$(sha256sum "$work/downloaded.bin" | cut -d' ' -f1)" = "$expected" ] || { echo "the download differs from the file" >&2; exit 1; }
 
+say "memory: peak RSS over $CONCURRENT uploads of $CONCURRENT_MIB MiB at once, with the default budget and unbounded"
+head -c "$((CONCURRENT_MIB << 20))" /dev/urandom >"$work/concurrent.bin"
+# "<peak KiB> <wall s> <uploads stored>" for CONCURRENT uploads at once under budget $1.
+concurrent() {
+  STORAGE_UPLOAD_MEMORY="$1" start_server
+  local began codes
+  began=$(date +%s.%N)
+  : >"$work/codes"
+  for i in $(seq 1 "$CONCURRENT"); do
+    curl -sS -o /dev/null -w '%{http_code}\n' -X POST -H "$AUTH" \
+      -H 'Content-Type: application/octet-stream' -T "$work/concurrent.bin" \
+      "$URL/api/v1/files?bucket=bench&name=c$i.bin" >>"$work/codes" &
+  done
+  wait $(jobs -p | grep -v "^$server\$")
+  codes=$(grep -c '^201$' "$work/codes" || true)
+  echo "$(peak_kib) $(echo "$(date +%s.%N) - $began" | bc) $codes"
+  stop_server
+}
+budgeted=$(concurrent 96MiB)
+unbounded=$(concurrent 64GiB)
+rm -f "$work/concurrent.bin"
+
 say "throughput: $ROUNDS rounds of cp, cp + fsync, upload, download to disk and to /dev/null"
 : >"$work/rounds"
 for round in $(seq 1 "$ROUNDS"); do
@@ -105,9 +133,11 @@ for round in $(seq 1 "$ROUNDS"); do
 done
 stop_server
 
-python3 - "$mb" "$SIZE_MIB" "$small_peak" "$large_peak" "$work/rounds" <<'PY' | tee bench/results/files.txt
+python3 - "$mb" "$SIZE_MIB" "$small_peak" "$large_peak" "$work/rounds" "$budgeted" "$unbounded" "$CONCURRENT" "$CONCURRENT_MIB" <<'PY' | tee bench/results/files.txt
 import statistics, sys
 mb, size, small_peak, large_peak = float(sys.argv[1]), sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+budgeted, unbounded = sys.argv[6].split(), sys.argv[7].split()
+n, each = sys.argv[8], sys.argv[9]
 rounds = [[float(x) for x in line.split()] for line in open(sys.argv[5])]
 wall = lambda i: statistics.median(r[2 * i] for r in rounds)
 best = lambda i: min(r[2 * i] for r in rounds)
@@ -124,4 +154,7 @@ print(f"  download to disk       {down:6.0f} ({bdown:.0f}) MB/s   {down / cp:.0%
 print(f"  download to /dev/null  {null:6.0f} ({bnull:.0f}) MB/s   {null / cp:.0%} ({bnull / bcp:.0%}) of cp")
 print(f"  peak RSS, 10 MB        {small_peak / 1024:6.1f} MiB")
 print(f"  peak RSS, {size} MiB    {large_peak / 1024:6.1f} MiB   ({large_peak / small_peak:.2f}x the 10 MB run)")
+for label, (peak, wall, stored) in (("96 MiB budget", budgeted), ("unbounded", unbounded)):
+    print(f"  {n} x {each} MiB at once, {label:<13} peak RSS {int(peak) / 1024:6.1f} MiB ({int(peak) * 1024 / 1e6:.0f} MB),"
+          f" {float(wall):5.1f} s, {stored}/{n} stored")
 PY

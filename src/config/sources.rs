@@ -104,6 +104,7 @@ pub const ENVIRONMENT: &[(&str, &str)] = &[
     ("STORAGE_BACKEND", "storage.backend"),
     ("STORAGE_PATH", "storage.path"),
     ("STORAGE_PATH_STYLE", "storage.path_style"),
+    ("STORAGE_UPLOAD_MEMORY", "storage.upload_memory"),
     ("STORAGE_KEY_PREFIX", "storage.key_prefix"),
     (
         "STORAGE_CONNECT_TIMEOUT_SECONDS",

@@ -48,8 +48,23 @@ pub struct StorageSettings {
     pub signed_url_ttl_seconds: u64,
     /// Objects with no metadata row are removed by the `deletes` sweep after this long.
     pub orphan_grace_seconds: u64,
+    /// Memory all uploads in progress may hold together; each reserves
+    /// [`UPLOAD_RESERVATION`].
+    pub upload_memory: ByteSize,
     /// The logical buckets; an upload names one.
     pub buckets: BTreeMap<String, BucketSettings>,
+}
+
+/// The memory one upload holds at most: an 8 MiB part being gathered and two in flight.
+pub const UPLOAD_RESERVATION: u64 = 3 * (8 << 20);
+
+impl StorageSettings {
+    /// How many uploads may run at once within `upload_memory`.
+    pub fn concurrent_uploads(&self) -> usize {
+        usize::try_from(self.upload_memory.0 / UPLOAD_RESERVATION)
+            .unwrap_or(usize::MAX)
+            .max(1)
+    }
 }
 
 /// One logical bucket.
@@ -140,6 +155,12 @@ impl StorageSettings {
 
 /// Checks `[storage]`; returns the offending key and the problem.
 pub(super) fn validate(s: &StorageSettings) -> Result<(), (&'static str, String)> {
+    if s.upload_memory.0 < UPLOAD_RESERVATION {
+        return Err((
+            "storage.upload_memory",
+            "must be at least 24MiB, what one upload holds".into(),
+        ));
+    }
     if s.effective_backend() == StorageBackend::S3 {
         let Some(bucket) = s.bucket.as_deref().filter(|b| !b.is_empty()) else {
             return Err((

@@ -214,3 +214,14 @@ fn an_app_env_that_is_not_a_file_name_is_refused() {
         .to_string();
     assert!(error.contains("APP_ENV"), "{error}");
 }
+
+#[test]
+fn an_upload_memory_budget_below_one_upload_is_refused() {
+    let error = refusal(&[("STORAGE_UPLOAD_MEMORY", "8MiB")]);
+    assert!(
+        error.contains("storage.upload_memory") && error.contains("STORAGE_UPLOAD_MEMORY"),
+        "{error}"
+    );
+    let loaded = load_with(&[("STORAGE_UPLOAD_MEMORY", "100MiB")]).unwrap();
+    assert_eq!(loaded.settings.storage.concurrent_uploads(), 4);
+}

@@ -37,6 +37,9 @@ pub enum ApiError {
     RateLimited(String),
     #[error("{0}")]
     Unavailable(String),
+    /// A capacity of this process is in use (every upload slot): retry in a few seconds.
+    #[error("{0}")]
+    Busy(String),
     #[error("the request took longer than {seconds}s and was cancelled")]
     Timeout { seconds: u64 },
     /// The client stopped sending its body.
@@ -76,6 +79,7 @@ impl ApiError {
             Self::BodyTimeout { .. } => StatusCode::REQUEST_TIMEOUT,
             Self::RangeNotSatisfiable(_) => StatusCode::RANGE_NOT_SATISFIABLE,
             Self::Unavailable(_)
+            | Self::Busy(_)
             | Self::Timeout { .. }
             | Self::DependencyDown { .. }
             | Self::SchemaNotMigrated(_) => StatusCode::SERVICE_UNAVAILABLE,
@@ -96,6 +100,7 @@ impl ApiError {
             Self::Unprocessable(_) | Self::Invalid(_) => "validation_failed",
             Self::RateLimited(_) => "rate_limited",
             Self::Unavailable(_) => "unavailable",
+            Self::Busy(_) => "busy",
             Self::Timeout { .. } => "request_timeout",
             Self::BodyTimeout { .. } => "body_timeout",
             Self::RangeNotSatisfiable(_) => "range_not_satisfiable",
@@ -194,6 +199,11 @@ impl IntoResponse for ApiError {
             response
                 .headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        }
+        if matches!(self, Self::Busy(_)) {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
         }
         if matches!(self, Self::Unauthorized) {
             response

@@ -47,6 +47,8 @@ pub struct Storage {
     settings: Arc<StorageSettings>,
     /// Signs download URLs; none without `app.secret`.
     url_key: Option<signed::UrlKey>,
+    /// `storage.upload_memory` in reservations, one per upload in progress.
+    uploads: Arc<tokio::sync::Semaphore>,
 }
 
 impl Storage {
@@ -87,6 +89,7 @@ impl Storage {
             probe: Path::from(format!("{}.switchyard/health", settings.key_prefix)),
             settings: Arc::new(settings.clone()),
             url_key: app_secret.map(signed::UrlKey::derive),
+            uploads: Arc::new(tokio::sync::Semaphore::new(settings.concurrent_uploads())),
         })
     }
 
@@ -117,11 +120,23 @@ impl Storage {
         Path::from(format!("{}files", self.key_prefix))
     }
 
+    /// Reserves one upload's memory, waiting at most `wait` for another upload to end;
+    /// `None` when the budget stayed spent.
+    pub async fn reserve_upload(&self, wait: Duration) -> Option<upload::Reservation> {
+        let permit = tokio::time::timeout(wait, self.uploads.clone().acquire_owned()).await;
+        permit.ok()?.ok().map(upload::Reservation::new)
+    }
+
     /// Starts streaming a file of at most `limit` bytes to `key`, in 8 MiB parts (S3's
-    /// minimum is 5).
-    pub fn upload(&self, key: Path, limit: u64) -> upload::Upload {
+    /// minimum is 5), within `reservation`.
+    pub fn upload(
+        &self,
+        key: Path,
+        limit: u64,
+        reservation: upload::Reservation,
+    ) -> upload::Upload {
         let typed = self.backend == StorageBackend::S3;
-        upload::Upload::new(self.store.clone(), key, limit, 8 << 20, typed)
+        upload::Upload::new(self.store.clone(), key, limit, 8 << 20, typed, reservation)
     }
 
     /// The key that signs download URLs.

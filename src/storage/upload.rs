@@ -6,6 +6,10 @@
 //!
 //! An upload that fails, or whose request is dropped mid-way, aborts: the multipart
 //! upload's parts (or the local staging file) are removed.
+//!
+//! Every upload holds a [`Reservation`] of `storage.upload_memory` while it runs (and,
+//! when it aborts, until its parts are gone), so concurrent uploads cannot together hold
+//! more than that budget.
 
 use std::sync::Arc;
 
@@ -15,6 +19,7 @@ use object_store::{
     Attribute, Attributes, ObjectStore, PutMultipartOptions, PutOptions, PutPayload, WriteMultipart,
 };
 use ring::digest;
+use tokio::sync::OwnedSemaphorePermit;
 
 use crate::config::BucketSettings;
 
@@ -52,6 +57,18 @@ pub struct Stored {
     pub content_type: String,
 }
 
+/// One upload's share of `storage.upload_memory`, given back when it is dropped.
+pub struct Reservation {
+    /// Held, never read: dropping it frees the share.
+    _permit: OwnedSemaphorePermit,
+}
+
+impl Reservation {
+    pub(super) fn new(permit: OwnedSemaphorePermit) -> Self {
+        Self { _permit: permit }
+    }
+}
+
 /// An upload in progress.
 pub struct Upload {
     store: Arc<dyn ObjectStore>,
@@ -68,6 +85,8 @@ pub struct Upload {
     content_type: Option<String>,
     writer: Option<WriteMultipart>,
     finished: bool,
+    /// Held until the upload ends; an abort hands it to the task that removes the parts.
+    reservation: Option<Reservation>,
 }
 
 impl Upload {
@@ -77,6 +96,7 @@ impl Upload {
         limit: u64,
         part_size: usize,
         typed: bool,
+        reservation: Reservation,
     ) -> Self {
         Self {
             store,
@@ -91,6 +111,7 @@ impl Upload {
             content_type: None,
             writer: None,
             finished: false,
+            reservation: Some(reservation),
         }
     }
 
@@ -215,8 +236,10 @@ impl Drop for Upload {
         if let Some(writer) = self.writer.take()
             && let Ok(runtime) = tokio::runtime::Handle::try_current()
         {
+            let reservation = self.reservation.take();
             runtime.spawn(async move {
                 let _ = writer.abort().await;
+                drop(reservation);
             });
         }
     }

@@ -1011,6 +1011,51 @@ async fn an_upload_that_outlasts_the_request_timeout_completes_while_bytes_keep_
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn uploads_past_the_memory_budget_wait_then_get_503_busy() {
+    // Room for one upload; a second waits at most the 1 s request timeout.
+    let app = spawn_adjusted(Backend::Local, |env| {
+        env.insert("STORAGE_UPLOAD_MEMORY".into(), "24MiB".into());
+        env.insert("HTTP_REQUEST_TIMEOUT_SECONDS".into(), "1".into());
+    })
+    .await;
+    let address = app.address;
+    // Holds the one slot for about 3 s, never silent for a second.
+    let slow = tokio::spawn(async move {
+        let mut stream = tokio::net::TcpStream::connect(address).await.unwrap();
+        let head = format!(
+            "POST /api/v1/files?name=slow.txt HTTP/1.1\r\nHost: test\r\nConnection: close\r\nAuthorization: Bearer {ADMIN_TOKEN}\r\nContent-Type: text/plain\r\nTransfer-Encoding: chunked\r\n\r\n"
+        );
+        stream.write_all(head.as_bytes()).await.unwrap();
+        for _ in 0..10 {
+            stream.write_all(b"5\r\nhello\r\n").await.unwrap();
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        }
+        stream.write_all(b"0\r\n\r\n").await.unwrap();
+        let mut answer = Vec::new();
+        let _ = stream.read_to_end(&mut answer).await;
+        String::from_utf8_lossy(&answer).into_owned()
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    let refused = upload_raw(&app, "?name=b.txt", "text/plain", b"second").await;
+    let slow = slow.await.unwrap();
+    let after = upload_raw(&app, "?name=c.txt", "text/plain", b"third").await;
+
+    let problem = refused.assert_problem(503, "busy");
+    assert!(
+        problem["detail"]
+            .as_str()
+            .unwrap()
+            .contains("storage.upload_memory"),
+        "{problem}"
+    );
+    assert_eq!(refused.header("retry-after"), Some("5"));
+    assert!(slow.starts_with("HTTP/1.1 201"), "{slow}");
+    assert_eq!(after.status, 201, "the slot came back: {}", after.body);
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn an_unreachable_object_store_is_a_503_and_degrades_health() {
     // Nothing listens on this port.
     let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();

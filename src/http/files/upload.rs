@@ -48,7 +48,7 @@ pub struct UploadQuery {
         (status = 408, description = "The client stopped sending", body = Problem),
         (status = 413, description = "Larger than the bucket allows", body = Problem),
         (status = 415, description = "A type the bucket refuses", body = Problem),
-        (status = 503, description = "Storage or a database is down", body = Problem),
+        (status = 503, description = "Storage or a database is down, or every upload slot stayed busy", body = Problem),
     )
 )]
 pub(super) async fn upload(
@@ -95,6 +95,15 @@ pub(super) async fn upload(
         return Err(too_large(limit));
     }
     let idle = state.settings.http.request_timeout();
+    // Nothing of the body is read until the upload has its share of storage.upload_memory.
+    let reservation = state.storage.reserve_upload(idle).await.ok_or_else(|| {
+        ApiError::Busy(format!(
+            "every upload slot has been busy for {}s (storage.upload_memory allows {} at once); \
+             retry shortly",
+            idle.as_secs(),
+            state.storage.settings().concurrent_uploads()
+        ))
+    })?;
     let id = uuid::Uuid::now_v7();
     let key = state.storage.object_key(&bucket_name, id);
     let body = body.into_data_stream();
@@ -142,7 +151,7 @@ pub(super) async fn upload(
                     name: &name,
                     declared: declared.as_deref(),
                 };
-                let upload = state.storage.upload(key.clone(), limit);
+                let upload = state.storage.upload(key.clone(), limit, reservation);
                 let chunks = field.map_err(multipart_error);
                 let stored = receive(upload, chunks, &expected, idle).await?;
                 break (name, stored);
@@ -161,7 +170,7 @@ pub(super) async fn upload(
                 name: &name,
                 declared: content_type.as_deref(),
             };
-            let upload = state.storage.upload(key.clone(), limit);
+            let upload = state.storage.upload(key.clone(), limit, reservation);
             let chunks =
                 body.map_err(|e| ApiError::BadRequest(format!("the upload was interrupted: {e}")));
             let stored = receive(upload, chunks, &expected, idle).await?;
