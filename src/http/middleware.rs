@@ -26,6 +26,13 @@ use crate::telemetry::requests::RequestMetrics;
 /// `X-Request-Id`.
 pub static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
+/// The longest request target (path and query) the edge accepts; longer gets 414. Well
+/// under hyper's own bound (64 KiB), which it answers with a bare status.
+const MAX_URI_BYTES: usize = 8 * 1024;
+/// The largest header section the edge accepts; larger gets 431. Well under the buffer
+/// hyper reads headers into (about 400 KiB), past which it answers with a bare status.
+const MAX_HEADER_BYTES: usize = 32 * 1024;
+
 /// The limits the edge enforces, from `[http]`.
 #[derive(Clone, Copy, Debug)]
 pub struct Limits {
@@ -171,6 +178,12 @@ where
             method,
             started,
         };
+        // Oversized targets and headers get a problem document here, not hyper's bare
+        // status with an empty body.
+        if let Some(refusal) = oversized(&request) {
+            let response = REQUEST.sync_scope(context.clone(), || refusal.into_response());
+            return EdgeFuture::early(response, context, done);
+        }
         // A panic, while the route is called or later while it runs, fails this request
         // alone with an opaque 500.
         match panic::catch_unwind(AssertUnwindSafe(|| self.inner.call(request))) {
@@ -354,6 +367,28 @@ impl Done {
         self.edge.0.metrics.record(method, route, status, elapsed);
         response
     }
+}
+
+/// A 414 or 431 for a request target or header section past the edge's bounds.
+fn oversized(request: &Request) -> Option<ApiError> {
+    let target = request
+        .uri()
+        .path_and_query()
+        .map_or(0, |p| p.as_str().len());
+    if target > MAX_URI_BYTES {
+        return Some(ApiError::UriTooLong {
+            limit: MAX_URI_BYTES,
+        });
+    }
+    // As on the wire: name, ": ", value, CRLF.
+    let headers: usize = request
+        .headers()
+        .iter()
+        .map(|(name, value)| name.as_str().len() + value.len() + 4)
+        .sum();
+    (headers > MAX_HEADER_BYTES).then_some(ApiError::HeadersTooLarge {
+        limit: MAX_HEADER_BYTES,
+    })
 }
 
 /// Client-chosen ids are kept when they are short and printable, so a trace can cross

@@ -47,6 +47,10 @@ pub enum ApiError {
     BodyTimeout { seconds: u64 },
     #[error("{0}")]
     RangeNotSatisfiable(String),
+    #[error("the request target is longer than {limit} bytes")]
+    UriTooLong { limit: usize },
+    #[error("the request's headers are larger than {limit} bytes in all")]
+    HeadersTooLarge { limit: usize },
     /// Postgres or Redis did not answer: worth retrying. The cause is logged, not sent.
     #[error("{what} is unavailable right now; retry shortly")]
     DependencyDown {
@@ -78,6 +82,8 @@ impl ApiError {
             Self::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
             Self::BodyTimeout { .. } => StatusCode::REQUEST_TIMEOUT,
             Self::RangeNotSatisfiable(_) => StatusCode::RANGE_NOT_SATISFIABLE,
+            Self::UriTooLong { .. } => StatusCode::URI_TOO_LONG,
+            Self::HeadersTooLarge { .. } => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             Self::Unavailable(_)
             | Self::Busy(_)
             | Self::Timeout { .. }
@@ -104,6 +110,8 @@ impl ApiError {
             Self::Timeout { .. } => "request_timeout",
             Self::BodyTimeout { .. } => "body_timeout",
             Self::RangeNotSatisfiable(_) => "range_not_satisfiable",
+            Self::UriTooLong { .. } => "uri_too_long",
+            Self::HeadersTooLarge { .. } => "headers_too_large",
             Self::DependencyDown { .. } => "dependency_unavailable",
             Self::SchemaNotMigrated(_) => "schema_not_migrated",
             Self::Internal(_) => "internal_error",

@@ -259,3 +259,25 @@ async fn with_no_admin_token_configured_protected_endpoints_refuse_everyone() {
     assert_eq!(health.status, 200);
     app.stop().await;
 }
+
+#[tokio::test]
+async fn an_overlong_target_or_header_section_is_a_414_or_431_problem() {
+    let app = app().await;
+    let long_query = format!("/api/health?pad={}", "x".repeat(10 * 1024));
+    let big_header = "y".repeat(40 * 1024);
+
+    let long = crate::common::call("GET", &app.url(&long_query), &[], None).await;
+    let large = crate::common::call(
+        "GET",
+        &app.url("/api/health"),
+        &[("x-padding", big_header.as_str())],
+        None,
+    )
+    .await;
+    let fine = app.get("/api/health?pad=short").await;
+
+    long.assert_problem(414, "uri_too_long");
+    large.assert_problem(431, "headers_too_large");
+    assert_eq!(fine.status, 200, "{}", fine.body);
+    app.stop().await;
+}
