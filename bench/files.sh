@@ -95,28 +95,6 @@ got=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["sha256"])
 [ "$got" = "$expected" ] || { echo "the stored SHA-256 differs from the file's" >&2; exit 1; }
 [ "$(sha256sum "$work/downloaded.bin" | cut -d' ' -f1)" = "$expected" ] || { echo "the download differs from the file" >&2; exit 1; }
 
-say "memory: peak RSS over $CONCURRENT uploads of $CONCURRENT_MIB MiB at once, with the default budget and unbounded"
-head -c "$((CONCURRENT_MIB << 20))" /dev/urandom >"$work/concurrent.bin"
-# "<peak KiB> <wall s> <uploads stored>" for CONCURRENT uploads at once under budget $1.
-concurrent() {
-  STORAGE_UPLOAD_MEMORY="$1" start_server
-  local began codes
-  began=$(date +%s.%N)
-  : >"$work/codes"
-  for i in $(seq 1 "$CONCURRENT"); do
-    curl -sS -o /dev/null -w '%{http_code}\n' -X POST -H "$AUTH" \
-      -H 'Content-Type: application/octet-stream' -T "$work/concurrent.bin" \
-      "$URL/api/v1/files?bucket=bench&name=c$i.bin" >>"$work/codes" &
-  done
-  wait $(jobs -p | grep -v "^$server\$")
-  codes=$(grep -c '^201$' "$work/codes" || true)
-  echo "$(peak_kib) $(echo "$(date +%s.%N) - $began" | bc) $codes"
-  stop_server
-}
-budgeted=$(concurrent 96MiB)
-unbounded=$(concurrent 64GiB)
-rm -f "$work/concurrent.bin"
-
 say "throughput: $ROUNDS rounds of cp, cp + fsync, upload, download to disk and to /dev/null"
 : >"$work/rounds"
 for round in $(seq 1 "$ROUNDS"); do
@@ -132,6 +110,32 @@ for round in $(seq 1 "$ROUNDS"); do
   say "round $round (wall s, CPU s): cp $plain, cp+fsync $synced, upload $up, download $down, to /dev/null $null"
 done
 stop_server
+
+say "memory: peak RSS over $CONCURRENT uploads of $CONCURRENT_MIB MiB at once, with the default budget and unbounded"
+head -c "$((CONCURRENT_MIB << 20))" /dev/urandom >"$work/concurrent.bin"
+# Appends "<peak KiB> <wall s> <uploads stored>" to $2 for CONCURRENT uploads at once
+# under the budget $1.
+concurrent() {
+  STORAGE_UPLOAD_MEMORY="$1" start_server
+  local began pids=()
+  began=$(date +%s.%N)
+  : >"$work/codes"
+  for i in $(seq 1 "$CONCURRENT"); do
+    curl -sS -o /dev/null -w '%{http_code}\n' -X POST -H "$AUTH" \
+      -H 'Content-Type: application/octet-stream' -T "$work/concurrent.bin" \
+      "$URL/api/v1/files?bucket=bench&name=c$i.bin" >>"$work/codes" &
+    pids+=($!)
+  done
+  wait "${pids[@]}"
+  echo "$(peak_kib) $(echo "$(date +%s.%N) - $began" | bc) $(grep -c '^201$' "$work/codes" || true)" >"$2"
+  stop_server
+}
+concurrent 96MiB "$work/budgeted"
+concurrent 64GiB "$work/unbounded"
+budgeted=$(cat "$work/budgeted")
+unbounded=$(cat "$work/unbounded")
+rm -f "$work/concurrent.bin"
+
 
 python3 - "$mb" "$SIZE_MIB" "$small_peak" "$large_peak" "$work/rounds" "$budgeted" "$unbounded" "$CONCURRENT" "$CONCURRENT_MIB" <<'PY' | tee bench/results/files.txt
 import statistics, sys
