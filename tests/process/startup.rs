@@ -221,9 +221,27 @@ fn an_unwritable_storage_directory_stops_start_up_saying_what_to_do() {
         .env("HOST", "127.0.0.1")
         .env("PORT", free_port().to_string());
     // As on Railway: the volume belongs to root and the image runs as another user.
+    let copy = dir.with_extension("app");
     if unsafe { libc::geteuid() } == 0 {
+        use std::os::unix::fs::PermissionsExt;
         use std::os::unix::process::CommandExt;
-        command.uid(65534).gid(65534);
+        // That user may not reach a binary under the checkout (/root is private), so it
+        // runs a copy from the temporary directory.
+        std::fs::copy(env!("CARGO_BIN_EXE_app"), &copy).unwrap();
+        std::fs::set_permissions(&copy, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let args: Vec<_> = command.get_args().map(|a| a.to_owned()).collect();
+        let envs: Vec<_> = command
+            .get_envs()
+            .filter_map(|(k, v)| Some((k.to_owned(), v?.to_owned())))
+            .collect();
+        command = std::process::Command::new(&copy);
+        command
+            .args(args)
+            .env_clear()
+            .envs(envs)
+            .current_dir(std::env::temp_dir())
+            .uid(65534)
+            .gid(65534);
     } else {
         use std::os::unix::fs::PermissionsExt;
         std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o555)).unwrap();
@@ -253,6 +271,7 @@ fn an_unwritable_storage_directory_stops_start_up_saying_what_to_do() {
         String::from_utf8_lossy(&output.stderr)
     );
     let _ = std::fs::remove_dir_all(&dir);
+    let _ = std::fs::remove_file(&copy);
     assert_eq!(output.status.code(), Some(1), "{text}");
     for needed in [
         "STORAGE_PATH",
