@@ -983,28 +983,32 @@ async fn raw_upload(
     answer.lines().next().unwrap_or_default().to_owned()
 }
 
+/// A raw upload sent in `chunks` chunks of 5 bytes, `gap` apart; the whole answer.
+async fn slow_upload(address: std::net::SocketAddr, chunks: usize, gap: Duration) -> String {
+    let mut stream = tokio::net::TcpStream::connect(address).await.unwrap();
+    let head = format!(
+        "POST /api/v1/files?name=slow.txt HTTP/1.1\r\nHost: test\r\nConnection: close\r\nAuthorization: Bearer {ADMIN_TOKEN}\r\nContent-Type: text/plain\r\nTransfer-Encoding: chunked\r\n\r\n"
+    );
+    stream.write_all(head.as_bytes()).await.unwrap();
+    for _ in 0..chunks {
+        stream.write_all(b"5\r\nhello\r\n").await.unwrap();
+        tokio::time::sleep(gap).await;
+    }
+    stream.write_all(b"0\r\n\r\n").await.unwrap();
+    let mut answer = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut answer)).await;
+    String::from_utf8_lossy(&answer).into_owned()
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn an_upload_that_outlasts_the_request_timeout_completes_while_bytes_keep_coming() {
     let app = spawn_adjusted(Backend::Local, |env| {
         env.insert("HTTP_REQUEST_TIMEOUT_SECONDS".into(), "1".into());
     })
     .await;
-    let mut stream = tokio::net::TcpStream::connect(app.address).await.unwrap();
-    let head = format!(
-        "POST /api/v1/files?name=slow.txt HTTP/1.1\r\nHost: test\r\nConnection: close\r\nAuthorization: Bearer {ADMIN_TOKEN}\r\nContent-Type: text/plain\r\nTransfer-Encoding: chunked\r\n\r\n"
-    );
-    stream.write_all(head.as_bytes()).await.unwrap();
-
     // Six chunks 400 ms apart: well past the 1 s deadline, never silent for a second.
-    for _ in 0..6 {
-        stream.write_all(b"5\r\nhello\r\n").await.unwrap();
-        tokio::time::sleep(Duration::from_millis(400)).await;
-    }
-    stream.write_all(b"0\r\n\r\n").await.unwrap();
-    let mut answer = Vec::new();
-    let _ = tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut answer)).await;
+    let answer = slow_upload(app.address, 6, Duration::from_millis(400)).await;
 
-    let answer = String::from_utf8_lossy(&answer);
     assert!(answer.starts_with("HTTP/1.1 201"), "{answer}");
     assert!(answer.contains("\"size\":30"), "{answer}");
     app.stop().await;
@@ -1018,23 +1022,8 @@ async fn uploads_past_the_memory_budget_wait_then_get_503_busy() {
         env.insert("HTTP_REQUEST_TIMEOUT_SECONDS".into(), "1".into());
     })
     .await;
-    let address = app.address;
     // Holds the one slot for about 3 s, never silent for a second.
-    let slow = tokio::spawn(async move {
-        let mut stream = tokio::net::TcpStream::connect(address).await.unwrap();
-        let head = format!(
-            "POST /api/v1/files?name=slow.txt HTTP/1.1\r\nHost: test\r\nConnection: close\r\nAuthorization: Bearer {ADMIN_TOKEN}\r\nContent-Type: text/plain\r\nTransfer-Encoding: chunked\r\n\r\n"
-        );
-        stream.write_all(head.as_bytes()).await.unwrap();
-        for _ in 0..10 {
-            stream.write_all(b"5\r\nhello\r\n").await.unwrap();
-            tokio::time::sleep(Duration::from_millis(300)).await;
-        }
-        stream.write_all(b"0\r\n\r\n").await.unwrap();
-        let mut answer = Vec::new();
-        let _ = stream.read_to_end(&mut answer).await;
-        String::from_utf8_lossy(&answer).into_owned()
-    });
+    let slow = tokio::spawn(slow_upload(app.address, 10, Duration::from_millis(300)));
     tokio::time::sleep(Duration::from_millis(300)).await;
 
     let refused = upload_raw(&app, "?name=b.txt", "text/plain", b"second").await;
