@@ -14,7 +14,7 @@ from pathlib import Path
 
 FLOORS = [
     # Foundations: settings types, errors, logging and metrics, shutdown, retry.
-    ["config", "invalid", "telemetry", "shutdown", "retry", "panic"],
+    ["config", "invalid", "cursor", "telemetry", "shutdown", "retry", "panic"],
     # Stores and clients.
     ["db", "redis", "queue", "storage", "outbound", "instances"],
     # Domains.

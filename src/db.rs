@@ -196,3 +196,26 @@ pub async fn status(pool: &PgPool) -> anyhow::Result<Vec<MigrationState>> {
     states.sort_by_key(|m| m.version);
     Ok(states)
 }
+
+/// `text` for a `LIKE` pattern, matched literally: `%`, `_` and `\` lose their meaning.
+/// Append `%` for a prefix match.
+pub fn like_escape(text: &str) -> String {
+    let mut escaped = String::with_capacity(text.len());
+    for c in text.chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            escaped.push('\\');
+        }
+        escaped.push(c);
+    }
+    escaped
+}
+
+#[cfg(test)]
+mod tests {
+    use super::like_escape;
+
+    #[test]
+    fn like_wildcards_in_a_prefix_are_literal() {
+        assert_eq!(like_escape("50%_off\\"), "50\\%\\_off\\\\");
+    }
+}

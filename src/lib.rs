@@ -3,8 +3,8 @@
 //! does; every mode shares the modules below.
 //!
 //! The modules stand in floors, each importing only the floors beneath it (see
-//! ARCHITECTURE.md): foundations (`config`, `invalid`, `telemetry`, `shutdown`, `retry`,
-//! `panic`); stores and clients (`db`, `redis`, `queue`, `storage`, `outbound`,
+//! ARCHITECTURE.md): foundations (`config`, `invalid`, `cursor`, `telemetry`, `shutdown`,
+//! `retry`, `panic`); stores and clients (`db`, `redis`, `queue`, `storage`, `outbound`,
 //! `instances`); domains (`jobs`, `scheduler`, `realtime`, `events`, `health`, `auth`,
 //! `webhooks`); process wiring (`settings`, `state`, `worker`); HTTP (`http`, `console`);
 //! and the entry points (`modes`, `cli`).
@@ -13,6 +13,7 @@ pub mod auth;
 pub mod cli;
 pub mod config;
 pub mod console;
+pub mod cursor;
 pub mod db;
 pub mod events;
 pub mod health;

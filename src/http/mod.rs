@@ -1,6 +1,7 @@
 //! The HTTP API: route modules (each exposing `router()`), the edge middleware every
 //! request passes, and the server loop with its graceful drain.
 
+pub mod audit;
 pub mod auth;
 pub mod context;
 pub mod extract;
@@ -60,6 +61,7 @@ pub fn admin_routes() -> OpenApiRouter<AppState> {
         .merge(schedules::router())
         .merge(files::router())
         .merge(realtime::router())
+        .merge(audit::router())
 }
 
 /// The whole API of `app serve`.

@@ -27,6 +27,7 @@ use crate::state::AppState;
         (name = "jobs", description = "Background jobs: enqueue, state, cancel, retry, queues and dead jobs"),
         (name = "schedules", description = "Cron schedules: next and last runs, manual trigger"),
         (name = "files", description = "File storage: streaming upload, download with ranges, signed URLs"),
+        (name = "audit", description = "The audit log: filtered listing and NDJSON export"),
     ),
 )]
 pub struct ApiDoc;

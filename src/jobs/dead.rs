@@ -3,14 +3,13 @@
 //! the job, so a crash in between leaves it in both places, never in neither.
 
 use anyhow::Context;
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, TimeZone, Utc};
 use serde::Serialize;
 use serde_json::value::RawValue;
 use sqlx::PgPool;
 use utoipa::ToSchema;
 
+use crate::cursor::{self, BadCursor};
 use crate::queue::{AttemptError, JobRecord, Queues};
 
 /// How many outbox entries one pass copies.
@@ -96,22 +95,8 @@ pub struct Page {
     pub next_cursor: Option<String>,
 }
 
-/// Why a cursor was refused.
-#[derive(Debug, thiserror::Error)]
-#[error("the cursor is not one this API returned")]
-pub struct BadCursor;
-
 fn encode_cursor(job: &DeadJob) -> String {
-    URL_SAFE_NO_PAD.encode(format!("{}|{}", job.died_at.timestamp_micros(), job.id))
-}
-
-fn decode_cursor(cursor: &str) -> Result<(DateTime<Utc>, uuid::Uuid), BadCursor> {
-    let raw = URL_SAFE_NO_PAD.decode(cursor).map_err(|_| BadCursor)?;
-    let raw = String::from_utf8(raw).map_err(|_| BadCursor)?;
-    let (micros, id) = raw.split_once('|').ok_or(BadCursor)?;
-    let micros: i64 = micros.parse().map_err(|_| BadCursor)?;
-    let died_at = Utc.timestamp_micros(micros).single().ok_or(BadCursor)?;
-    Ok((died_at, id.parse().map_err(|_| BadCursor)?))
+    cursor::encode(job.died_at, job.id)
 }
 
 /// Lists dead jobs of `queue` (all queues when `None`), newest first.
@@ -121,11 +106,11 @@ pub async fn list(
     limit: usize,
     cursor: Option<&str>,
 ) -> anyhow::Result<Result<Page, BadCursor>> {
-    let after = match cursor.map(decode_cursor).transpose() {
+    let after = match cursor.map(cursor::decode).transpose() {
         Ok(after) => after,
         Err(bad) => return Ok(Err(bad)),
     };
-    let (died_at, id) = after.unzip();
+    let (died_at, id) = after.map(|a| (a.at, a.id)).unzip();
     let mut jobs: Vec<DeadJob> = sqlx::query_as(
         "SELECT id, queue, kind, payload, attempts, max_attempts, timeout_ms, last_error,
                 errors, created_at, died_at

@@ -93,7 +93,9 @@ pub async fn list(db: &PgPool, filter: Filter<'_>) -> anyhow::Result<Result<Page
         Ok(after) => after,
         Err(bad) => return Ok(Err(bad)),
     };
-    let pattern = filter.name_prefix.map(|p| format!("{}%", escape_like(p)));
+    let pattern = filter
+        .name_prefix
+        .map(|p| format!("{}%", crate::db::like_escape(p)));
     let mut files: Vec<FileRecord> = sqlx::query_as(
         "SELECT id, bucket, name, object_key, size, content_type, sha256, created_at
          FROM storage_files
@@ -135,26 +137,4 @@ pub async fn known_keys(db: &PgPool, keys: &[String]) -> anyhow::Result<HashSet<
 fn decode_cursor(cursor: &str) -> Result<uuid::Uuid, BadCursor> {
     let raw = URL_SAFE_NO_PAD.decode(cursor).map_err(|_| BadCursor)?;
     uuid::Uuid::from_slice(&raw).map_err(|_| BadCursor)
-}
-
-/// A name prefix matched literally: `%`, `_` and `\` lose their LIKE meaning.
-fn escape_like(prefix: &str) -> String {
-    let mut escaped = String::with_capacity(prefix.len());
-    for c in prefix.chars() {
-        if matches!(c, '%' | '_' | '\\') {
-            escaped.push('\\');
-        }
-        escaped.push(c);
-    }
-    escaped
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn like_wildcards_in_a_prefix_are_literal() {
-        assert_eq!(escape_like("50%_off\\"), "50\\%\\_off\\\\");
-    }
 }

@@ -7,6 +7,9 @@
 //!
 //! It takes the queues, the job settings and the realtime publisher it uses ([`Events`]);
 //! it may import stores, clients and other domains, never the worker, a mode or HTTP.
+//! The audit log is read back through [`audit`].
+
+pub mod audit;
 
 use crate::config::JobsSettings;
 use crate::jobs::enqueue::EnqueueRequest;
