@@ -276,3 +276,53 @@ fn a_kind_no_live_worker_handles_is_refused_only_while_a_worker_consumes_its_que
     );
     assert_eq!(allowed.status, 202, "{}", allowed.body);
 }
+
+#[test]
+fn the_jobs_cli_lists_and_retries_a_dead_job_with_extreme_numbers() {
+    let s = Setup::new(&[]);
+    let id = uuid::Uuid::now_v7();
+    // A row as jsonb left it: the float printed back as a 309-digit integer.
+    s.rt.block_on(async {
+        let pool = s.db.pool().await;
+        sqlx::query(
+            "INSERT INTO dead_jobs (id, queue, kind, payload, attempts, max_attempts, timeout_ms,
+                 last_error, created_at)
+             VALUES ($1, 'default', 'noop', ('{\"max\": 1.7976931348623157e308}'::jsonb)::json,
+                 1, 1, 1000, 'planned', now())",
+        )
+        .bind(id)
+        .execute(&pool)
+        .await
+        .unwrap();
+        pool.close().await;
+    });
+    let run = |args: &[&str]| {
+        app()
+            .args(args)
+            .envs(&s.env)
+            .output()
+            .expect("run app jobs")
+    };
+
+    let listed = run(&["jobs", "dead"]);
+    let retried = run(&["jobs", "retry", &id.to_string()]);
+
+    let stdout = String::from_utf8_lossy(&listed.stdout);
+    assert_eq!(
+        listed.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&listed.stderr)
+    );
+    assert!(
+        stdout.contains(&id.to_string()) && stdout.contains("planned"),
+        "{stdout}"
+    );
+    assert_eq!(
+        retried.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&retried.stderr)
+    );
+    assert_eq!(s.states(&[id.to_string()]), ["queued"]);
+}
