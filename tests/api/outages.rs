@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use utoipa_axum::router::OpenApiRouter;
 
 use crate::common::proxy::{Mode, Proxy, upstream_of};
-use crate::common::{TestApp, server_database_url, server_redis_url};
+use crate::common::{TestApp, TestRole, server_database_url, server_redis_url};
 
 /// Polls `/api/health` until it answers `status`, returning how long that took.
 async fn until_health(
@@ -128,23 +128,8 @@ async fn an_enqueue_while_redis_is_down_is_a_retryable_503_and_works_once_it_is_
 #[tokio::test]
 async fn a_refused_postgres_login_is_a_retryable_503_like_an_outage() {
     // A login role of the test's own, whose password is rotated under the running server.
-    let role = format!("t_{}", uuid::Uuid::new_v4().simple());
+    let role = TestRole::create("first-password").await;
     let admin = sqlx::PgPool::connect(&server_database_url()).await.unwrap();
-    let may_create_roles: bool =
-        sqlx::query_scalar("SELECT rolcreaterole FROM pg_roles WHERE rolname = current_user")
-            .fetch_one(&admin)
-            .await
-            .unwrap();
-    assert!(
-        may_create_roles,
-        "the test database role needs CREATEROLE (scripts/services.sh grants it)"
-    );
-    sqlx::query(sqlx::AssertSqlSafe(format!(
-        "CREATE ROLE {role} LOGIN PASSWORD 'first-password'"
-    )))
-    .execute(&admin)
-    .await
-    .unwrap();
     let base = server_database_url();
     let proxy = Proxy::start(upstream_of(&base)).await;
     let app = TestApp::spawn_with(
@@ -152,7 +137,7 @@ async fn a_refused_postgres_login_is_a_retryable_503_like_an_outage() {
             let db = url::Url::parse(&env["DATABASE_URL"]).unwrap();
             let mut through = url::Url::parse(&proxy.url_for(&base)).unwrap();
             through.set_path(db.path());
-            through.set_username(&role).unwrap();
+            through.set_username(&role.0).unwrap();
             through.set_password(Some("first-password")).unwrap();
             env.insert("DATABASE_URL".into(), through.to_string());
         },
@@ -161,7 +146,8 @@ async fn a_refused_postgres_login_is_a_retryable_503_like_an_outage() {
     .await;
     let owner = app.db.pool().await;
     sqlx::query(sqlx::AssertSqlSafe(format!(
-        "GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO {role}"
+        "GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO {}",
+        role.0
     )))
     .execute(&owner)
     .await
@@ -169,7 +155,8 @@ async fn a_refused_postgres_login_is_a_retryable_503_like_an_outage() {
     let before = app.admin_get("/api/v1/files").await;
 
     sqlx::query(sqlx::AssertSqlSafe(format!(
-        "ALTER ROLE {role} PASSWORD 'rotated-password'"
+        "ALTER ROLE {} PASSWORD 'rotated-password'",
+        role.0
     )))
     .execute(&admin)
     .await
@@ -190,10 +177,6 @@ async fn a_refused_postgres_login_is_a_retryable_503_like_an_outage() {
     }
     assert_eq!(health.status, 503, "{}", health.body);
     owner.close().await;
+    admin.close().await;
     app.stop().await;
-    // Its grants went with the test database.
-    sqlx::query(sqlx::AssertSqlSafe(format!("DROP ROLE {role}")))
-        .execute(&admin)
-        .await
-        .unwrap();
 }

@@ -119,6 +119,40 @@ fn block_in_thread(work: impl Future<Output = ()> + Send + 'static) {
     .join();
 }
 
+/// A login role of a test's own, dropped when the test ends, passed or not. Declare it
+/// before the test's database, so that the database (and the role's grants in it) goes
+/// first.
+pub struct TestRole(pub String);
+
+impl TestRole {
+    pub async fn create(password: &str) -> Self {
+        let name = format!("t_{}", uuid::Uuid::new_v4().simple());
+        let mut conn = PgConnection::connect(&server_database_url())
+            .await
+            .expect("connect to the test Postgres server");
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "CREATE ROLE {name} LOGIN PASSWORD '{password}'"
+        )))
+        .execute(&mut conn)
+        .await
+        .expect("the test database role needs CREATEROLE (scripts/services.sh grants it)");
+        Self(name)
+    }
+}
+
+impl Drop for TestRole {
+    fn drop(&mut self) {
+        let name = self.0.clone();
+        block_in_thread(async move {
+            if let Ok(mut conn) = PgConnection::connect(&server_database_url()).await {
+                let _ = sqlx::query(sqlx::AssertSqlSafe(format!("DROP ROLE IF EXISTS {name}")))
+                    .execute(&mut conn)
+                    .await;
+            }
+        });
+    }
+}
+
 /// Creates the template for this set of migrations once; test processes running at the
 /// same time take turns through an advisory lock.
 async fn ensure_template() -> String {
