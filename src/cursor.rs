@@ -23,6 +23,24 @@ pub fn encode(at: DateTime<Utc>, id: uuid::Uuid) -> String {
     URL_SAFE_NO_PAD.encode(format!("{}|{id}", at.timestamp_micros()))
 }
 
+/// Cuts `rows`, read with one row more than `limit`, to `limit`, and returns the cursor of
+/// the page after them when that extra row showed there is one. `key` gives a row's time
+/// and id.
+pub fn next_page<T>(
+    rows: &mut Vec<T>,
+    limit: usize,
+    key: impl Fn(&T) -> (DateTime<Utc>, uuid::Uuid),
+) -> Option<String> {
+    if rows.len() <= limit {
+        return None;
+    }
+    rows.truncate(limit);
+    rows.last().map(|row| {
+        let (at, id) = key(row);
+        encode(at, id)
+    })
+}
+
 /// Reads a cursor [`encode`] made.
 pub fn decode(cursor: &str) -> Result<After, BadCursor> {
     let raw = URL_SAFE_NO_PAD.decode(cursor).map_err(|_| BadCursor)?;

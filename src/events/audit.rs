@@ -126,12 +126,7 @@ pub async fn list(
         Err(bad) => return Ok(Err(bad)),
     };
     let mut entries = page(db, filter, after, Order::NewestFirst, limit + 1).await?;
-    let next_cursor = if entries.len() > limit {
-        entries.truncate(limit);
-        entries.last().map(|e| cursor::encode(e.time, e.id))
-    } else {
-        None
-    };
+    let next_cursor = cursor::next_page(&mut entries, limit, |e| (e.time, e.id));
     Ok(Ok(Page {
         entries,
         next_cursor,

@@ -95,10 +95,6 @@ pub struct Page {
     pub next_cursor: Option<String>,
 }
 
-fn encode_cursor(job: &DeadJob) -> String {
-    cursor::encode(job.died_at, job.id)
-}
-
 /// Lists dead jobs of `queue` (all queues when `None`), newest first.
 pub async fn list(
     db: &PgPool,
@@ -127,12 +123,7 @@ pub async fn list(
     .fetch_all(db)
     .await
     .context("failed to list dead jobs")?;
-    let next_cursor = if jobs.len() > limit {
-        jobs.truncate(limit);
-        jobs.last().map(encode_cursor)
-    } else {
-        None
-    };
+    let next_cursor = cursor::next_page(&mut jobs, limit, |job| (job.died_at, job.id));
     Ok(Ok(Page { jobs, next_cursor }))
 }
 
