@@ -18,6 +18,11 @@ struct Setup {
 }
 
 impl Setup {
+    /// Runs `app <args>` against this test's database and queues, to its end.
+    fn run(&self, args: &[&str]) -> std::process::Output {
+        app().args(args).envs(&self.env).output().expect("run app")
+    }
+
     fn new(vars: &[(&str, &str)]) -> Self {
         let rt = tokio::runtime::Runtime::new().unwrap();
         let db = rt.block_on(TestDb::migrated());
@@ -168,13 +173,7 @@ fn sigterm_hands_back_jobs_still_running_at_the_drain_deadline() {
 #[test]
 fn the_jobs_cli_enqueues_and_refuses_bad_input_naming_the_field() {
     let s = Setup::new(&[]);
-    let run = |args: &[&str]| {
-        app()
-            .args(args)
-            .envs(&s.env)
-            .output()
-            .expect("run app jobs")
-    };
+    let run = |args: &[&str]| s.run(args);
 
     let ok = run(&[
         "jobs",
@@ -296,13 +295,7 @@ fn the_jobs_cli_lists_and_retries_a_dead_job_with_extreme_numbers() {
         .unwrap();
         pool.close().await;
     });
-    let run = |args: &[&str]| {
-        app()
-            .args(args)
-            .envs(&s.env)
-            .output()
-            .expect("run app jobs")
-    };
+    let run = |args: &[&str]| s.run(args);
 
     let listed = run(&["jobs", "dead"]);
     let retried = run(&["jobs", "retry", &id.to_string()]);
