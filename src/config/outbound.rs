@@ -4,7 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{Check, Secret, list_or_csv};
+use super::{Check, Secret, list_or_csv, positive};
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -42,9 +42,7 @@ pub struct MailSettings {
 }
 
 pub(super) fn validate(outbound: &OutboundSettings, mail: &MailSettings) -> Check {
-    if outbound.timeout_seconds == 0 {
-        return Err(("outbound.timeout_seconds", "must be greater than 0".into()));
-    }
+    positive(&[("outbound.timeout_seconds", outbound.timeout_seconds)])?;
     if !(1..=4096).contains(&outbound.max_concurrent) {
         return Err((
             "outbound.max_concurrent",

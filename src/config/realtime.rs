@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::list_or_csv;
+use super::{list_or_csv, positive};
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -49,7 +49,7 @@ pub struct RealtimeSettings {
 }
 
 pub(super) fn validate(s: &RealtimeSettings) -> Result<(), (&'static str, String)> {
-    for (key, value) in [
+    positive(&[
         ("realtime.max_connections", s.max_connections as u64),
         ("realtime.max_subscriptions", s.max_subscriptions as u64),
         (
@@ -67,11 +67,7 @@ pub(super) fn validate(s: &RealtimeSettings) -> Result<(), (&'static str, String
         ("realtime.history_size", s.history_size as u64),
         ("realtime.history_ttl_seconds", s.history_ttl_seconds),
         ("realtime.token_ttl_seconds", s.token_ttl_seconds),
-    ] {
-        if value == 0 {
-            return Err((key, "must be greater than 0".into()));
-        }
-    }
+    ])?;
     if !(1024..=16 << 20).contains(&s.max_frame_bytes) {
         return Err((
             "realtime.max_frame_bytes",

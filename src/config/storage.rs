@@ -7,7 +7,7 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use super::{Secret, list_or_csv};
+use super::{Secret, list_or_csv, positive};
 
 /// Which object store holds the contents.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -201,15 +201,11 @@ pub(super) fn validate(s: &StorageSettings) -> Result<(), (&'static str, String)
             "must not start with '/' or contain '..'".into(),
         ));
     }
-    for (key, value) in [
+    positive(&[
         ("storage.connect_timeout_seconds", s.connect_timeout_seconds),
         ("storage.read_timeout_seconds", s.read_timeout_seconds),
         ("storage.orphan_grace_seconds", s.orphan_grace_seconds),
-    ] {
-        if value == 0 {
-            return Err((key, "must be greater than 0".into()));
-        }
-    }
+    ])?;
     // S3 presigned URLs live at most a week; signed URLs follow the same bound.
     if !(1..=604_800).contains(&s.signed_url_ttl_seconds) {
         return Err((
