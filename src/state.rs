@@ -54,6 +54,8 @@ pub struct Shared {
     pub scheduler: Scheduler,
     /// The kinds live workers handle, for refusing a typo at enqueue.
     pub live_kinds: LiveKinds,
+    /// What job handlers may use, shared by every worker engine of the process.
+    job_services: Arc<Services>,
 }
 
 impl Deref for AppState {
@@ -113,6 +115,12 @@ impl AppState {
         );
         let health = HealthMonitor::new(identity.clone(), settings.health.check_timeout());
         let live_kinds = LiveKinds::new(db.clone());
+        let job_services = Arc::new(Services {
+            db: db.clone(),
+            redis: redis.clone(),
+            outbound: outbound.clone(),
+            storage: storage.clone(),
+        });
         Ok(Self(Arc::new(Shared {
             settings,
             identity,
@@ -128,17 +136,13 @@ impl AppState {
             events,
             scheduler,
             live_kinds,
+            job_services,
         })))
     }
 
     /// What job handlers may use: the pools, the outbound client and the object store.
     pub fn job_services(&self) -> Arc<Services> {
-        Arc::new(Services {
-            db: self.db.clone(),
-            redis: self.redis.clone(),
-            outbound: self.outbound.clone(),
-            storage: self.storage.clone(),
-        })
+        self.job_services.clone()
     }
 
     /// Closes both pools. Connections still in use get a few seconds to come back; a
