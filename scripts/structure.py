@@ -18,11 +18,11 @@ FLOORS = [
     # Foundations: settings types, errors, logging and metrics, shutdown, retry.
     ["config", "invalid", "cursor", "telemetry", "shutdown", "retry", "panic"],
     # Stores and clients.
-    ["db", "redis", "queue", "storage", "outbound", "instances"],
+    ["db", "redis", "queue", "storage", "outbound", "instances", "sealed"],
     # Domains.
     ["jobs", "scheduler", "realtime", "events", "health", "auth", "webhooks"],
     # Process wiring.
-    ["settings", "state", "worker"],
+    ["settings", "state", "worker", "relay"],
     # HTTP.
     ["http", "console"],
     # Entry points.

@@ -13,7 +13,6 @@ use metrics_exporter_prometheus::PrometheusHandle;
 use sqlx::PgPool;
 
 use crate::config::Settings;
-use crate::events::Events;
 use crate::health::HealthMonitor;
 use crate::jobs::Services;
 use crate::jobs::live::LiveKinds;
@@ -21,6 +20,7 @@ use crate::outbound::Outbound;
 use crate::queue::Queues;
 use crate::realtime::history::History;
 use crate::scheduler::Scheduler;
+use crate::sealed::Sealer;
 use crate::storage::Storage;
 use crate::telemetry::requests::RequestMetrics;
 use crate::telemetry::{self, Identity};
@@ -48,8 +48,8 @@ pub struct Shared {
     pub storage: Storage,
     /// Publishes realtime events (and reads channel history).
     pub realtime: History,
-    /// Where API actions report what happened.
-    pub events: Events,
+    /// Seals and opens secrets stored in Postgres (`encryption.key`).
+    pub sealer: Sealer,
     /// Fires schedules and reads their last runs.
     pub scheduler: Scheduler,
     /// The kinds live workers handle, for refusing a typo at enqueue.
@@ -106,9 +106,10 @@ impl AppState {
             &settings.redis.key_prefix,
             &settings.realtime,
         );
-        let events = Events::new(queues.clone(), &settings.jobs, realtime.clone());
+        let sealer = Sealer::new(&settings.encryption);
         let scheduler = Scheduler::new(
             queues.clone(),
+            db.clone(),
             redis.clone(),
             &settings.redis.key_prefix,
             settings.jobs.clone(),
@@ -133,7 +134,7 @@ impl AppState {
             outbound,
             storage,
             realtime,
-            events,
+            sealer,
             scheduler,
             live_kinds,
             job_services,
@@ -143,6 +144,16 @@ impl AppState {
     /// What job handlers may use: the pools, the outbound client and the object store.
     pub fn job_services(&self) -> Arc<Services> {
         self.job_services.clone()
+    }
+
+    /// What the events relay uses.
+    pub fn relay(&self) -> crate::relay::Relay {
+        crate::relay::Relay {
+            db: self.db.clone(),
+            queues: self.queues.clone(),
+            realtime: self.realtime.clone(),
+            settings: Arc::new(self.settings.clone()),
+        }
     }
 
     /// Closes both pools. Connections still in use get a few seconds to come back; a

@@ -41,7 +41,9 @@ use figment::Figment;
 use serde::{Deserialize, Deserializer, Serialize};
 
 pub use app::{AppSettings, RailwaySettings};
-pub use events::AuditSettings;
+pub use events::{
+    AuditSettings, EncryptionSettings, EventsSettings, WebhooksSettings, parse_duration,
+};
 pub use http::{HealthSettings, HttpSettings, ShutdownSettings, StartupSettings};
 pub use jobs::{JobsSettings, WorkerSettings, valid_queue_name};
 pub use log::{LogFormat, LogSettings};
@@ -73,6 +75,9 @@ pub struct Settings {
     pub outbound: OutboundSettings,
     pub mail: MailSettings,
     pub audit: AuditSettings,
+    pub events: EventsSettings,
+    pub webhooks: WebhooksSettings,
+    pub encryption: EncryptionSettings,
     pub scheduler: SchedulerSettings,
     pub storage: StorageSettings,
     pub realtime: RealtimeSettings,
@@ -219,7 +224,12 @@ fn validate(s: &Settings) -> Check {
     http::validate(&s.http, &s.shutdown, &s.health)?;
     app::validate(&s.app)?;
     jobs::validate(&s.jobs, &s.worker)?;
-    events::validate(&s.audit)?;
+    events::validate(
+        &s.audit,
+        &s.events,
+        &s.webhooks,
+        &s.encryption,
+    )?;
     outbound::validate(&s.outbound, &s.mail)?;
     storage::validate(&s.storage)?;
     realtime::validate(&s.realtime)?;

@@ -81,6 +81,23 @@ pub const ENVIRONMENT: &[(&str, &str)] = &[
     ("MAIL_API_KEY", "mail.api_key"),
     ("MAIL_FROM", "mail.from"),
     ("AUDIT_RETENTION_DAYS", "audit.retention_days"),
+    ("EVENTS_RETENTION_DAYS", "events.retention_days"),
+    ("EVENTS_RELAY_BATCH", "events.relay_batch"),
+    ("EVENTS_RELAY_POLL_MS", "events.relay_poll_ms"),
+    ("EVENTS_MAX_DATA_BYTES", "events.max_data_bytes"),
+    ("WEBHOOKS_RETRY_SCHEDULE", "webhooks.retry_schedule"),
+    ("WEBHOOKS_RETRY_JITTER", "webhooks.retry_jitter"),
+    (
+        "WEBHOOKS_SECRET_OVERLAP_HOURS",
+        "webhooks.secret_overlap_hours",
+    ),
+    ("WEBHOOKS_DISABLE_AFTER_DAYS", "webhooks.disable_after_days"),
+    (
+        "WEBHOOKS_DISABLE_AFTER_FAILURES",
+        "webhooks.disable_after_failures",
+    ),
+    ("ENCRYPTION_KEY", "encryption.key"),
+    ("ENCRYPTION_KEY_PREVIOUS", "encryption.previous_key"),
     ("SCHEDULER_BUILTIN", "scheduler.builtin"),
     ("SCHEDULER_LEASE_SECONDS", "scheduler.lease_seconds"),
     // Storage: each platform's own names, the most generic first, so that a more specific

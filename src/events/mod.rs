@@ -1,120 +1,305 @@
-//! Events: what an API action tells the rest of the system once it has happened
-//! (`files.created`, `files.deleted`). [`emit`] is the one place an event fans out: into
-//! the audit log, through the `audits` queue, and to realtime subscribers on the event's
-//! channel (`files`). Webhook deliveries join here with their feature, so every event
-//! reaches all three; so do the Postgres outbox that makes an event survive a Redis
-//! outage, and the relay that drains it.
+//! Events: what happened, recorded once and told to everyone who wants to know. An
+//! [`Event`] (`{id, type, source, subject, time, data}`, CloudEvents' field names) is
+//! written to the Postgres `events` outbox by [`record`]: a built-in event
+//! (`files.created`, `jobs.dead`, ...) in the same transaction as the change it
+//! describes, so a change that rolls back emits nothing, and an application's event from
+//! `POST /api/v1/events`. The relay (`crate::relay`) then turns each into an audit row,
+//! webhook deliveries and a realtime message; nothing here needs Redis, so an event
+//! survives a Redis outage.
 //!
-//! It takes the queues, the job settings and the realtime publisher it uses ([`Events`]);
-//! it may import stores, clients and other domains, never the worker, a mode or HTTP.
-//! The audit log is read back through [`audit`].
+//! Types are names such as `user.signup`; [`valid_type`] and [`Pattern`] say which names
+//! and subscription patterns (`files.*`, `*`) are accepted. The audit log is read back
+//! through [`audit`].
 
 pub mod audit;
+pub mod incoming;
 
-use crate::config::JobsSettings;
-use crate::jobs::enqueue::EnqueueRequest;
-use crate::queue::{Queues, now_ms};
-use crate::realtime::history::History;
+use anyhow::Context;
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use serde_json::value::RawValue;
+use sqlx::PgConnection;
+use utoipa::ToSchema;
 
-/// Something that happened to a resource.
-#[derive(Clone, Debug)]
+/// Namespaces Switchyard's own events use; an application's events may not.
+pub const RESERVED_NAMESPACES: &[&str] = &[
+    "files",
+    "jobs",
+    "schedules",
+    "webhooks",
+    "webhook",
+    "databases",
+];
+
+/// The `source` of built-in events.
+pub const SYSTEM_SOURCE: &str = "switchyard";
+
+/// One event as stored and delivered.
+#[derive(Clone, Debug, Serialize, ToSchema)]
 pub struct Event {
-    /// `<resource>.<verb>`, e.g. `files.created`.
-    pub action: &'static str,
-    /// Who did it: `admin` for the admin token, `system` for the process itself.
+    /// Unique: a second event with the same id is not stored.
+    pub id: String,
+    /// What happened, e.g. `files.created` or `user.signup`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// Who sent it: `switchyard` for built-in events, the application's name otherwise.
+    pub source: String,
+    /// What it is about, e.g. a file's id.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub subject: Option<String>,
+    pub time: DateTime<Utc>,
+    /// Kept and delivered as the JSON text it came as.
+    #[schema(value_type = Object)]
+    pub data: Box<RawValue>,
+    /// Who caused it, for the audit log: `admin`, `system` or the source.
+    #[serde(skip)]
     pub actor: String,
-    pub resource_type: &'static str,
-    pub resource_id: String,
-    /// The realtime channel the event is published on, e.g. `files`.
-    pub channel: String,
-    /// What a subscriber needs to know without asking again.
-    pub data: serde_json::Value,
+    /// The realtime channel it is published on, if any.
+    #[serde(skip)]
+    pub channel: Option<String>,
+    /// The audit log's resource type (`file`, `job`, ...), if any.
+    #[serde(skip)]
+    pub resource_type: Option<String>,
 }
 
-/// Where events go: the audit log through the `audits` queue, and realtime.
-#[derive(Clone)]
-pub struct Events {
-    queues: Queues,
-    /// The job settings the audit job is checked against.
-    jobs: JobsSettings,
-    realtime: History,
-}
-
-impl Events {
-    pub fn new(queues: Queues, jobs: &JobsSettings, realtime: History) -> Self {
+impl Event {
+    /// A built-in event about one resource, published on `channel`.
+    pub fn builtin(
+        kind: &'static str,
+        resource_type: &'static str,
+        resource_id: impl Into<String>,
+        actor: &str,
+        channel: Option<&str>,
+        data: &serde_json::Value,
+    ) -> Self {
         Self {
-            queues,
-            jobs: jobs.clone(),
-            realtime,
+            id: new_id(),
+            kind: kind.to_owned(),
+            source: SYSTEM_SOURCE.to_owned(),
+            subject: Some(resource_id.into()),
+            time: trunc(Utc::now()),
+            data: serde_json::value::to_raw_value(data).unwrap_or_default(),
+            actor: actor.to_owned(),
+            channel: channel.map(str::to_owned),
+            resource_type: Some(resource_type.to_owned()),
         }
     }
 
-    /// Fans `event` out. The action has already happened, so a failure here is logged and
-    /// does not undo it or fail the request.
-    pub async fn emit(&self, event: Event) {
-        self.record_audit(&event).await;
-        self.publish_realtime(&event).await;
-        // Webhook deliveries (one job per matching subscription) are added here with
-        // their feature.
+    /// The body a webhook delivery carries: the event with its `time` also as
+    /// `timestamp`, the field name Standard Webhooks payloads use.
+    pub fn body(&self) -> String {
+        #[derive(Serialize)]
+        struct Body<'a> {
+            id: &'a str,
+            #[serde(rename = "type")]
+            kind: &'a str,
+            source: &'a str,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            subject: Option<&'a str>,
+            timestamp: DateTime<Utc>,
+            data: &'a RawValue,
+        }
+        serde_json::to_string(&Body {
+            id: &self.id,
+            kind: &self.kind,
+            source: &self.source,
+            subject: self.subject.as_deref(),
+            timestamp: self.time,
+            data: &self.data,
+        })
+        .unwrap_or_default()
+    }
+}
+
+/// A fresh event id: `evt_` and a UUIDv7, so ids sort by creation.
+pub fn new_id() -> String {
+    format!("evt_{}", uuid::Uuid::now_v7().simple())
+}
+
+/// Postgres keeps microseconds; an event reads back as it was made.
+pub fn trunc(time: DateTime<Utc>) -> DateTime<Utc> {
+    chrono::SubsecRound::trunc_subsecs(time, 6)
+}
+
+/// Writes `events` to the outbox on `conn`, inside the caller's transaction. An event
+/// whose id is already stored is skipped; the ids written are returned.
+pub async fn record(conn: &mut PgConnection, events: &[Event]) -> anyhow::Result<Vec<String>> {
+    if events.is_empty() {
+        return Ok(Vec::new());
+    }
+    let column = |f: fn(&Event) -> Option<String>| events.iter().map(f).collect::<Vec<_>>();
+    let ids = column(|e| Some(e.id.clone()));
+    let kinds = column(|e| Some(e.kind.clone()));
+    let sources = column(|e| Some(e.source.clone()));
+    let subjects = column(|e| e.subject.clone());
+    let data = column(|e| Some(e.data.get().to_owned()));
+    let actors = column(|e| Some(e.actor.clone()));
+    let channels = column(|e| e.channel.clone());
+    let resource_types = column(|e| e.resource_type.clone());
+    let times: Vec<DateTime<Utc>> = events.iter().map(|e| e.time).collect();
+    sqlx::query_scalar(
+        "INSERT INTO events (id, type, source, subject, time, data, actor, channel, resource_type)
+         SELECT i, k, s, sub, t, d::json, a, c, r
+         FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::timestamptz[],
+                     $6::text[], $7::text[], $8::text[], $9::text[])
+              AS e(i, k, s, sub, t, d, a, c, r)
+         ON CONFLICT (id) DO NOTHING
+         RETURNING id",
+    )
+    .bind(ids)
+    .bind(kinds)
+    .bind(sources)
+    .bind(subjects)
+    .bind(times)
+    .bind(data)
+    .bind(actors)
+    .bind(channels)
+    .bind(resource_types)
+    .fetch_all(&mut *conn)
+    .await
+    .context("failed to write events to the outbox")
+}
+
+/// A stored event and when it was relayed (`None` while it waits in the outbox).
+pub async fn get(
+    db: &sqlx::PgPool,
+    id: &str,
+) -> anyhow::Result<Option<(Event, Option<DateTime<Utc>>)>> {
+    type Row = (
+        String,
+        String,
+        Option<String>,
+        DateTime<Utc>,
+        String,
+        String,
+        Option<String>,
+        Option<String>,
+        Option<DateTime<Utc>>,
+    );
+    let row: Option<Row> = sqlx::query_as(
+        "SELECT type, source, subject, time, data::text, actor, channel, resource_type, relayed_at
+         FROM events WHERE id = $1",
+    )
+    .bind(id)
+    .fetch_optional(db)
+    .await
+    .context("failed to read the event")?;
+    Ok(row.map(
+        |(kind, source, subject, time, data, actor, channel, resource_type, relayed_at)| {
+            let event = Event {
+                id: id.to_owned(),
+                kind,
+                source,
+                subject,
+                time,
+                data: RawValue::from_string(data).unwrap_or_default(),
+                actor,
+                channel,
+                resource_type,
+            };
+            (event, relayed_at)
+        },
+    ))
+}
+
+/// Whether `name` is a well-formed event type: 1 to 128 characters, dot-separated
+/// segments of letters, digits, `_`, `-`, `/` and `:`.
+pub fn valid_type(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 128
+        && name.split('.').all(|segment| {
+            !segment.is_empty()
+                && segment
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"_-/:".contains(&b))
+        })
+}
+
+/// Whether an application may send an event of this type: not one of Switchyard's own.
+pub fn reserved_type(name: &str) -> bool {
+    let namespace = name.split('.').next().unwrap_or(name);
+    RESERVED_NAMESPACES.contains(&namespace)
+}
+
+/// A subscription: an exact type, `prefix.*` (every type under `prefix.`), or `*`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Pattern {
+    All,
+    Prefix(String),
+    Exact(String),
+}
+
+impl Pattern {
+    /// Parses a pattern, or says what is wrong with it.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        if text == "*" {
+            return Ok(Self::All);
+        }
+        if let Some(prefix) = text.strip_suffix(".*") {
+            return if valid_type(prefix) {
+                Ok(Self::Prefix(format!("{prefix}.")))
+            } else {
+                Err(format!(
+                    "{text:?} is not a pattern: the part before \".*\" must be an event type"
+                ))
+            };
+        }
+        if valid_type(text) {
+            Ok(Self::Exact(text.to_owned()))
+        } else {
+            Err(format!(
+                "{text:?} is not an event type or pattern: use names like user.signup, a prefix \
+                 like files.*, or *"
+            ))
+        }
     }
 
-    /// Publishes the event on its channel: the action is the realtime event's name, and
-    /// `{actor, resource_id, data}` its data.
-    async fn publish_realtime(&self, event: &Event) {
-        let data = serde_json::json!({
-            "actor": event.actor,
-            "resource_id": event.resource_id,
-            "data": event.data,
-        });
-        if let Err(error) = self
-            .realtime
-            .publish(&event.channel, event.action, &data)
-            .await
-        {
-            tracing::warn!(
-                action = event.action,
-                resource_id = event.resource_id,
-                error = format!("{error:#}"),
-                "failed to publish a realtime event"
-            );
+    pub fn matches(&self, kind: &str) -> bool {
+        match self {
+            Self::All => true,
+            Self::Prefix(prefix) => kind.starts_with(prefix.as_str()),
+            Self::Exact(exact) => exact == kind,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn patterns_match_exact_types_prefixes_and_everything() {
+        let files = Pattern::parse("files.*").unwrap();
+        assert!(files.matches("files.created"));
+        assert!(files.matches("files.thumbnails.made"));
+        assert!(!files.matches("files"));
+        assert!(!files.matches("filesystem.full"));
+        assert!(Pattern::parse("*").unwrap().matches("user.signup"));
+        let exact = Pattern::parse("user.signup").unwrap();
+        assert!(exact.matches("user.signup"));
+        assert!(!exact.matches("user.signup.retry"));
+    }
+
+    #[test]
+    fn malformed_patterns_are_refused() {
+        for bad in [
+            "",
+            "files.",
+            "*.created",
+            "files.**",
+            "fi les.*",
+            "a..b",
+            ".*",
+        ] {
+            assert!(Pattern::parse(bad).is_err(), "{bad:?}");
         }
     }
 
-    /// Enqueues the event's audit-log row. The idempotency key makes a repeated emit of the
-    /// same event one row.
-    async fn record_audit(&self, event: &Event) {
-        if !self.jobs.queues.iter().any(|q| q == "audits") {
-            return;
-        }
-        let request = EnqueueRequest {
-            kind: "audits".into(),
-            queue: None,
-            payload: crate::jobs::enqueue::payload(&serde_json::json!({
-                "actor": event.actor,
-                "action": event.action,
-                "resource_type": event.resource_type,
-                "resource_id": event.resource_id,
-                "metadata": event.data,
-                "time": chrono::Utc::now(),
-            })),
-            delay_seconds: None,
-            run_at: None,
-            max_attempts: None,
-            timeout_seconds: None,
-            idempotency_key: Some(format!("event:{}:{}", event.action, event.resource_id)),
-        };
-        let now = now_ms();
-        let outcome = match request.into_job(&self.jobs, now) {
-            Ok(job) => self.queues.enqueue(&job, now).await.map(|_| ()),
-            Err(invalid) => Err(anyhow::anyhow!(invalid)),
-        };
-        if let Err(error) = outcome {
-            tracing::warn!(
-                action = event.action,
-                resource_id = event.resource_id,
-                error = format!("{error:#}"),
-                "failed to record an audit event"
-            );
-        }
+    #[test]
+    fn builtin_namespaces_are_reserved() {
+        assert!(reserved_type("files.created"));
+        assert!(reserved_type("webhook.test"));
+        assert!(!reserved_type("user.signup"));
+        assert!(!reserved_type("filesystem.full"));
     }
 }

@@ -60,7 +60,7 @@ fn not_found(id: &str) -> ApiError {
 }
 
 /// The `Idempotency-Key` header, for clients that send the key there.
-fn header_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
+pub(super) fn header_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
     match headers.get("idempotency-key") {
         None => Ok(None),
         Some(value) => value

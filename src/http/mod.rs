@@ -4,6 +4,7 @@
 pub mod audit;
 pub mod auth;
 pub mod context;
+pub mod events;
 pub mod extract;
 pub mod files;
 mod graceful;
@@ -19,6 +20,7 @@ pub mod realtime;
 pub mod schedules;
 pub mod streaming;
 pub mod views;
+pub mod webhooks;
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -62,6 +64,8 @@ pub fn admin_routes() -> OpenApiRouter<AppState> {
         .merge(files::router())
         .merge(realtime::router())
         .merge(audit::router())
+        .merge(events::router())
+        .merge(webhooks::router())
 }
 
 /// The whole API of `app serve`.

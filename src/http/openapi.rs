@@ -28,6 +28,8 @@ use crate::state::AppState;
         (name = "schedules", description = "Cron schedules: next and last runs, manual trigger"),
         (name = "files", description = "File storage: streaming upload, download with ranges, signed URLs"),
         (name = "audit", description = "The audit log: filtered listing and NDJSON export"),
+        (name = "events", description = "Application events: send one or a batch; read an event and its deliveries"),
+        (name = "webhooks", description = "Webhook endpoints, secret rotation, the delivery log, replay and recovery"),
     ),
 )]
 pub struct ApiDoc;

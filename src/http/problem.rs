@@ -26,6 +26,9 @@ pub enum ApiError {
     Conflict(String),
     #[error("the request body is larger than the limit of {limit} bytes")]
     PayloadTooLarge { limit: usize },
+    /// A field too large to accept; the body names it in `field`.
+    #[error("{0}")]
+    FieldTooLarge(crate::invalid::Invalid),
     #[error("{0}")]
     UnsupportedMediaType(String),
     #[error("{0}")]
@@ -76,7 +79,7 @@ impl ApiError {
             Self::Forbidden(_) => StatusCode::FORBIDDEN,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::Conflict(_) => StatusCode::CONFLICT,
-            Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::PayloadTooLarge { .. } | Self::FieldTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::Unprocessable(_) | Self::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
             Self::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
@@ -101,7 +104,7 @@ impl ApiError {
             Self::Forbidden(_) => "forbidden",
             Self::NotFound(_) => "not_found",
             Self::Conflict(_) => "conflict",
-            Self::PayloadTooLarge { .. } => "payload_too_large",
+            Self::PayloadTooLarge { .. } | Self::FieldTooLarge(_) => "payload_too_large",
             Self::UnsupportedMediaType(_) => "unsupported_media_type",
             Self::Unprocessable(_) | Self::Invalid(_) => "validation_failed",
             Self::RateLimited(_) => "rate_limited",
@@ -196,7 +199,7 @@ impl IntoResponse for ApiError {
             _ => {}
         }
         let mut problem = Problem::new(self.status(), self.code(), self.to_string());
-        if let Self::Invalid(invalid) = &self {
+        if let Self::Invalid(invalid) | Self::FieldTooLarge(invalid) = &self {
             problem.field = Some(invalid.field.clone());
         }
         let mut response = problem.into_response();
@@ -238,7 +241,8 @@ pub struct Problem {
     /// The request's `X-Request-Id`, to find it in the logs.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub request_id: Option<String>,
-    /// The request field at fault, as a dotted path (`payload.url`), for a 422.
+    /// The request field at fault, as a dotted path (`payload.url`), for a 422 (and a 413
+    /// that can tell which field is too large).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub field: Option<String>,
 }

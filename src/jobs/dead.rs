@@ -1,6 +1,7 @@
 //! Dead jobs in Postgres: the copy from Redis's outbox, listing with a cursor, retry and
 //! delete. A copy is idempotent (keyed by the job id) and happens before Redis forgets
-//! the job, so a crash in between leaves it in both places, never in neither.
+//! the job, so a crash in between leaves it in both places, never in neither. The copy
+//! records the `jobs.dead` event in the same transaction.
 
 use anyhow::Context;
 use chrono::{DateTime, TimeZone, Utc};
@@ -10,6 +11,7 @@ use sqlx::PgPool;
 use utoipa::ToSchema;
 
 use crate::cursor::{self, BadCursor};
+use crate::events::Event;
 use crate::queue::{AttemptError, JobRecord, Queues};
 
 /// How many outbox entries one pass copies.
@@ -53,6 +55,7 @@ pub async fn move_outbox(db: &PgPool, queues: &Queues) -> anyhow::Result<usize> 
             return Ok(moved);
         }
         let mut tx = db.begin().await.context("failed to start a transaction")?;
+        let mut died = Vec::new();
         for job in &batch {
             let id: uuid::Uuid = job.id.parse().unwrap_or_else(|_| uuid::Uuid::nil());
             // Stored as the text Redis holds. Text that is not JSON (never written by the
@@ -61,7 +64,7 @@ pub async fn move_outbox(db: &PgPool, queues: &Queues) -> anyhow::Result<usize> 
                 Ok(_) => job.payload.clone(),
                 Err(_) => serde_json::Value::String(job.payload.clone()).to_string(),
             };
-            sqlx::query(
+            let copied = sqlx::query(
                 "INSERT INTO dead_jobs (id, queue, kind, payload, attempts, max_attempts,
                      timeout_ms, last_error, errors, created_at, died_at)
                  VALUES ($1, $2, $3, $4::json, $5, $6, $7, $8, $9, $10, $11)
@@ -81,12 +84,43 @@ pub async fn move_outbox(db: &PgPool, queues: &Queues) -> anyhow::Result<usize> 
             .execute(&mut *tx)
             .await
             .context("failed to record a dead job")?;
+            if copied.rows_affected() == 1 && job.kind != crate::webhooks::JOB_KIND {
+                died.push(dead_event(job));
+            }
         }
+        crate::events::record(&mut tx, &died).await?;
         tx.commit().await.context("failed to commit dead jobs")?;
         let ids: Vec<String> = batch.iter().map(|job| job.id.clone()).collect();
         queues.forget_dead(&ids).await?;
         moved += ids.len();
     }
+}
+
+/// `jobs.dead`, written with the dead job's row. A webhook delivery that dies emits none:
+/// its failure is in the delivery log, and an endpoint subscribed to `*` that is down
+/// would otherwise be sent an event about each failed delivery to itself, without end.
+fn dead_event(job: &JobRecord) -> Event {
+    let mut event = Event::builtin(
+        "jobs.dead",
+        "job",
+        job.id.clone(),
+        "system",
+        Some("jobs"),
+        &serde_json::json!({
+            "id": job.id,
+            "queue": job.queue,
+            "kind": job.kind,
+            "attempts": job.attempts,
+            "error": job.last_error,
+        }),
+    );
+    // One event per death, however often the copy of it is repeated.
+    event.id = format!(
+        "evt_dead_{}_{}",
+        job.id.replace('-', ""),
+        job.finished_ms.unwrap_or(job.created_ms)
+    );
+    event
 }
 
 /// A page of dead jobs, newest first.

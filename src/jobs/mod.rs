@@ -94,6 +94,10 @@ pub enum JobError {
     /// Trying again cannot help: the job is dead now.
     #[error("{0:#}")]
     Fatal(anyhow::Error),
+    /// Not now, and not a failure: run it again after this wait without using an attempt
+    /// (a rate limit the job observes for its target).
+    #[error("deferred for {0:?}")]
+    Defer(std::time::Duration),
 }
 
 impl From<anyhow::Error> for JobError {

@@ -1,8 +1,8 @@
-//! `app dev`: every mode in one process on shared pools, for a laptop. Migrates first,
-//! runs the worker on every declared queue, lets outbound calls reach local servers, and
-//! generates an admin token, an app secret (signed URLs and realtime tokens) and a webhook
-//! signing secret when none are configured, printing each once so that a local backend
-//! can use them.
+//! `app dev`: every mode in one process on shared pools, for a laptop, with one events
+//! relay. Migrates first, runs the worker on every declared queue, lets outbound calls
+//! reach local servers, and generates an admin token, an app secret (signed URLs and
+//! realtime tokens), an encryption key (webhook secrets) and a signing secret for `http`
+//! jobs when none are configured, printing each once so that a local backend can use them.
 
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -35,6 +35,15 @@ pub fn prepare(settings: &mut Settings) -> anyhow::Result<()> {
             secret.expose()
         );
         settings.app.secret = Some(secret);
+    }
+    if settings.encryption.key.is_none() {
+        let mut bytes = [0u8; 32];
+        getrandom::fill(&mut bytes).map_err(|e| anyhow::anyhow!("no system randomness: {e}"))?;
+        let key = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, bytes);
+        eprintln!(
+            "  app dev: generated an encryption key for webhook secrets (set ENCRYPTION_KEY to keep one; endpoints made in this run cannot sign without it):\n\n      {key}\n"
+        );
+        settings.encryption.key = Some(Secret::new(key));
     }
     if settings.outbound.signing_secret.is_none() {
         let secret = SigningKey::generate()?;
@@ -81,9 +90,12 @@ pub async fn run(
     );
     let (api, worker, scheduler, realtime) = tokio::join!(
         async {
-            stop_all_on_error(
-                super::serve::run_router(state.clone(), listener, shutdown.clone(), router).await,
-            )
+            let relay = crate::relay::run(state.relay(), shutdown.clone());
+            let (served, relayed) = tokio::join!(
+                super::serve::run_router(state.clone(), listener, shutdown.clone(), router),
+                relay
+            );
+            stop_all_on_error(served.and(relayed))
         },
         async {
             stop_all_on_error(super::worker::run(state.clone(), None, shutdown.clone()).await)

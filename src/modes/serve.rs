@@ -1,4 +1,4 @@
-//! `app serve`: the HTTP API.
+//! `app serve`: the HTTP API, and an events relay beside it.
 
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -14,7 +14,9 @@ pub async fn run(
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
     let router = http::router(state.clone());
-    run_router(state, listener, shutdown, router).await
+    let relay = crate::relay::run(state.relay(), shutdown.clone());
+    let (served, relayed) = tokio::join!(run_router(state, listener, shutdown, router), relay);
+    served.and(relayed)
 }
 
 /// Serves `router` (the API, perhaps with more routes) on `listener` until `shutdown`.

@@ -1,5 +1,6 @@
 //! `app worker --queues=... --concurrency=N`: runs the job engine on the built-in handlers
-//! beside the health and metrics routes (on `PORT` when set), and drains on SIGTERM.
+//! and an events relay beside the health and metrics routes (on `PORT` when set), and
+//! drains on SIGTERM.
 
 use anyhow::bail;
 use tokio::net::TcpListener;
@@ -38,6 +39,16 @@ pub async fn run_with(
              http queue: every http job is signed with it (format: whsec_ followed by base64)"
         );
     }
+    let consumes_webhooks = settings
+        .worker
+        .weighted_queues()
+        .iter()
+        .any(|(q, _)| q == crate::webhooks::QUEUE);
+    if consumes_webhooks && settings.encryption.key.is_none() {
+        bail!(
+            "encryption.key (ENCRYPTION_KEY) must be set for a worker on the webhooks queue:              each endpoint's signing secret is sealed with it (32 bytes, base64; generate one              with: openssl rand -base64 32)"
+        );
+    }
     // The kinds it runs, so the API can refuse a kind no live worker handles.
     let details = serde_json::json!({
         "queues": settings.worker.queues,
@@ -45,7 +56,19 @@ pub async fn run_with(
         "kinds": registry.kinds(),
     });
     let engine = engine(state.clone(), registry, shutdown.clone());
-    super::with_operations(&state, listener, shutdown, details, engine).await
+    // `app dev` runs its relay beside the API.
+    let relay =
+        (state.identity.mode != "dev").then(|| crate::relay::run(state.relay(), shutdown.clone()));
+    let both = async {
+        let (ran, relayed) = tokio::join!(engine, async {
+            match relay {
+                Some(relay) => relay.await,
+                None => Ok(()),
+            }
+        });
+        ran.and(relayed)
+    };
+    super::with_operations(&state, listener, shutdown, details, both).await
 }
 
 /// The built-in handlers, built from this process's clients and settings.

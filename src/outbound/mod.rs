@@ -53,6 +53,8 @@ pub struct Response {
     pub status: u16,
     /// `Retry-After`, as sent.
     pub retry_after: Option<String>,
+    /// The response headers (the first 50), names in lower case.
+    pub headers: Vec<(String, String)>,
     pub body: Vec<u8>,
 }
 
@@ -104,18 +106,56 @@ impl Outbound {
                 .tls_config(TlsConfig::builder().root_certs(system_roots()).build())
                 .build();
             let resolver = guard::GuardedResolver {
-                policy: Policy {
-                    allow_private: settings.allow_private,
-                    allow_hosts: settings
-                        .allow_hosts
-                        .iter()
-                        .map(|h| h.to_ascii_lowercase())
-                        .collect(),
-                },
+                policy: self.policy(),
                 inner: DefaultResolver::default(),
             };
             Agent::with_parts(config, DefaultConnector::default(), resolver)
         })
+    }
+
+    /// The guard's rules, from `outbound.allow_private` and `outbound.allow_hosts`.
+    pub fn policy(&self) -> Policy {
+        Policy {
+            allow_private: self.settings.allow_private,
+            allow_hosts: self
+                .settings
+                .allow_hosts
+                .iter()
+                .map(|h| h.to_ascii_lowercase())
+                .collect(),
+        }
+    }
+
+    /// Resolves `host` and applies the guard's rules before anything is sent: how a URL
+    /// or a database host is checked when it is registered, and what a connection the
+    /// guarded agent does not make (a database check) goes through. A name that does not
+    /// resolve is not refused here; the call itself fails later.
+    pub async fn check_host(
+        &self,
+        host: &str,
+        port: u16,
+    ) -> Result<Vec<std::net::IpAddr>, Refused> {
+        let policy = self.policy();
+        let host = host.trim_start_matches('[').trim_end_matches(']');
+        let lookup = tokio::time::timeout(
+            Duration::from_secs(5),
+            tokio::net::lookup_host((host, port)),
+        )
+        .await;
+        let addresses: Vec<std::net::IpAddr> = match lookup {
+            Ok(Ok(found)) => found.map(|a| a.ip()).collect(),
+            _ => return Ok(Vec::new()),
+        };
+        for &ip in &addresses {
+            if let Some(class) = policy.refusal(host, ip) {
+                return Err(Refused {
+                    host: host.to_owned(),
+                    ip,
+                    class,
+                });
+            }
+        }
+        Ok(addresses)
     }
 
     /// Sends `request` on a blocking thread once a slot is free.
@@ -161,6 +201,14 @@ impl Outbound {
             .get("retry-after")
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned);
+        let headers = response
+            .headers()
+            .iter()
+            .take(50)
+            .filter_map(|(name, value)| {
+                Some((name.as_str().to_owned(), value.to_str().ok()?.to_owned()))
+            })
+            .collect();
         let mut body = Vec::new();
         // The rest of an oversized body is left unread; the connection is not reused.
         let _ = response
@@ -171,6 +219,7 @@ impl Outbound {
         Ok(Response {
             status: response.status().as_u16(),
             retry_after,
+            headers,
             body,
         })
     }

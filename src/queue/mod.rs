@@ -428,6 +428,30 @@ impl Queues {
         Ok((!state.is_empty()).then_some(state))
     }
 
+    /// Defers a job `worker` holds until `run_at_ms` without using an attempt. Returns
+    /// false when the lease was not `worker`'s (nothing changed).
+    pub async fn defer(
+        &self,
+        queue: &str,
+        worker: &str,
+        id: &str,
+        run_at_ms: i64,
+    ) -> anyhow::Result<bool> {
+        let mut conn = self.conn.clone();
+        let deferred: i64 = scripts::DEFER
+            .key(self.key(queue, "leased"))
+            .key(self.key(queue, "scheduled"))
+            .key(self.wake_key(queue))
+            .arg(self.job_prefix())
+            .arg(worker)
+            .arg(id)
+            .arg(run_at_ms)
+            .invoke_async(&mut conn)
+            .await
+            .context("defer script failed")?;
+        Ok(deferred == 1)
+    }
+
     /// Hands back the leases `worker` still holds on `ids`, for a worker that stops before
     /// they finish (SIGTERM past the drain time): the jobs are ready again at once rather
     /// than after their lease runs out. Returns how many were handed back.

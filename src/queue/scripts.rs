@@ -245,6 +245,21 @@ return 'dead'
 "#
 );
 
+/// KEYS: leased, scheduled, wake. ARGV: job prefix, worker id, job id, run-at ms.
+/// Puts a job its handler deferred into `scheduled` until run-at, the attempt refunded
+/// and no error recorded. Returns 1, or 0 when the lease was not this worker's.
+pub static DEFER: LazyLock<Script> = leased_script!(
+    r#"
+local id = ARGV[3]
+if redis.call('ZREM', KEYS[1], lease(id)) == 0 then return 0 end
+redis.call('HINCRBY', job(id), 'attempts', -1)
+redis.call('HSET', job(id), 'state', 'scheduled', 'worker', '', 'run_at_ms', ARGV[4])
+redis.call('ZADD', KEYS[2], ARGV[4], id)
+wake(KEYS[3])
+return 1
+"#
+);
+
 /// KEYS: leased, ready, wake. ARGV: job prefix, worker id, then job ids.
 /// Hands back the jobs this worker still holds: they return to the front of `ready` at
 /// once, and the interrupted run does not count as an attempt. Returns how many.

@@ -165,6 +165,8 @@ fn ms(at: i64) -> DateTime<Utc> {
 #[derive(Clone)]
 pub struct Scheduler {
     queues: Queues,
+    /// Where `schedules.failed` events are recorded.
+    db: sqlx::PgPool,
     redis: deadpool_redis::Pool,
     /// `redis.key_prefix`, which the last-run keys start with.
     key_prefix: String,
@@ -174,12 +176,14 @@ pub struct Scheduler {
 impl Scheduler {
     pub fn new(
         queues: Queues,
+        db: sqlx::PgPool,
         redis: deadpool_redis::Pool,
         key_prefix: &str,
         jobs: JobsSettings,
     ) -> Self {
         Self {
             queues,
+            db,
             redis,
             key_prefix: key_prefix.to_owned(),
             jobs,
@@ -232,6 +236,35 @@ impl Scheduler {
             .await
             .context("failed to record a schedule's run")?;
         Ok((enqueued.id, enqueued.created))
+    }
+
+    /// Records `schedules.failed` for a tick that could not be fired, so that it is
+    /// audited and reaches the webhooks subscribed to it.
+    async fn report_failure(&self, entry: &Entry, tick: DateTime<Utc>, error: &anyhow::Error) {
+        let name = &entry.settings.name;
+        let event = crate::events::Event::builtin(
+            "schedules.failed",
+            "schedule",
+            name.clone(),
+            "system",
+            Some("schedules"),
+            &serde_json::json!({
+                "schedule": name,
+                "tick": tick,
+                "error": format!("{error:#}"),
+            }),
+        );
+        let recorded = async {
+            let mut conn = self.db.acquire().await?;
+            crate::events::record(&mut conn, std::slice::from_ref(&event)).await
+        };
+        if let Err(e) = recorded.await {
+            tracing::error!(
+                schedule = name,
+                error = format!("{e:#}"),
+                "could not record the schedules.failed event"
+            );
+        }
     }
 
     /// [`Self::fire`], tried again after a failure (a Redis blip), so a brief outage at a
@@ -392,12 +425,15 @@ pub async fn run(
                         );
                         last_tick = Some(tick);
                     }
-                    Err(e) => tracing::error!(
-                        schedule = entry.settings.name,
-                        tick = %tick,
-                        error = format!("{e:#}"),
-                        "could not enqueue a scheduled job after retrying; the tick is skipped"
-                    ),
+                    Err(e) => {
+                        tracing::error!(
+                            schedule = entry.settings.name,
+                            tick = %tick,
+                            error = format!("{e:#}"),
+                            "could not enqueue a scheduled job after retrying; the tick is skipped"
+                        );
+                        scheduler.report_failure(entry, tick, &e).await;
+                    }
                 }
                 fired += 1;
                 *slot = entry.cron.next_after(tick);

@@ -47,7 +47,8 @@ pub struct Filter<'a> {
     pub cursor: Option<&'a str>,
 }
 
-pub async fn insert(db: &PgPool, file: &FileRecord) -> anyhow::Result<()> {
+/// Writes a file's row on `conn`, inside the caller's transaction (with its event).
+pub async fn insert(conn: &mut sqlx::PgConnection, file: &FileRecord) -> anyhow::Result<()> {
     sqlx::query(
         "INSERT INTO storage_files (id, bucket, name, object_key, size, content_type, sha256, created_at)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
@@ -60,7 +61,7 @@ pub async fn insert(db: &PgPool, file: &FileRecord) -> anyhow::Result<()> {
     .bind(&file.content_type)
     .bind(&file.sha256)
     .bind(file.created_at)
-    .execute(db)
+    .execute(conn)
     .await
     .context("failed to record the file")?;
     Ok(())
@@ -77,11 +78,12 @@ pub async fn get(db: &PgPool, id: uuid::Uuid) -> anyhow::Result<Option<FileRecor
     .context("failed to read the file's record")
 }
 
-/// Removes a file's row; false when there was none.
-pub async fn delete(db: &PgPool, id: uuid::Uuid) -> anyhow::Result<bool> {
+/// Removes a file's row on `conn`, inside the caller's transaction; false when there was
+/// none.
+pub async fn delete(conn: &mut sqlx::PgConnection, id: uuid::Uuid) -> anyhow::Result<bool> {
     let done = sqlx::query("DELETE FROM storage_files WHERE id = $1")
         .bind(id)
-        .execute(db)
+        .execute(conn)
         .await
         .context("failed to delete the file's record")?;
     Ok(done.rows_affected() > 0)

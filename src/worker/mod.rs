@@ -376,6 +376,7 @@ fn start(engine: &Arc<Engine>, tasks: &TaskTracker, job: Leased, permit: OwnedSe
                     )
                     .await;
             }
+            Err(JobError::Defer(wait)) => engine.defer(&job, wait).await,
             Err(error) => {
                 meters.failed.increment(1);
                 engine.record_failure(&job, error).await;
@@ -456,6 +457,19 @@ impl Engine {
         }
     }
 
+    /// Puts a job the handler deferred back for later, its attempt refunded. A failure to
+    /// do so leaves the lease to lapse, which also runs it again.
+    async fn defer(&self, job: &Leased, wait: Duration) {
+        let at = now_ms() + wait.min(MAX_RETRY_AFTER).as_millis() as i64;
+        if let Err(error) = self.queues.defer(&job.queue, &self.id, &job.id, at).await {
+            tracing::warn!(
+                job_id = job.id,
+                error = format!("{error:#}"),
+                "could not defer a job; it runs again when its lease lapses"
+            );
+        }
+    }
+
     /// Records a failed attempt: a retry after the backoff (or `Retry-After`), or death
     /// when attempts ran out or the error is final.
     async fn record_failure(&self, job: &Leased, error: JobError) {
@@ -463,6 +477,8 @@ impl Engine {
         let wait = match &error {
             JobError::Fatal(_) => None,
             _ if job.attempt >= job.max_attempts => None,
+            // Handled by `defer`; counted as a plain retry if it ever arrives here.
+            JobError::Defer(wait) => Some((*wait).min(MAX_RETRY_AFTER)),
             JobError::RetryAfter(wait, _) => Some((*wait).min(MAX_RETRY_AFTER)),
             JobError::Retry(_) => Some(self.backoff.delay(job.attempt, jitter())),
         };

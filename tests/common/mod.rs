@@ -20,6 +20,8 @@ use utoipa_axum::router::OpenApiRouter;
 
 pub const ADMIN_TOKEN: &str = "test-admin-token-0123456789";
 pub const APP_SECRET: &str = "test-app-secret-0123456789abcdef0123456789";
+/// The tests' encryption key: 32 bytes of 0x2a, base64.
+pub const ENCRYPTION_KEY: &str = "KioqKioqKioqKioqKioqKioqKioqKioqKioqKioqKio=";
 
 /// Where the test servers are: set by scripts/test.sh, with the same defaults it uses.
 pub fn server_database_url() -> String {
@@ -218,6 +220,7 @@ pub fn environment(db_url: &str, redis_url: &str) -> BTreeMap<String, String> {
         ("REDIS_KEY_PREFIX".into(), prefix),
         ("ADMIN_TOKEN".into(), ADMIN_TOKEN.into()),
         ("APP_SECRET".into(), APP_SECRET.into()),
+        ("ENCRYPTION_KEY".into(), ENCRYPTION_KEY.into()),
         // Each test stores files in a directory of its own.
         (
             "STORAGE_PATH".into(),
@@ -295,12 +298,13 @@ impl TestApp {
             switchyard::http::admin_routes().merge(extra_routes),
         );
         let shutdown = CancellationToken::new();
-        let server = tokio::spawn(switchyard::http::serve(
-            listener,
-            router,
-            shutdown.clone(),
-            options,
-        ));
+        // Like `app serve`: the API and an events relay.
+        let relay = switchyard::relay::run(state.relay(), shutdown.clone());
+        let serving = switchyard::http::serve(listener, router, shutdown.clone(), options);
+        let server = tokio::spawn(async move {
+            let (served, relayed) = tokio::join!(serving, relay);
+            served.and(relayed)
+        });
         Self {
             address,
             state,

@@ -32,7 +32,7 @@ use super::streaming::StreamsBody;
 use crate::invalid::Invalid;
 use crate::state::AppState;
 use crate::storage::files::{self, FileRecord, Filter};
-use shared::{FILES_PATH, file_event, find, storage_down, unknown_bucket};
+use shared::{FILES_PATH, file_event, find, storage_down, unknown_bucket, with_event};
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -151,9 +151,9 @@ async fn delete_file(
         Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
         Err(error) => return Err(storage_down(error)),
     }
-    if files::delete(&state.db, file.id).await? {
-        state.events.emit(file_event("files.deleted", &file)).await;
-    }
+    // A delete that found no row (a repeat) records no event.
+    let event = file_event("files.deleted", &file);
+    with_event(&state, event, async |tx| files::delete(tx, file.id).await).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -30,21 +30,46 @@ pub(super) fn unknown_bucket(state: &AppState, name: &str) -> ApiError {
     ))
 }
 
-pub(super) fn file_event(action: &'static str, file: &FileRecord) -> Event {
-    Event {
-        action,
-        actor: "admin".into(),
-        resource_type: "file",
-        resource_id: file.id.to_string(),
-        channel: "files".into(),
-        data: serde_json::json!({
+pub(super) fn file_event(kind: &'static str, file: &FileRecord) -> Event {
+    Event::builtin(
+        kind,
+        "file",
+        file.id.to_string(),
+        "admin",
+        Some("files"),
+        &serde_json::json!({
+            "id": file.id,
             "bucket": file.bucket,
             "name": file.name,
             "size": file.size,
             "content_type": file.content_type,
             "sha256": file.sha256,
         }),
+    )
+}
+
+/// Runs a file row change and records its event in one transaction: both happen, or
+/// neither does. `change` answers whether it changed anything; when it did not, nothing
+/// is committed and false is returned.
+pub(super) async fn with_event(
+    state: &AppState,
+    event: Event,
+    change: impl AsyncFnOnce(&mut sqlx::PgConnection) -> anyhow::Result<bool>,
+) -> anyhow::Result<bool> {
+    use anyhow::Context;
+    let mut tx = state
+        .db
+        .begin()
+        .await
+        .context("failed to start a transaction")?;
+    if !change(&mut tx).await? {
+        return Ok(false);
     }
+    crate::events::record(&mut tx, std::slice::from_ref(&event)).await?;
+    tx.commit()
+        .await
+        .context("failed to commit the file change")?;
+    Ok(true)
 }
 
 /// The file `id` names, or 404.

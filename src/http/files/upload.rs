@@ -12,7 +12,7 @@ use object_store::ObjectStoreExt;
 use serde::Deserialize;
 use utoipa::IntoParams;
 
-use super::shared::{FILES_PATH, file_event, storage_down, unknown_bucket};
+use super::shared::{FILES_PATH, file_event, storage_down, unknown_bucket, with_event};
 use crate::http::problem::{ApiError, Problem};
 use crate::state::AppState;
 use crate::storage::files::{self, FileRecord};
@@ -189,16 +189,15 @@ pub(super) async fn upload(
         created_at: chrono::SubsecRound::trunc_subsecs(chrono::Utc::now(), 6),
         object_key: key.as_ref().to_owned(),
     };
-    if let Err(error) = files::insert(&state.db, &record).await {
+    let event = file_event("files.created", &record);
+    let insert =
+        async |tx: &mut sqlx::PgConnection| files::insert(tx, &record).await.map(|()| true);
+    if let Err(error) = with_event(&state, event, insert).await {
         // No row, so no object either; the sweep catches this delete failing too.
         let _ = state.storage.store().delete(&key).await;
         return Err(error.into());
     }
     metrics::counter!("switchyard_storage_upload_bytes_total").increment(stored.size);
-    state
-        .events
-        .emit(file_event("files.created", &record))
-        .await;
     let location = HeaderValue::from_str(&format!("{FILES_PATH}/{id}"))
         .unwrap_or(HeaderValue::from_static(FILES_PATH));
     Ok((

@@ -1,6 +1,7 @@
 //! `deletes`: the retention sweep. Removes dead jobs past `jobs.dead_retention_days`,
-//! audit rows past `audit.retention_days` and instance rows whose process stopped
-//! heartbeating a day ago. Each table is cleared in bounded batches, oldest first, so no
+//! audit rows past `audit.retention_days`, relayed events and webhook deliveries (with
+//! their attempts) past `events.retention_days`, and instance rows whose process stopped
+//! heartbeating a day ago. An event still waiting in the outbox is never removed. Each table is cleared in bounded batches, oldest first, so no
 //! statement holds a table for long. Then stored objects that no file row names and that
 //! are older than `storage.orphan_grace_seconds` are removed. Finished job records in
 //! Redis expire on their own (`jobs.retention_seconds`).
@@ -23,6 +24,8 @@ pub struct Deletes {
     dead_jobs: Duration,
     /// `audit.retention_days`.
     audit_logs: Duration,
+    /// `events.retention_days`.
+    events: Duration,
     /// `storage.orphan_grace_seconds`.
     orphan_grace: Duration,
 }
@@ -33,6 +36,7 @@ impl Deletes {
         Self {
             dead_jobs: day * settings.jobs.dead_retention_days,
             audit_logs: day * settings.audit.retention_days,
+            events: day * settings.events.retention_days,
             orphan_grace: Duration::from_secs(settings.storage.orphan_grace_seconds),
         }
     }
@@ -66,6 +70,16 @@ impl Job for Deletes {
                 table: "audit_logs",
                 column: "created_at",
                 older_than: self.audit_logs,
+            },
+            Sweep {
+                table: "events",
+                column: "relayed_at",
+                older_than: self.events,
+            },
+            Sweep {
+                table: "webhook_deliveries",
+                column: "created_at",
+                older_than: self.events,
             },
             Sweep {
                 table: "instances",

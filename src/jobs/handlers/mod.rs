@@ -6,6 +6,7 @@ pub mod deletes;
 pub mod http;
 pub mod mails;
 pub mod noop;
+pub mod webhooks;
 
 use anyhow::anyhow;
 
@@ -23,6 +24,7 @@ impl Registry {
             .register(deletes::Deletes::new(settings))
             .register(mails::Mails::new(&settings.mail))
             .register(noop::Noop)
+            .register(webhooks::Webhooks::new(services.db.clone(), settings))
     }
 }
 
@@ -54,6 +56,7 @@ pub const BUILTIN: &[Builtin] = &[
     builtin::<deletes::Deletes>(),
     builtin::<mails::Mails>(),
     builtin::<noop::Noop>(),
+    builtin::<webhooks::Webhooks>(),
 ];
 
 /// The built-in kind named `kind`, if it is one.

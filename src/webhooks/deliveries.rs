@@ -1,0 +1,481 @@
+//! The delivery log: one row per (event, endpoint) pair and one per attempt, and the jobs
+//! that carry deliveries to the worker. The relay makes the rows ([`create`]) in the
+//! transaction that marks its events relayed, then enqueues their jobs ([`enqueue`]); a
+//! relay that dies in between leaves rows without a job, which [`stranded`] finds.
+//! Replay and recover start a new generation of a delivery: a fresh job under a fresh
+//! idempotency key, while the rows stay the same.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use anyhow::Context;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
+use sqlx::{PgConnection, PgPool};
+use utoipa::ToSchema;
+
+use super::{JOB_KIND, QUEUE};
+use crate::config::Settings;
+use crate::cursor::{self, BadCursor};
+use crate::events::{Event, Pattern};
+use crate::queue::{NewJob, Queues, now_ms};
+
+/// A delivery as the API shows it.
+#[derive(Clone, Debug, Serialize, ToSchema, sqlx::FromRow)]
+pub struct Delivery {
+    pub id: uuid::Uuid,
+    pub endpoint_id: uuid::Uuid,
+    pub event_id: String,
+    pub event_type: String,
+    /// `pending` (an attempt is due), `succeeded` or `failed`.
+    pub status: String,
+    pub attempts: i32,
+    /// The last answer's HTTP status; absent when none came.
+    pub last_status: Option<i32>,
+    pub last_error: Option<String>,
+    /// When the next attempt is due, while pending.
+    pub next_attempt_at: Option<DateTime<Utc>>,
+    /// What started the current round: `scheduled`, `replay`, `recover` or `test`.
+    pub trigger: String,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+const COLUMNS: &str = "id, endpoint_id, event_id, event_type, status, attempts, last_status, \
+     last_error, next_attempt_at, trigger, created_at, updated_at";
+
+/// One attempt as the API shows it.
+#[derive(Clone, Debug, Serialize, ToSchema, sqlx::FromRow)]
+pub struct Attempt {
+    pub id: uuid::Uuid,
+    pub attempt: i32,
+    pub trigger: String,
+    /// The HTTP status; absent when no answer came.
+    pub status: Option<i32>,
+    /// Why it failed, when it did.
+    pub error: Option<String>,
+    pub duration_ms: i32,
+    /// A subset of the response headers.
+    #[schema(value_type = Object)]
+    pub response_headers: serde_json::Value,
+    /// The first 4 KiB of the response body.
+    pub response_body: String,
+    pub created_at: DateTime<Utc>,
+}
+
+/// What a delivery job carries: enough to send without reading the event again.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeliveryJob {
+    pub delivery: uuid::Uuid,
+    pub endpoint: uuid::Uuid,
+    pub generation: i32,
+    pub trigger: String,
+    pub event_id: String,
+    pub event_type: String,
+    /// The request body, as it is sent.
+    pub body: Box<RawValue>,
+}
+
+impl DeliveryJob {
+    /// The job for this delivery round; its idempotency key makes a repeated enqueue of
+    /// the same round one job.
+    pub fn to_job(&self, settings: &Settings) -> NewJob {
+        NewJob {
+            queue: QUEUE.to_owned(),
+            kind: JOB_KIND.to_owned(),
+            payload: serde_json::value::to_raw_value(self).unwrap_or_default(),
+            run_at_ms: None,
+            max_attempts: settings.webhooks.attempts(),
+            // The call's own timeout, and time to record it.
+            timeout: Duration::from_secs(settings.outbound.timeout_seconds + 15),
+            idempotency_key: Some(format!("webhook:{}:{}", self.delivery, self.generation)),
+        }
+    }
+}
+
+/// Makes the deliveries of `events` to the enabled endpoints whose patterns match, on the
+/// relay's transaction. A pair that already has one is skipped. Returns the jobs to
+/// enqueue once the transaction commits.
+pub async fn create(
+    conn: &mut PgConnection,
+    events: &[Event],
+    subscriptions: &[(uuid::Uuid, Vec<Pattern>)],
+) -> anyhow::Result<Vec<DeliveryJob>> {
+    let mut ids = Vec::new();
+    let mut endpoints = Vec::new();
+    let mut event_ids = Vec::new();
+    let mut types = Vec::new();
+    let mut bodies: HashMap<uuid::Uuid, (Box<RawValue>, usize)> = HashMap::new();
+    for (index, event) in events.iter().enumerate() {
+        let mut body = None;
+        for (endpoint, patterns) in subscriptions {
+            if !patterns.iter().any(|p| p.matches(&event.kind)) {
+                continue;
+            }
+            let id = uuid::Uuid::now_v7();
+            let body =
+                body.get_or_insert_with(|| RawValue::from_string(event.body()).unwrap_or_default());
+            bodies.insert(id, (body.clone(), index));
+            ids.push(id);
+            endpoints.push(*endpoint);
+            event_ids.push(event.id.clone());
+            types.push(event.kind.clone());
+        }
+    }
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let made: Vec<(uuid::Uuid, uuid::Uuid)> = sqlx::query_as(
+        "INSERT INTO webhook_deliveries (id, endpoint_id, event_id, event_type)
+         SELECT * FROM UNNEST($1::uuid[], $2::uuid[], $3::text[], $4::text[])
+         ON CONFLICT (event_id, endpoint_id) DO NOTHING
+         RETURNING id, endpoint_id",
+    )
+    .bind(&ids)
+    .bind(&endpoints)
+    .bind(&event_ids)
+    .bind(&types)
+    .fetch_all(&mut *conn)
+    .await
+    .context("failed to record webhook deliveries")?;
+    Ok(made
+        .into_iter()
+        .filter_map(|(id, endpoint)| {
+            let (body, index) = bodies.remove(&id)?;
+            let event = &events[index];
+            Some(DeliveryJob {
+                delivery: id,
+                endpoint,
+                generation: 0,
+                trigger: "scheduled".into(),
+                event_id: event.id.clone(),
+                event_type: event.kind.clone(),
+                body,
+            })
+        })
+        .collect())
+}
+
+/// Enqueues delivery jobs and stamps their rows as enqueued. A failure leaves the rows
+/// for [`stranded`], and the idempotency keys keep a second enqueue to one job.
+pub async fn enqueue(
+    conn: &mut PgConnection,
+    queues: &Queues,
+    settings: &Settings,
+    jobs: &[DeliveryJob],
+) -> anyhow::Result<()> {
+    if jobs.is_empty() {
+        return Ok(());
+    }
+    let batch: Vec<NewJob> = jobs.iter().map(|j| j.to_job(settings)).collect();
+    queues.enqueue_batch(&batch, now_ms()).await?;
+    let ids: Vec<uuid::Uuid> = jobs.iter().map(|j| j.delivery).collect();
+    sqlx::query("UPDATE webhook_deliveries SET enqueued_at = now() WHERE id = ANY($1)")
+        .bind(&ids)
+        .execute(conn)
+        .await
+        .context("failed to stamp webhook deliveries as enqueued")?;
+    Ok(())
+}
+
+/// The jobs of `ids` rebuilt from their rows and events (a sweep, a replay, a recover).
+/// A delivery whose event is no longer kept is left out.
+pub async fn jobs_for(
+    conn: &mut PgConnection,
+    ids: &[uuid::Uuid],
+) -> anyhow::Result<Vec<DeliveryJob>> {
+    type Row = (
+        uuid::Uuid,
+        uuid::Uuid,
+        i32,
+        String,
+        String,
+        String,
+        String,
+        Option<String>,
+        DateTime<Utc>,
+        String,
+    );
+    let rows: Vec<Row> = sqlx::query_as(
+        "SELECT d.id, d.endpoint_id, d.generation, d.trigger, e.id, e.type, e.source,
+                e.subject, e.time, e.data::text
+         FROM webhook_deliveries d JOIN events e ON e.id = d.event_id
+         WHERE d.id = ANY($1)",
+    )
+    .bind(ids)
+    .fetch_all(&mut *conn)
+    .await
+    .context("failed to read deliveries to enqueue")?;
+    Ok(rows
+        .into_iter()
+        .map(
+            |(id, endpoint, generation, trigger, event_id, kind, source, subject, time, data)| {
+                let event = Event {
+                    id: event_id,
+                    kind,
+                    source,
+                    subject,
+                    time,
+                    data: RawValue::from_string(data).unwrap_or_default(),
+                    actor: String::new(),
+                    channel: None,
+                    resource_type: None,
+                };
+                DeliveryJob {
+                    delivery: id,
+                    endpoint,
+                    generation,
+                    trigger,
+                    body: RawValue::from_string(event.body()).unwrap_or_default(),
+                    event_id: event.id,
+                    event_type: event.kind,
+                }
+            },
+        )
+        .collect())
+}
+
+/// Pending deliveries whose job was never enqueued (their relay died, or Redis was down
+/// after the commit), made more than `older_than` ago, claimed so that concurrent sweeps
+/// take different rows. The caller enqueues them before committing `conn`'s transaction.
+pub async fn stranded(
+    conn: &mut PgConnection,
+    older_than: Duration,
+    limit: usize,
+) -> anyhow::Result<Vec<DeliveryJob>> {
+    let ids: Vec<uuid::Uuid> = sqlx::query_scalar(
+        "SELECT id FROM webhook_deliveries
+         WHERE enqueued_at IS NULL AND status = 'pending'
+           AND created_at < now() - make_interval(secs => $1)
+         ORDER BY created_at LIMIT $2
+         FOR UPDATE SKIP LOCKED",
+    )
+    .bind(older_than.as_secs_f64())
+    .bind(limit as i64)
+    .fetch_all(&mut *conn)
+    .await
+    .context("failed to find stranded deliveries")?;
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    jobs_for(conn, &ids).await
+}
+
+/// Why a delivery cannot be sent again.
+#[derive(Debug, thiserror::Error)]
+pub enum Resend {
+    #[error("no such delivery")]
+    NotFound,
+    #[error("the delivery is still pending; it is sent again by its own retries")]
+    Pending,
+    #[error("the delivery's event is no longer kept (events.retention_days)")]
+    EventGone,
+}
+
+/// Starts a new round of one delivery (`trigger` `replay` or `test`), and enqueues it.
+pub async fn resend(
+    db: &PgPool,
+    queues: &Queues,
+    settings: &Settings,
+    id: uuid::Uuid,
+    endpoint: Option<uuid::Uuid>,
+) -> anyhow::Result<Result<Delivery, Resend>> {
+    let mut tx = db.begin().await.context("failed to start a transaction")?;
+    let status: Option<String> = sqlx::query_scalar(
+        "SELECT status FROM webhook_deliveries
+         WHERE id = $1 AND ($2::uuid IS NULL OR endpoint_id = $2) FOR UPDATE",
+    )
+    .bind(id)
+    .bind(endpoint)
+    .fetch_optional(&mut *tx)
+    .await
+    .context("failed to read the delivery")?;
+    match status.as_deref() {
+        None => return Ok(Err(Resend::NotFound)),
+        Some("pending") => return Ok(Err(Resend::Pending)),
+        Some(_) => {}
+    }
+    let delivery: Delivery = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "UPDATE webhook_deliveries
+         SET status = 'pending', generation = generation + 1, trigger = 'replay',
+             enqueued_at = NULL, next_attempt_at = now(), updated_at = now()
+         WHERE id = $1 RETURNING {COLUMNS}"
+    )))
+    .bind(id)
+    .fetch_one(&mut *tx)
+    .await
+    .context("failed to start the replay")?;
+    let jobs = jobs_for(&mut tx, &[id]).await?;
+    if jobs.is_empty() {
+        return Ok(Err(Resend::EventGone));
+    }
+    tx.commit().await.context("failed to commit the replay")?;
+    enqueue(&mut *db.acquire().await?, queues, settings, &jobs).await?;
+    Ok(Ok(delivery))
+}
+
+/// Sends again every failed delivery of `endpoint` made since `since`; returns how many.
+pub async fn recover(
+    db: &PgPool,
+    queues: &Queues,
+    settings: &Settings,
+    endpoint: uuid::Uuid,
+    since: DateTime<Utc>,
+) -> anyhow::Result<usize> {
+    let mut tx = db.begin().await.context("failed to start a transaction")?;
+    let ids: Vec<uuid::Uuid> = sqlx::query_scalar(
+        "UPDATE webhook_deliveries
+         SET status = 'pending', generation = generation + 1, trigger = 'recover',
+             enqueued_at = NULL, next_attempt_at = now(), updated_at = now()
+         WHERE endpoint_id = $1 AND status = 'failed' AND created_at >= $2
+           AND EXISTS (SELECT 1 FROM events e WHERE e.id = event_id)
+         RETURNING id",
+    )
+    .bind(endpoint)
+    .bind(since)
+    .fetch_all(&mut *tx)
+    .await
+    .context("failed to start the recovery")?;
+    let jobs = jobs_for(&mut tx, &ids).await?;
+    tx.commit().await.context("failed to commit the recovery")?;
+    // Left unenqueued on a failure here, the rows are found by the relays' sweep.
+    let mut conn = db.acquire().await?;
+    for chunk in jobs.chunks(500) {
+        enqueue(&mut conn, queues, settings, chunk).await?;
+    }
+    Ok(ids.len())
+}
+
+/// Which deliveries a listing wants.
+pub struct Filter {
+    pub endpoint: Option<uuid::Uuid>,
+    pub event: Option<String>,
+    pub status: Option<String>,
+    pub event_type: Option<String>,
+}
+
+/// A page of deliveries.
+pub struct Page {
+    pub deliveries: Vec<Delivery>,
+    pub next_cursor: Option<String>,
+}
+
+/// Deliveries newest first.
+pub async fn list(
+    db: &PgPool,
+    filter: &Filter,
+    limit: usize,
+    cursor: Option<&str>,
+) -> anyhow::Result<Result<Page, BadCursor>> {
+    let after = match cursor.map(cursor::decode).transpose() {
+        Ok(after) => after,
+        Err(bad) => return Ok(Err(bad)),
+    };
+    let (at, id) = after.map(|a| (a.at, a.id)).unzip();
+    let mut deliveries: Vec<Delivery> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {COLUMNS} FROM webhook_deliveries
+         WHERE ($1::uuid IS NULL OR endpoint_id = $1)
+           AND ($2::text IS NULL OR event_id = $2)
+           AND ($3::text IS NULL OR status = $3)
+           AND ($4::text IS NULL OR event_type = $4)
+           AND ($5::timestamptz IS NULL OR (created_at, id) < ($5, $6))
+         ORDER BY created_at DESC, id DESC
+         LIMIT $7"
+    )))
+    .bind(filter.endpoint)
+    .bind(&filter.event)
+    .bind(&filter.status)
+    .bind(&filter.event_type)
+    .bind(at)
+    .bind(id)
+    .bind(limit as i64 + 1)
+    .fetch_all(db)
+    .await
+    .context("failed to list deliveries")?;
+    let next_cursor = cursor::next_page(&mut deliveries, limit, |d| (d.created_at, d.id));
+    Ok(Ok(Page {
+        deliveries,
+        next_cursor,
+    }))
+}
+
+/// One delivery of `endpoint`, with every attempt, oldest first.
+pub async fn get(
+    db: &PgPool,
+    endpoint: uuid::Uuid,
+    id: uuid::Uuid,
+) -> anyhow::Result<Option<(Delivery, Vec<Attempt>)>> {
+    let delivery: Option<Delivery> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {COLUMNS} FROM webhook_deliveries WHERE id = $1 AND endpoint_id = $2"
+    )))
+    .bind(id)
+    .bind(endpoint)
+    .fetch_optional(db)
+    .await
+    .context("failed to read the delivery")?;
+    let Some(delivery) = delivery else {
+        return Ok(None);
+    };
+    let attempts = sqlx::query_as(
+        "SELECT id, attempt, trigger, status, error, duration_ms, response_headers,
+                response_body, created_at
+         FROM webhook_attempts WHERE delivery_id = $1 ORDER BY id",
+    )
+    .bind(id)
+    .fetch_all(db)
+    .await
+    .context("failed to read the delivery's attempts")?;
+    Ok(Some((delivery, attempts)))
+}
+
+/// Sends a `webhook.test` event to one endpoint alone: the event is stored as already
+/// relayed (so no other endpoint gets it) with one delivery, and its job is enqueued.
+pub async fn send_test(
+    db: &PgPool,
+    queues: &Queues,
+    settings: &Settings,
+    endpoint: uuid::Uuid,
+) -> anyhow::Result<Delivery> {
+    let event = Event::builtin(
+        "webhook.test",
+        "webhook",
+        endpoint.to_string(),
+        "admin",
+        None,
+        &serde_json::json!({ "endpoint": endpoint, "message": "a test delivery from Switchyard" }),
+    );
+    let mut tx = db.begin().await.context("failed to start a transaction")?;
+    crate::events::record(&mut tx, std::slice::from_ref(&event)).await?;
+    sqlx::query("UPDATE events SET relayed_at = now() WHERE id = $1")
+        .bind(&event.id)
+        .execute(&mut *tx)
+        .await
+        .context("failed to store the test event")?;
+    let delivery: Delivery = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "INSERT INTO webhook_deliveries (id, endpoint_id, event_id, event_type, trigger)
+         VALUES ($1, $2, $3, $4, 'test') RETURNING {COLUMNS}"
+    )))
+    .bind(uuid::Uuid::now_v7())
+    .bind(endpoint)
+    .bind(&event.id)
+    .bind(&event.kind)
+    .fetch_one(&mut *tx)
+    .await
+    .context("failed to record the test delivery")?;
+    tx.commit()
+        .await
+        .context("failed to commit the test delivery")?;
+    let job = DeliveryJob {
+        delivery: delivery.id,
+        endpoint,
+        generation: 0,
+        trigger: "test".into(),
+        event_id: event.id.clone(),
+        event_type: event.kind.clone(),
+        body: RawValue::from_string(event.body()).unwrap_or_default(),
+    };
+    enqueue(&mut *db.acquire().await?, queues, settings, &[job]).await?;
+    Ok(delivery)
+}

@@ -1,0 +1,286 @@
+//! Writing what each attempt did: the attempt row, the delivery's new state and the
+//! endpoint's health, for many attempts at once. Attempts finishing together hand their
+//! outcome to one writer task, which writes whatever has gathered in one transaction and
+//! answers each; at thousands of deliveries a second that is a few statements a batch
+//! instead of a few per delivery. The writer then disables the endpoints whose failures
+//! crossed `webhooks.disable_after_days` or `webhooks.disable_after_failures`.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use anyhow::Context;
+use chrono::{DateTime, Utc};
+use sqlx::PgPool;
+use tokio::sync::{mpsc, oneshot};
+
+use super::endpoints;
+use crate::config::WebhooksSettings;
+
+/// The most outcomes one transaction writes.
+const MAX_BATCH: usize = 1000;
+
+/// Response headers kept in the log.
+pub const KEPT_HEADERS: &[&str] = &[
+    "content-type",
+    "content-length",
+    "retry-after",
+    "location",
+    "server",
+    "date",
+    "x-request-id",
+];
+
+/// The most of a response body kept in the log.
+pub const KEPT_BODY_BYTES: usize = 4096;
+
+/// Where the delivery stands after this attempt.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Next {
+    Succeeded,
+    /// Another attempt comes at this time.
+    RetryAt(DateTime<Utc>),
+    /// No attempt comes: out of attempts, or trying again cannot help.
+    Failed,
+}
+
+/// One finished attempt.
+#[derive(Debug)]
+pub struct Outcome {
+    pub delivery: uuid::Uuid,
+    pub endpoint: uuid::Uuid,
+    pub attempt: u32,
+    pub trigger: String,
+    pub status: Option<u16>,
+    pub error: Option<String>,
+    pub duration: Duration,
+    pub headers: serde_json::Value,
+    pub body: String,
+    pub next: Next,
+    pub at: DateTime<Utc>,
+}
+
+type Pending = (Outcome, oneshot::Sender<Result<(), String>>);
+
+/// Hands outcomes to the writer task.
+#[derive(Clone)]
+pub struct Recorder {
+    inbox: mpsc::Sender<Pending>,
+}
+
+impl Recorder {
+    /// Starts the writer; it ends when the last recorder is dropped.
+    pub fn new(db: PgPool, settings: &WebhooksSettings) -> Self {
+        let (inbox, outcomes) = mpsc::channel(MAX_BATCH * 4);
+        tokio::spawn(write_batches(db, settings.clone(), outcomes));
+        Self { inbox }
+    }
+
+    /// Records one outcome; answers once it is committed.
+    pub async fn record(&self, outcome: Outcome) -> anyhow::Result<()> {
+        let (done, written) = oneshot::channel();
+        self.inbox
+            .send((outcome, done))
+            .await
+            .map_err(|_| anyhow::anyhow!("the delivery log writer has stopped"))?;
+        match written.await {
+            Ok(result) => {
+                result.map_err(|e| anyhow::anyhow!("failed to write the delivery log: {e}"))
+            }
+            Err(_) => Err(anyhow::anyhow!(
+                "the delivery log writer stopped before answering"
+            )),
+        }
+    }
+}
+
+async fn write_batches(db: PgPool, settings: WebhooksSettings, mut inbox: mpsc::Receiver<Pending>) {
+    let mut batch = Vec::with_capacity(MAX_BATCH);
+    while inbox.recv_many(&mut batch, MAX_BATCH).await > 0 {
+        let (outcomes, answers): (Vec<Outcome>, Vec<_>) = batch.drain(..).unzip();
+        let written = write(&db, &outcomes).await.map_err(|e| format!("{e:#}"));
+        if let Err(error) = &written {
+            tracing::warn!(
+                error,
+                outcomes = outcomes.len(),
+                "writing the delivery log failed"
+            );
+        }
+        for answer in answers {
+            let _ = answer.send(written.clone());
+        }
+        if written.is_ok()
+            && let Err(error) = disable_failing(&db, &settings, &outcomes).await
+        {
+            tracing::warn!(
+                error = format!("{error:#}"),
+                "checking failing endpoints failed"
+            );
+        }
+    }
+}
+
+async fn write(db: &PgPool, outcomes: &[Outcome]) -> anyhow::Result<()> {
+    let mut tx = db.begin().await.context("failed to start a transaction")?;
+    let ids: Vec<uuid::Uuid> = outcomes.iter().map(|_| uuid::Uuid::now_v7()).collect();
+    let deliveries: Vec<uuid::Uuid> = outcomes.iter().map(|o| o.delivery).collect();
+    let attempts: Vec<i32> = outcomes.iter().map(|o| o.attempt as i32).collect();
+    let triggers: Vec<&str> = outcomes.iter().map(|o| o.trigger.as_str()).collect();
+    let statuses: Vec<Option<i32>> = outcomes.iter().map(|o| o.status.map(i32::from)).collect();
+    let errors: Vec<Option<&str>> = outcomes.iter().map(|o| o.error.as_deref()).collect();
+    let durations: Vec<i32> = outcomes
+        .iter()
+        .map(|o| o.duration.as_millis().min(i32::MAX as u128) as i32)
+        .collect();
+    let headers: Vec<&serde_json::Value> = outcomes.iter().map(|o| &o.headers).collect();
+    let bodies: Vec<&str> = outcomes.iter().map(|o| o.body.as_str()).collect();
+    let times: Vec<DateTime<Utc>> = outcomes.iter().map(|o| o.at).collect();
+    // An attempt whose delivery is gone (its endpoint was deleted meanwhile) is dropped.
+    sqlx::query(
+        "INSERT INTO webhook_attempts (id, delivery_id, attempt, trigger, status, error,
+             duration_ms, response_headers, response_body, created_at)
+         SELECT a.* FROM UNNEST($1::uuid[], $2::uuid[], $3::int[], $4::text[], $5::int[],
+                                $6::text[], $7::int[], $8::jsonb[], $9::text[],
+                                $10::timestamptz[]) AS a(id, d, n, t, s, e, ms, h, b, at)
+         WHERE EXISTS (SELECT 1 FROM webhook_deliveries w WHERE w.id = a.d)",
+    )
+    .bind(&ids)
+    .bind(&deliveries)
+    .bind(&attempts)
+    .bind(&triggers)
+    .bind(&statuses)
+    .bind(&errors)
+    .bind(&durations)
+    .bind(&headers)
+    .bind(&bodies)
+    .bind(&times)
+    .execute(&mut *tx)
+    .await
+    .context("failed to write delivery attempts")?;
+    let states: Vec<&str> = outcomes
+        .iter()
+        .map(|o| match o.next {
+            Next::Succeeded => "succeeded",
+            Next::RetryAt(_) => "pending",
+            Next::Failed => "failed",
+        })
+        .collect();
+    let next_at: Vec<Option<DateTime<Utc>>> = outcomes
+        .iter()
+        .map(|o| match o.next {
+            Next::RetryAt(at) => Some(at),
+            _ => None,
+        })
+        .collect();
+    // Attempts of one delivery never finish in the same batch (one job runs at a time),
+    // so each row is updated at most once here.
+    sqlx::query(
+        "UPDATE webhook_deliveries w
+         SET status = u.state, attempts = w.attempts + 1, last_status = u.s,
+             last_error = u.e, next_attempt_at = u.next, updated_at = u.at
+         FROM UNNEST($1::uuid[], $2::text[], $3::int[], $4::text[], $5::timestamptz[],
+                     $6::timestamptz[]) AS u(d, state, s, e, next, at)
+         WHERE w.id = u.d",
+    )
+    .bind(&deliveries)
+    .bind(&states)
+    .bind(&statuses)
+    .bind(&errors)
+    .bind(&next_at)
+    .bind(&times)
+    .execute(&mut *tx)
+    .await
+    .context("failed to update deliveries")?;
+    // Each endpoint's health from its latest outcome in the batch: a success clears the
+    // failure record, a failure starts it, and a delivery out of attempts counts one more.
+    let mut latest: HashMap<uuid::Uuid, (Next, DateTime<Utc>, i32)> = HashMap::new();
+    for outcome in outcomes {
+        let entry = latest
+            .entry(outcome.endpoint)
+            .or_insert((outcome.next, outcome.at, 0));
+        entry.0 = outcome.next;
+        match outcome.next {
+            Next::Succeeded => entry.2 = 0,
+            Next::Failed => entry.2 += 1,
+            Next::RetryAt(_) => {}
+        }
+    }
+    let healthy: Vec<uuid::Uuid> = latest
+        .iter()
+        .filter(|(_, (next, _, _))| *next == Next::Succeeded)
+        .map(|(id, _)| *id)
+        .collect();
+    let failing: Vec<(uuid::Uuid, DateTime<Utc>, i32)> = latest
+        .iter()
+        .filter(|(_, (next, _, _))| *next != Next::Succeeded)
+        .map(|(id, (_, at, failed))| (*id, *at, *failed))
+        .collect();
+    if !healthy.is_empty() {
+        sqlx::query(
+            "UPDATE webhook_endpoints SET failing_since = NULL, consecutive_failures = 0
+             WHERE id = ANY($1) AND (failing_since IS NOT NULL OR consecutive_failures > 0)",
+        )
+        .bind(&healthy)
+        .execute(&mut *tx)
+        .await
+        .context("failed to record healthy endpoints")?;
+    }
+    if !failing.is_empty() {
+        let (ids, (times, failed)): (Vec<_>, (Vec<_>, Vec<_>)) =
+            failing.into_iter().map(|(id, at, n)| (id, (at, n))).unzip();
+        sqlx::query(
+            "UPDATE webhook_endpoints w
+             SET failing_since = COALESCE(w.failing_since, u.at),
+                 consecutive_failures = w.consecutive_failures + u.n
+             FROM UNNEST($1::uuid[], $2::timestamptz[], $3::int[]) AS u(id, at, n)
+             WHERE w.id = u.id",
+        )
+        .bind(&ids)
+        .bind(&times)
+        .bind(&failed)
+        .execute(&mut *tx)
+        .await
+        .context("failed to record failing endpoints")?;
+    }
+    tx.commit()
+        .await
+        .context("failed to commit the delivery log")?;
+    Ok(())
+}
+
+/// Disables the endpoints of this batch whose failures crossed either limit.
+async fn disable_failing(
+    db: &PgPool,
+    settings: &WebhooksSettings,
+    outcomes: &[Outcome],
+) -> anyhow::Result<()> {
+    let touched: Vec<uuid::Uuid> = outcomes
+        .iter()
+        .filter(|o| o.next != Next::Succeeded)
+        .map(|o| o.endpoint)
+        .collect();
+    if touched.is_empty() {
+        return Ok(());
+    }
+    let crossed: Vec<(uuid::Uuid, i32, Option<DateTime<Utc>>)> = sqlx::query_as(
+        "SELECT id, consecutive_failures, failing_since FROM webhook_endpoints
+         WHERE id = ANY($1) AND enabled
+           AND (consecutive_failures >= $2
+                OR failing_since < now() - make_interval(days => $3))",
+    )
+    .bind(&touched)
+    .bind(settings.disable_after_failures as i32)
+    .bind(settings.disable_after_days as i32)
+    .fetch_all(db)
+    .await
+    .context("failed to find failing endpoints")?;
+    for (id, failures, since) in crossed {
+        let detail = match since {
+            Some(since) if failures < settings.disable_after_failures as i32 => {
+                format!("every attempt has failed since {}", since.to_rfc3339())
+            }
+            _ => format!("{failures} deliveries in a row ran out of attempts"),
+        };
+        endpoints::disable(db, id, "failing", &detail).await?;
+    }
+    Ok(())
+}
