@@ -130,3 +130,15 @@ ensure_postgres
 ensure_redis
 say "DATABASE_URL=$(printf '%s' "$DATABASE_URL" | sed -E 's#(://[^:/@]+):[^@]*@#\1:***@#')"
 say "REDIS_URL=$(printf '%s' "$REDIS_URL" | sed -E 's#(://[^:/@]*):[^@]*@#\1:***@#')"
+
+# The webhook tests check deliveries with the official Standard Webhooks library for
+# Python (PyPI standardwebhooks), independent of the code under test.
+ensure_standardwebhooks() {
+  if python3 -c 'import standardwebhooks' >/dev/null 2>&1; then
+    return
+  fi
+  command -v python3 >/dev/null || apt_install python3 python3-pip
+  say "installing standardwebhooks with pip"
+  python3 -m pip install -q --disable-pip-version-check standardwebhooks >/dev/null 2>&1 \
+    || python3 -m pip install -q --break-system-packages standardwebhooks >/dev/null
+}

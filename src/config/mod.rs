@@ -224,12 +224,7 @@ fn validate(s: &Settings) -> Check {
     http::validate(&s.http, &s.shutdown, &s.health)?;
     app::validate(&s.app)?;
     jobs::validate(&s.jobs, &s.worker)?;
-    events::validate(
-        &s.audit,
-        &s.events,
-        &s.webhooks,
-        &s.encryption,
-    )?;
+    events::validate(&s.audit, &s.events, &s.webhooks, &s.encryption)?;
     outbound::validate(&s.outbound, &s.mail)?;
     storage::validate(&s.storage)?;
     realtime::validate(&s.realtime)?;

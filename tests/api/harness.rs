@@ -45,7 +45,7 @@ impl WorkerApp {
                 for (key, value) in [
                     (
                         "WORKER_QUEUES",
-                        "default,http,audits,deletes,mails".to_owned(),
+                        "default,http,webhooks,audits,deletes,mails".to_owned(),
                     ),
                     ("WORKER_LEASE_SECONDS", "2".to_owned()),
                     ("JOBS_BACKOFF_BASE_MS", "100".to_owned()),

@@ -17,4 +17,5 @@ mod outages;
 mod queue;
 mod realtime;
 mod schedules;
+mod webhooks;
 mod worker;
