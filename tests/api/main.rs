@@ -7,6 +7,7 @@ mod common;
 mod audit;
 mod connections;
 mod errors;
+mod events;
 mod files;
 mod handlers;
 mod harness;
