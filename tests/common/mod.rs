@@ -5,6 +5,7 @@
 
 pub mod proxy;
 pub mod target;
+pub mod verify;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;

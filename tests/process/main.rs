@@ -5,6 +5,7 @@
 mod common;
 
 mod cli;
+mod events;
 mod jobs;
 mod lifecycle;
 mod migrate;
