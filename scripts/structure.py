@@ -20,7 +20,7 @@ FLOORS = [
     # Stores and clients.
     ["db", "redis", "queue", "storage", "outbound", "instances", "sealed"],
     # Domains.
-    ["jobs", "scheduler", "realtime", "events", "health", "auth", "webhooks"],
+    ["jobs", "scheduler", "realtime", "events", "health", "auth", "webhooks", "databases"],
     # Process wiring.
     ["settings", "state", "worker", "relay"],
     # HTTP.

@@ -14,6 +14,7 @@ pub mod cli;
 pub mod config;
 pub mod console;
 pub mod cursor;
+pub mod databases;
 pub mod db;
 pub mod events;
 pub mod health;

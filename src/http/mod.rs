@@ -4,6 +4,7 @@
 pub mod audit;
 pub mod auth;
 pub mod context;
+pub mod databases;
 pub mod events;
 pub mod extract;
 pub mod files;
@@ -66,6 +67,7 @@ pub fn admin_routes() -> OpenApiRouter<AppState> {
         .merge(audit::router())
         .merge(events::router())
         .merge(webhooks::router())
+        .merge(databases::router())
 }
 
 /// The whole API of `app serve`.

@@ -29,6 +29,7 @@ use crate::state::AppState;
         (name = "files", description = "File storage: streaming upload, download with ranges, signed URLs"),
         (name = "audit", description = "The audit log: filtered listing and NDJSON export"),
         (name = "events", description = "Application events: send one or a batch; read an event and its deliveries"),
+        (name = "databases", description = "The platform database registry: register, change and check databases"),
         (name = "webhooks", description = "Webhook endpoints, secret rotation, the delivery log, replay and recovery"),
     ),
 )]

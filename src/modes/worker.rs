@@ -46,7 +46,9 @@ pub async fn run_with(
         .any(|(q, _)| q == crate::webhooks::QUEUE);
     if consumes_webhooks && settings.encryption.key.is_none() {
         bail!(
-            "encryption.key (ENCRYPTION_KEY) must be set for a worker on the webhooks queue:              each endpoint's signing secret is sealed with it (32 bytes, base64; generate one              with: openssl rand -base64 32)"
+            "encryption.key (ENCRYPTION_KEY) must be set for a worker on the webhooks queue: \
+             each endpoint's signing secret is sealed with it (32 bytes, base64; generate one \
+             with: openssl rand -base64 32)"
         );
     }
     // The kinds it runs, so the API can refuse a kind no live worker handles.

@@ -6,6 +6,7 @@ mod common;
 
 mod audit;
 mod connections;
+mod databases;
 mod errors;
 mod events;
 mod files;

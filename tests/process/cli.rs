@@ -76,6 +76,39 @@ fn a_port_out_of_range_stops_start_up_with_exit_1_naming_port() {
 }
 
 #[test]
+fn a_malformed_encryption_key_stops_start_up_naming_it_without_printing_it() {
+    for key in [
+        "not-base64!",
+        "c2hvcnQ=",
+        "KioqKioqKioqKioqKioqKioqKioqKioqKioqKioqKioqKio=",
+    ] {
+        let (code, _, stderr) = run(&["serve"], &[("ENCRYPTION_KEY", key)]);
+
+        assert_eq!(code, 1, "{key}");
+        assert!(
+            stderr.contains("encryption.key")
+                && stderr.contains("environment variable ENCRYPTION_KEY"),
+            "{stderr}"
+        );
+        assert!(stderr.contains("32 bytes"), "{stderr}");
+        assert!(!stderr.contains(key), "the key is not printed: {stderr}");
+    }
+}
+
+#[test]
+fn a_worker_on_the_webhooks_queue_needs_an_encryption_key() {
+    let (code, stdout, stderr) = run(&["worker", "--queues=webhooks"], &[]);
+
+    assert_eq!(code, 1, "{stdout}{stderr}");
+    assert!(
+        stdout.contains(
+            "encryption.key (ENCRYPTION_KEY) must be set for a worker on the webhooks queue"
+        ),
+        "{stdout}{stderr}"
+    );
+}
+
+#[test]
 fn a_bad_database_url_stops_start_up_with_exit_1_naming_database_url() {
     let (code, _, stderr) = run(&["serve"], &[("DATABASE_URL", "not a url at all")]);
 
