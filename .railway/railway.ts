@@ -9,7 +9,7 @@
 // touches the schema. Manage each service from this file or from its JSON file, never
 // both.
 //
-// Secrets: set ADMIN_TOKEN, APP_SECRET and OUTBOUND_SIGNING_SECRET once by hand;
+// Secrets: set ADMIN_TOKEN, APP_SECRET, ENCRYPTION_KEY and OUTBOUND_SIGNING_SECRET once by hand;
 // `preserve()` keeps them across applies. The SDK's `ctx.randomString(label)` is a hash
 // of the environment's name and the label, which anyone can recompute, so it is not
 // used for them.
@@ -59,11 +59,21 @@ export default defineRailway(() => {
       env: { ...shared, ...extra.env },
     });
 
-  const api = appService("api", "app serve", 30, { preDeploy: "app migrate" });
-  // http jobs are signed with OUTBOUND_SIGNING_SECRET (set it once: whsec_ + base64) and
-  // may call the project's own services on the private network.
+  // ENCRYPTION_KEY (openssl rand -base64 32) seals webhook secrets and registered
+  // database passwords: the api stores them and the worker signs deliveries with them.
+  // Both may reach the project's own services on the private network: the api checks
+  // webhook URLs and registered databases there, the worker delivers there.
+  const api = appService("api", "app serve", 30, {
+    preDeploy: "app migrate",
+    env: {
+      ENCRYPTION_KEY: preserve(),
+      OUTBOUND_ALLOW_HOSTS: "*.railway.internal",
+    },
+  });
+  // http jobs are signed with OUTBOUND_SIGNING_SECRET (set it once: whsec_ + base64).
   const worker = appService("worker", "app worker --queues=default,webhooks,audits,deletes,mails,http", 60, {
     env: {
+      ENCRYPTION_KEY: preserve(),
       OUTBOUND_SIGNING_SECRET: preserve(),
       OUTBOUND_ALLOW_HOSTS: "*.railway.internal",
     },
