@@ -13,15 +13,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use chrono::{DateTime, Utc};
-use serde_json::value::RawValue;
 use sqlx::PgPool;
 use sqlx::postgres::PgListener;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Settings;
-use crate::events::Event;
+use crate::events::{Event, Stored, columns};
 use crate::queue::Queues;
 use crate::realtime::history::{History, PublishError};
 use crate::webhooks::{deliveries, endpoints};
@@ -129,18 +127,6 @@ async fn listen(db: PgPool, wake: Arc<Notify>, shutdown: CancellationToken) {
     }
 }
 
-type Row = (
-    String,
-    String,
-    String,
-    Option<String>,
-    DateTime<Utc>,
-    String,
-    String,
-    Option<String>,
-    Option<String>,
-);
-
 impl Relay {
     /// One pass: relays up to `events.relay_batch` events; returns how many.
     pub async fn pass(&self) -> anyhow::Result<usize> {
@@ -149,12 +135,12 @@ impl Relay {
             .begin()
             .await
             .context("failed to start a transaction")?;
-        let rows: Vec<Row> = sqlx::query_as(
-            "SELECT id, type, source, subject, time, data::text, actor, channel, resource_type
-             FROM events WHERE relayed_at IS NULL
+        let rows: Vec<Stored> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "SELECT {} FROM events WHERE relayed_at IS NULL
              ORDER BY seq LIMIT $1
              FOR UPDATE SKIP LOCKED",
-        )
+            columns("events")
+        )))
         .bind(self.settings.events.relay_batch as i64)
         .fetch_all(&mut *tx)
         .await
@@ -162,7 +148,7 @@ impl Relay {
         if rows.is_empty() {
             return Ok(0);
         }
-        let events: Vec<Event> = rows.into_iter().map(event).collect();
+        let events: Vec<Event> = rows.into_iter().map(Event::from).collect();
         let ids: Vec<&str> = events.iter().map(|e| e.id.as_str()).collect();
         sqlx::query(
             "INSERT INTO audit_logs (id, actor, action, resource_type, resource_id, metadata, created_at)
@@ -260,20 +246,5 @@ impl Relay {
         }
         tx.commit().await.context("failed to commit the sweep")?;
         Ok(jobs.len())
-    }
-}
-
-fn event(row: Row) -> Event {
-    let (id, kind, source, subject, time, data, actor, channel, resource_type) = row;
-    Event {
-        id,
-        kind,
-        source,
-        subject,
-        time,
-        data: RawValue::from_string(data).unwrap_or_default(),
-        actor,
-        channel,
-        resource_type,
     }
 }

@@ -160,46 +160,65 @@ pub async fn record(conn: &mut PgConnection, events: &[Event]) -> anyhow::Result
     .context("failed to write events to the outbox")
 }
 
-/// A stored event and when it was relayed (`None` while it waits in the outbox).
+/// The columns [`Stored`] reads, for a `SELECT` from `events` named `table` in the query.
+pub fn columns(table: &str) -> String {
+    format!(
+        "{t}.id, {t}.type, {t}.source, {t}.subject, {t}.time, {t}.data::text AS data, {t}.actor, \
+         {t}.channel, {t}.resource_type, {t}.relayed_at",
+        t = table
+    )
+}
+
+/// An event row as read back, with when it was relayed (`None` while it waits in the
+/// outbox).
+#[derive(sqlx::FromRow)]
+pub struct Stored {
+    id: String,
+    #[sqlx(rename = "type")]
+    kind: String,
+    source: String,
+    subject: Option<String>,
+    time: DateTime<Utc>,
+    data: String,
+    actor: String,
+    channel: Option<String>,
+    resource_type: Option<String>,
+    pub relayed_at: Option<DateTime<Utc>>,
+}
+
+impl From<Stored> for Event {
+    fn from(row: Stored) -> Self {
+        Self {
+            id: row.id,
+            kind: row.kind,
+            source: row.source,
+            subject: row.subject,
+            time: row.time,
+            data: RawValue::from_string(row.data).unwrap_or_default(),
+            actor: row.actor,
+            channel: row.channel,
+            resource_type: row.resource_type,
+        }
+    }
+}
+
+/// A stored event and when it was relayed.
 pub async fn get(
     db: &sqlx::PgPool,
     id: &str,
 ) -> anyhow::Result<Option<(Event, Option<DateTime<Utc>>)>> {
-    type Row = (
-        String,
-        String,
-        Option<String>,
-        DateTime<Utc>,
-        String,
-        String,
-        Option<String>,
-        Option<String>,
-        Option<DateTime<Utc>>,
-    );
-    let row: Option<Row> = sqlx::query_as(
-        "SELECT type, source, subject, time, data::text, actor, channel, resource_type, relayed_at
-         FROM events WHERE id = $1",
-    )
+    let row: Option<Stored> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {} FROM events WHERE id = $1",
+        columns("events")
+    )))
     .bind(id)
     .fetch_optional(db)
     .await
     .context("failed to read the event")?;
-    Ok(row.map(
-        |(kind, source, subject, time, data, actor, channel, resource_type, relayed_at)| {
-            let event = Event {
-                id: id.to_owned(),
-                kind,
-                source,
-                subject,
-                time,
-                data: RawValue::from_string(data).unwrap_or_default(),
-                actor,
-                channel,
-                resource_type,
-            };
-            (event, relayed_at)
-        },
-    ))
+    Ok(row.map(|row| {
+        let relayed_at = row.relayed_at;
+        (Event::from(row), relayed_at)
+    }))
 }
 
 /// Whether `name` is a well-formed event type: 1 to 128 characters, dot-separated

@@ -18,7 +18,7 @@ use utoipa::ToSchema;
 use super::{JOB_KIND, QUEUE};
 use crate::config::Settings;
 use crate::cursor::{self, BadCursor};
-use crate::events::{Event, Pattern};
+use crate::events::{Event, Pattern, Stored, columns};
 use crate::queue::{NewJob, Queues, now_ms};
 
 /// A delivery as the API shows it.
@@ -186,54 +186,39 @@ pub async fn jobs_for(
     conn: &mut PgConnection,
     ids: &[uuid::Uuid],
 ) -> anyhow::Result<Vec<DeliveryJob>> {
-    type Row = (
-        uuid::Uuid,
-        uuid::Uuid,
-        i32,
-        String,
-        String,
-        String,
-        String,
-        Option<String>,
-        DateTime<Utc>,
-        String,
-    );
-    let rows: Vec<Row> = sqlx::query_as(
-        "SELECT d.id, d.endpoint_id, d.generation, d.trigger, e.id, e.type, e.source,
-                e.subject, e.time, e.data::text
+    #[derive(sqlx::FromRow)]
+    struct Row {
+        delivery: uuid::Uuid,
+        endpoint: uuid::Uuid,
+        generation: i32,
+        trigger: String,
+        #[sqlx(flatten)]
+        event: Stored,
+    }
+    let rows: Vec<Row> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT d.id AS delivery, d.endpoint_id AS endpoint, d.generation, d.trigger, {}
          FROM webhook_deliveries d JOIN events e ON e.id = d.event_id
          WHERE d.id = ANY($1)",
-    )
+        columns("e")
+    )))
     .bind(ids)
     .fetch_all(&mut *conn)
     .await
     .context("failed to read deliveries to enqueue")?;
     Ok(rows
         .into_iter()
-        .map(
-            |(id, endpoint, generation, trigger, event_id, kind, source, subject, time, data)| {
-                let event = Event {
-                    id: event_id,
-                    kind,
-                    source,
-                    subject,
-                    time,
-                    data: RawValue::from_string(data).unwrap_or_default(),
-                    actor: String::new(),
-                    channel: None,
-                    resource_type: None,
-                };
-                DeliveryJob {
-                    delivery: id,
-                    endpoint,
-                    generation,
-                    trigger,
-                    body: RawValue::from_string(event.body()).unwrap_or_default(),
-                    event_id: event.id,
-                    event_type: event.kind,
-                }
-            },
-        )
+        .map(|row| {
+            let event = Event::from(row.event);
+            DeliveryJob {
+                delivery: row.delivery,
+                endpoint: row.endpoint,
+                generation: row.generation,
+                trigger: row.trigger,
+                body: RawValue::from_string(event.body()).unwrap_or_default(),
+                event_id: event.id,
+                event_type: event.kind,
+            }
+        })
         .collect())
 }
 
