@@ -225,3 +225,54 @@ fn an_upload_memory_budget_below_one_upload_is_refused() {
     let loaded = load_with(&[("STORAGE_UPLOAD_MEMORY", "100MiB")]).unwrap();
     assert_eq!(loaded.settings.storage.concurrent_uploads(), 4);
 }
+
+#[test]
+fn bad_event_and_webhook_settings_name_their_setting() {
+    for (var, value, key) in [
+        (
+            "WEBHOOKS_RETRY_SCHEDULE",
+            "5s,soon",
+            "webhooks.retry_schedule",
+        ),
+        (
+            "WEBHOOKS_RETRY_SCHEDULE",
+            "5s,2d",
+            "webhooks.retry_schedule",
+        ),
+        ("WEBHOOKS_RETRY_JITTER", "0.9", "webhooks.retry_jitter"),
+        (
+            "WEBHOOKS_DISABLE_AFTER_FAILURES",
+            "0",
+            "webhooks.disable_after_failures",
+        ),
+        ("EVENTS_RELAY_BATCH", "0", "events.relay_batch"),
+        ("EVENTS_RETENTION_DAYS", "0", "events.retention_days"),
+        ("ENCRYPTION_KEY", "dG9vIHNob3J0", "encryption.key"),
+    ] {
+        let error = refusal(&[(var, value)]);
+        assert!(
+            error.contains(key) && error.contains(var),
+            "{var}={value}: {error}"
+        );
+    }
+    let previous_alone = refusal(&[(
+        "ENCRYPTION_KEY_PREVIOUS",
+        "KioqKioqKioqKioqKioqKioqKioqKioqKioqKioqKio=",
+    )]);
+    assert!(
+        previous_alone.contains("encryption.key"),
+        "{previous_alone}"
+    );
+}
+
+#[test]
+fn the_default_retry_schedule_is_svixs() {
+    let webhooks = load_with(&[]).unwrap().settings.webhooks;
+    let minutes: Vec<u64> = webhooks
+        .retry_waits()
+        .iter()
+        .map(|w| w.as_secs() / 60)
+        .collect();
+    assert_eq!(minutes, [0, 5, 30, 120, 300, 600, 600]);
+    assert_eq!(webhooks.attempts(), 8);
+}

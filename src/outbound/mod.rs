@@ -1,8 +1,10 @@
-//! Outbound HTTP for jobs (`http`, `mails`): one ureq agent whose resolver refuses private
-//! addresses (see [`guard`]), run on tokio's blocking pool behind a semaphore so that a
-//! flood of slow targets holds at most `outbound.max_concurrent` threads. Responses are
-//! read up to `outbound.max_response_bytes`.
+//! Outbound HTTP for jobs: one ureq agent (`http` and `mails` jobs) whose resolver refuses
+//! private addresses (see [`guard`]), run on tokio's blocking pool behind a semaphore so
+//! that a flood of slow targets holds at most `outbound.max_concurrent` threads; and, for
+//! webhook deliveries by the thousand, an async pooled client under the same rules
+//! ([`client`]). Responses are read up to `outbound.max_response_bytes`.
 
+mod client;
 mod guard;
 mod signing;
 
@@ -76,6 +78,8 @@ pub struct Outbound {
     /// Built on first use: loading the system's root certificates costs start-up time and
     /// a few MiB that modes which never call out should not pay.
     agent: Arc<OnceLock<Agent>>,
+    /// The async client for deliveries, also built on first use.
+    deliveries: Arc<OnceLock<client::AsyncClient>>,
     settings: Arc<OutboundSettings>,
     /// Bounds the blocking threads calls occupy.
     slots: Arc<Semaphore>,
@@ -87,6 +91,7 @@ impl Outbound {
     pub fn new(settings: &OutboundSettings) -> Self {
         Self {
             agent: Arc::default(),
+            deliveries: Arc::default(),
             settings: Arc::new(settings.clone()),
             slots: Arc::new(Semaphore::new(settings.max_concurrent)),
             timeout: Duration::from_secs(settings.timeout_seconds),
@@ -103,7 +108,7 @@ impl Outbound {
                 .max_redirects(settings.max_redirects)
                 .proxy(None)
                 .user_agent(format!("switchyard/{}", crate::VERSION))
-                .tls_config(TlsConfig::builder().root_certs(system_roots()).build())
+                .tls_config(TlsConfig::builder().root_certs(ureq_roots()).build())
                 .build();
             let resolver = guard::GuardedResolver {
                 policy: self.policy(),
@@ -156,6 +161,20 @@ impl Outbound {
             }
         }
         Ok(addresses)
+    }
+
+    /// Sends a webhook delivery on the async client: no redirects followed, no thread
+    /// held while it waits.
+    pub async fn deliver(&self, request: Request) -> Result<Response, CallError> {
+        let client = self.deliveries.get_or_init(|| {
+            client::AsyncClient::new(
+                self.policy(),
+                self.timeout,
+                self.max_response_bytes,
+                rustls_roots(),
+            )
+        });
+        client.send(request).await
     }
 
     /// Sends `request` on a blocking thread once a slot is free.
@@ -239,19 +258,33 @@ impl Outbound {
     }
 }
 
-/// The system's trust store (and `SSL_CERT_FILE`), as Postgres and Redis use; Mozilla's
-/// roots when the system has none.
-fn system_roots() -> RootCerts {
-    let found = rustls_native_certs::load_native_certs();
-    if found.certs.is_empty() {
+/// The system's trust store (and `SSL_CERT_FILE`), as Postgres and Redis use; empty when
+/// the system has none.
+fn system_roots() -> Vec<rustls::pki_types::CertificateDer<'static>> {
+    rustls_native_certs::load_native_certs().certs
+}
+
+/// The blocking agent's roots: the system's, else Mozilla's.
+fn ureq_roots() -> RootCerts {
+    let found = system_roots();
+    if found.is_empty() {
         return RootCerts::WebPki;
     }
     let certs: Vec<Certificate<'static>> = found
-        .certs
         .iter()
         .map(|der| Certificate::from_der(der.as_ref()).to_owned())
         .collect();
     RootCerts::new_with_certs(&certs)
+}
+
+/// The async client's roots: the system's, else Mozilla's.
+fn rustls_roots() -> rustls::RootCertStore {
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add_parsable_certificates(system_roots());
+    if roots.is_empty() {
+        roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+    }
+    roots
 }
 
 /// Reads `Retry-After` (seconds or an HTTP date) as a wait from `now_ms`.

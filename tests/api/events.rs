@@ -398,3 +398,67 @@ async fn a_change_that_rolls_back_emits_nothing() {
     );
     app.stop().await;
 }
+
+#[tokio::test]
+async fn deliveries_a_relay_left_without_a_job_are_swept_into_the_queue_once() {
+    let app = spawn().await;
+    let endpoint = subscribe(&app, &["*"]).await;
+    // Two deliveries committed by a relay that died before stamping them enqueued: the
+    // job of the first was enqueued, the second's never was.
+    let mut deliveries = Vec::new();
+    for n in 0..2 {
+        let event = format!("stranded_{n}");
+        sqlx::query(
+            "INSERT INTO events (id, type, source, time, data, actor, relayed_at)
+             VALUES ($1, 'a.b', 'test', now(), '{}', 'test', now())",
+        )
+        .bind(&event)
+        .execute(&app.state.db)
+        .await
+        .unwrap();
+        let id = uuid::Uuid::now_v7();
+        sqlx::query(
+            "INSERT INTO webhook_deliveries (id, endpoint_id, event_id, event_type, created_at)
+             VALUES ($1, $2::uuid, $3, 'a.b', now() - interval '1 minute')",
+        )
+        .bind(id)
+        .bind(&endpoint)
+        .bind(&event)
+        .execute(&app.state.db)
+        .await
+        .unwrap();
+        deliveries.push(id);
+    }
+    let mut conn = app.state.db.acquire().await.unwrap();
+    let first = switchyard::webhooks::deliveries::jobs_for(&mut conn, &deliveries[..1])
+        .await
+        .unwrap();
+    drop(conn);
+    app.state
+        .queues
+        .enqueue(
+            &first[0].to_job(&app.state.settings),
+            switchyard::queue::now_ms(),
+        )
+        .await
+        .unwrap();
+
+    let relay = app.state.relay();
+    relay.sweep().await.unwrap();
+    relay.sweep().await.unwrap();
+    assert_eq!(
+        count(
+            &app,
+            "SELECT count(*) FROM webhook_deliveries WHERE enqueued_at IS NULL"
+        )
+        .await,
+        0
+    );
+    let queues = app.admin_get("/api/v1/queues").await.json();
+    assert_eq!(
+        crate::common::queue(&queues, "webhooks")["ready"],
+        2,
+        "one job each: {queues}"
+    );
+    app.stop().await;
+}

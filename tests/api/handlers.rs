@@ -295,9 +295,28 @@ async fn the_deletes_job_removes_only_rows_past_their_retention() {
             .unwrap();
     }
 
+    for (id, days) in [("old", 10), ("recent", 1)] {
+        sqlx::query("INSERT INTO events (id, type, source, time, data, actor, relayed_at)
+                     VALUES ($1, 'a.b', 'test', now(), '{}', 'test', now() - make_interval(days => $2))")
+            .bind(id)
+            .bind(days)
+            .execute(&pool)
+            .await
+            .unwrap();
+    }
+
     let id = enqueue(&w, json!({"kind": "deletes"})).await;
     w.wait_for(&id, "succeeded").await;
 
+    let events: Vec<String> = sqlx::query_scalar("SELECT id FROM events")
+        .fetch_all(&pool)
+        .await
+        .unwrap();
+    assert_eq!(
+        events,
+        ["recent"],
+        "relayed events go after events.retention_days (7)"
+    );
     let audits: i64 = sqlx::query_scalar("SELECT count(*) FROM audit_logs")
         .fetch_one(&pool)
         .await

@@ -568,3 +568,52 @@ async fn an_endpoints_rate_limit_spreads_deliveries_without_using_attempts() {
     .await;
     app.stop().await;
 }
+
+#[tokio::test]
+async fn a_delivery_to_a_private_address_is_refused_at_send_time_and_never_retried() {
+    let app = start(&[("OUTBOUND_ALLOW_PRIVATE", "false")]).await;
+    let target = Target::start(vec![]);
+    // Registered while its name resolved elsewhere; it now points at a private address.
+    let reply = app
+        .app
+        .admin(
+            "POST",
+            "/api/v1/webhooks",
+            Some(json!({"url": "https://hooks.example.invalid/in", "event_types": ["*"]})),
+        )
+        .await;
+    assert_eq!(reply.status, 201, "{}", reply.body);
+    let id = reply.json()["id"].as_str().unwrap().to_owned();
+    for url in [
+        target.url("/in"),
+        format!("http://localhost:{}/in", target.address.port()),
+    ] {
+        sqlx::query("UPDATE webhook_endpoints SET url = $2 WHERE id = $1::uuid")
+            .bind(&id)
+            .bind(&url)
+            .execute(&app.app.state.db)
+            .await
+            .unwrap();
+        tokio::time::sleep(Duration::from_millis(1100)).await;
+        let event = send(&app, json!({"type": "a.b"})).await;
+        let mut delivery = Value::Null;
+        eventually("the refusal to be logged", async || {
+            delivery = app
+                .app
+                .admin_get(&format!("/api/v1/events/{event}/deliveries"))
+                .await
+                .json()["deliveries"][0]
+                .clone();
+            delivery["status"] == "failed"
+        })
+        .await;
+        assert_eq!(delivery["attempts"], 1, "a refusal is final: {delivery}");
+        let error = delivery["last_error"].as_str().unwrap();
+        assert!(
+            error.contains("refused") && error.contains("127.0.0.1"),
+            "{url}: {error}"
+        );
+    }
+    assert!(target.received().is_empty());
+    app.stop().await;
+}

@@ -168,7 +168,7 @@ impl Job for Webhooks {
             body: Some(body),
         };
         let began = Instant::now();
-        let sent = ctx.services.outbound.send(request).await;
+        let sent = ctx.services.outbound.deliver(request).await;
         outcome.duration = began.elapsed();
         outcome.at = Utc::now();
         let answer = match sent {
