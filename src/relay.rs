@@ -165,19 +165,30 @@ impl Relay {
         .context("failed to write audit rows")?;
         let subscriptions = endpoints::subscriptions(&mut tx).await?;
         let jobs = deliveries::create(&mut tx, &events, &subscriptions).await?;
-        sqlx::query("UPDATE events SET relayed_at = now() WHERE id = ANY($1)")
-            .bind(&ids)
-            .execute(&mut *tx)
-            .await
-            .context("failed to mark events relayed")?;
+        // An event without deliveries is done; the others are stamped once their jobs
+        // are in Redis.
+        let mut waiting: Vec<&str> = jobs.iter().map(|j| j.event_id.as_str()).collect();
+        waiting.sort_unstable();
+        waiting.dedup();
+        sqlx::query(
+            "UPDATE events SET relayed_at = now(),
+                 enqueued_at = CASE WHEN id = ANY($2) THEN NULL ELSE now() END
+             WHERE id = ANY($1)",
+        )
+        .bind(&ids)
+        .bind(&waiting)
+        .execute(&mut *tx)
+        .await
+        .context("failed to mark events relayed")?;
         self.publish(&events).await?;
         tx.commit()
             .await
             .context("failed to commit relayed events")?;
         metrics::counter!("switchyard_events_relayed_total").increment(events.len() as u64);
         let enqueued = async {
+            deliveries::enqueue(&self.queues, &self.settings, &jobs).await?;
             let mut conn = self.db.acquire().await?;
-            deliveries::enqueue(&mut conn, &self.queues, &self.settings, &jobs).await
+            deliveries::stamp_enqueued(&mut conn, &waiting).await
         };
         if let Err(error) = enqueued.await {
             tracing::warn!(
@@ -229,22 +240,28 @@ impl Relay {
         Ok(())
     }
 
-    /// Enqueues deliveries whose relay committed them but never enqueued their job.
+    /// Enqueues the deliveries of events whose relay committed them but never stamped
+    /// their jobs enqueued.
     pub async fn sweep(&self) -> anyhow::Result<usize> {
         let mut tx = self
             .db
             .begin()
             .await
             .context("failed to start a transaction")?;
-        let jobs = deliveries::stranded(&mut tx, STRANDED_AFTER, 500).await?;
+        let (events, jobs) = deliveries::stranded(&mut tx, STRANDED_AFTER, 100).await?;
+        if events.is_empty() {
+            return Ok(0);
+        }
+        deliveries::enqueue(&self.queues, &self.settings, &jobs).await?;
+        let ids: Vec<&str> = events.iter().map(String::as_str).collect();
+        deliveries::stamp_enqueued(&mut tx, &ids).await?;
+        tx.commit().await.context("failed to commit the sweep")?;
         if !jobs.is_empty() {
-            deliveries::enqueue(&mut tx, &self.queues, &self.settings, &jobs).await?;
             tracing::info!(
                 deliveries = jobs.len(),
                 "enqueued stranded webhook deliveries"
             );
         }
-        tx.commit().await.context("failed to commit the sweep")?;
         Ok(jobs.len())
     }
 }

@@ -29,6 +29,7 @@ fn noop() -> NewJob {
         max_attempts: 3,
         timeout: Duration::from_secs(60),
         idempotency_key: None,
+        idempotency_window: None,
     }
 }
 

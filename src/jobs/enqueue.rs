@@ -152,6 +152,7 @@ impl EnqueueRequest {
             max_attempts,
             timeout: Duration::from_secs(timeout),
             idempotency_key: self.idempotency_key,
+            idempotency_window: None,
         })
     }
 }

@@ -71,6 +71,10 @@ pub struct NewJob {
     pub max_attempts: u32,
     pub timeout: Duration,
     pub idempotency_key: Option<String>,
+    /// How long the key holds; `jobs.idempotency_window_seconds` when absent. Jobs made
+    /// by the thousand (webhook deliveries) keep theirs short, as each costs Redis memory.
+    #[serde(default)]
+    pub idempotency_window: Option<Duration>,
 }
 
 /// What enqueue did for one job.
@@ -274,13 +278,14 @@ impl Queues {
                 .arg(self.job_prefix())
                 .arg(self.key(queue, "idem:"))
                 .arg(now_ms)
-                .arg(self.idempotency_window.as_secs().max(1))
                 .arg(queue);
             for &i in &indexes {
                 let job = &jobs[i];
+                let window = job.idempotency_window.unwrap_or(self.idempotency_window);
                 call.arg(new_id())
                     .arg(job.run_at_ms.unwrap_or(now_ms).max(now_ms))
                     .arg(job.idempotency_key.as_deref().unwrap_or(""))
+                    .arg(window.as_secs().max(1))
                     .arg(&job.kind)
                     .arg(job.payload.get())
                     .arg(job.max_attempts)

@@ -35,8 +35,8 @@ end
 }
 
 /// KEYS: ready, scheduled, wake.
-/// ARGV: job prefix, idempotency key prefix, now ms, idempotency TTL s, queue name, then
-/// 7 values per job: id, due ms, idempotency key ('' for none), kind, payload,
+/// ARGV: job prefix, idempotency key prefix, now ms, queue name, then 8 values per job:
+/// id, due ms, idempotency key ('' for none), idempotency TTL s, kind, payload,
 /// max_attempts, timeout_ms.
 /// Returns {id, 1} per new job and {earlier id, 0} per repeated idempotency key.
 pub static ENQUEUE: LazyLock<Script> = script!(
@@ -44,18 +44,18 @@ pub static ENQUEUE: LazyLock<Script> = script!(
 local now = tonumber(ARGV[3])
 local out = {}
 local added = 0
-for i = 6, #ARGV, 7 do
+for i = 5, #ARGV, 8 do
   local id, due, idem = ARGV[i], tonumber(ARGV[i + 1]), ARGV[i + 2]
   local earlier = false
   if idem ~= '' then earlier = redis.call('GET', ARGV[2] .. idem) end
   if earlier then
     out[#out + 1] = {earlier, 0}
   else
-    if idem ~= '' then redis.call('SET', ARGV[2] .. idem, id, 'EX', ARGV[4]) end
+    if idem ~= '' then redis.call('SET', ARGV[2] .. idem, id, 'EX', ARGV[i + 3]) end
     local state = 'queued'
     if due > now then state = 'scheduled' end
-    redis.call('HSET', job(id), 'queue', ARGV[5], 'kind', ARGV[i + 3], 'payload', ARGV[i + 4],
-      'attempts', 0, 'max_attempts', ARGV[i + 5], 'timeout_ms', ARGV[i + 6],
+    redis.call('HSET', job(id), 'queue', ARGV[4], 'kind', ARGV[i + 4], 'payload', ARGV[i + 5],
+      'attempts', 0, 'max_attempts', ARGV[i + 6], 'timeout_ms', ARGV[i + 7],
       'created_ms', now, 'run_at_ms', due, 'state', state)
     if due > now then
       redis.call('ZADD', KEYS[2], due, id)

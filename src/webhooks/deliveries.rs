@@ -1,7 +1,8 @@
 //! The delivery log: one row per (event, endpoint) pair and one per attempt, and the jobs
 //! that carry deliveries to the worker. The relay makes the rows ([`create`]) in the
-//! transaction that marks its events relayed, then enqueues their jobs ([`enqueue`]); a
-//! relay that dies in between leaves rows without a job, which [`stranded`] finds.
+//! transaction that marks its events relayed, then enqueues their jobs ([`enqueue`]) and
+//! stamps the events; a relay that dies in between leaves events without the stamp,
+//! which [`stranded`] finds.
 //! Replay and recover start a new generation of a delivery: a fresh job under a fresh
 //! idempotency key, while the rows stay the same.
 
@@ -91,6 +92,9 @@ impl DeliveryJob {
             // The call's own timeout, and time to record it.
             timeout: Duration::from_secs(settings.outbound.timeout_seconds + 15),
             idempotency_key: Some(format!("webhook:{}:{}", self.delivery, self.generation)),
+            // Long enough to cover a relay that died before stamping its jobs enqueued
+            // (the sweep re-enqueues within a minute); each key costs Redis memory.
+            idempotency_window: Some(Duration::from_secs(3600)),
         }
     }
 }
@@ -158,25 +162,30 @@ pub async fn create(
         .collect())
 }
 
-/// Enqueues delivery jobs and stamps their rows as enqueued. A failure leaves the rows
-/// for [`stranded`], and the idempotency keys keep a second enqueue to one job.
+/// Enqueues delivery jobs; their idempotency keys keep a second enqueue of the same
+/// round to one job.
 pub async fn enqueue(
-    conn: &mut PgConnection,
     queues: &Queues,
     settings: &Settings,
     jobs: &[DeliveryJob],
 ) -> anyhow::Result<()> {
-    if jobs.is_empty() {
+    for chunk in jobs.chunks(1000) {
+        let batch: Vec<NewJob> = chunk.iter().map(|j| j.to_job(settings)).collect();
+        queues.enqueue_batch(&batch, now_ms()).await?;
+    }
+    Ok(())
+}
+
+/// Stamps events whose delivery jobs are all enqueued.
+pub async fn stamp_enqueued(conn: &mut PgConnection, events: &[&str]) -> anyhow::Result<()> {
+    if events.is_empty() {
         return Ok(());
     }
-    let batch: Vec<NewJob> = jobs.iter().map(|j| j.to_job(settings)).collect();
-    queues.enqueue_batch(&batch, now_ms()).await?;
-    let ids: Vec<uuid::Uuid> = jobs.iter().map(|j| j.delivery).collect();
-    sqlx::query("UPDATE webhook_deliveries SET enqueued_at = now() WHERE id = ANY($1)")
-        .bind(&ids)
+    sqlx::query("UPDATE events SET enqueued_at = now() WHERE id = ANY($1)")
+        .bind(events)
         .execute(conn)
         .await
-        .context("failed to stamp webhook deliveries as enqueued")?;
+        .context("failed to stamp events as enqueued")?;
     Ok(())
 }
 
@@ -222,30 +231,41 @@ pub async fn jobs_for(
         .collect())
 }
 
-/// Pending deliveries whose job was never enqueued (their relay died, or Redis was down
-/// after the commit), made more than `older_than` ago, claimed so that concurrent sweeps
-/// take different rows. The caller enqueues them before committing `conn`'s transaction.
+/// Events relayed more than `older_than` ago whose delivery jobs were never stamped
+/// enqueued (their relay died after its commit, or Redis failed it), claimed so that
+/// concurrent sweeps take different ones, with the jobs of their deliveries that have not
+/// run. The caller enqueues the jobs and stamps the events before committing `conn`'s
+/// transaction.
 pub async fn stranded(
     conn: &mut PgConnection,
     older_than: Duration,
     limit: usize,
-) -> anyhow::Result<Vec<DeliveryJob>> {
-    let ids: Vec<uuid::Uuid> = sqlx::query_scalar(
-        "SELECT id FROM webhook_deliveries
-         WHERE enqueued_at IS NULL AND status = 'pending'
-           AND created_at < now() - make_interval(secs => $1)
-         ORDER BY created_at LIMIT $2
+) -> anyhow::Result<(Vec<String>, Vec<DeliveryJob>)> {
+    let events: Vec<String> = sqlx::query_scalar(
+        "SELECT id FROM events
+         WHERE enqueued_at IS NULL AND relayed_at < now() - make_interval(secs => $1)
+         ORDER BY relayed_at LIMIT $2
          FOR UPDATE SKIP LOCKED",
     )
     .bind(older_than.as_secs_f64())
     .bind(limit as i64)
     .fetch_all(&mut *conn)
     .await
-    .context("failed to find stranded deliveries")?;
-    if ids.is_empty() {
-        return Ok(Vec::new());
+    .context("failed to find stranded events")?;
+    if events.is_empty() {
+        return Ok((events, Vec::new()));
     }
-    jobs_for(conn, &ids).await
+    // The relay's own round: a delivery that has run an attempt had its job.
+    let ids: Vec<uuid::Uuid> = sqlx::query_scalar(
+        "SELECT id FROM webhook_deliveries
+         WHERE event_id = ANY($1) AND status = 'pending' AND generation = 0 AND attempts = 0",
+    )
+    .bind(&events)
+    .fetch_all(&mut *conn)
+    .await
+    .context("failed to find stranded deliveries")?;
+    let jobs = jobs_for(conn, &ids).await?;
+    Ok((events, jobs))
 }
 
 /// Why a delivery cannot be sent again.
@@ -285,7 +305,7 @@ pub async fn resend(
     let delivery: Delivery = sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "UPDATE webhook_deliveries
          SET status = 'pending', generation = generation + 1, trigger = 'replay',
-             enqueued_at = NULL, next_attempt_at = now(), updated_at = now()
+             next_attempt_at = now(), updated_at = now()
          WHERE id = $1 RETURNING {COLUMNS}"
     )))
     .bind(id)
@@ -296,8 +316,10 @@ pub async fn resend(
     if jobs.is_empty() {
         return Ok(Err(Resend::EventGone));
     }
+    // Enqueued before the commit: a failure leaves the delivery as it was. An attempt
+    // that finishes first waits on this transaction's lock to log its outcome.
+    enqueue(queues, settings, &jobs).await?;
     tx.commit().await.context("failed to commit the replay")?;
-    enqueue(&mut *db.acquire().await?, queues, settings, &jobs).await?;
     Ok(Ok(delivery))
 }
 
@@ -313,7 +335,7 @@ pub async fn recover(
     let ids: Vec<uuid::Uuid> = sqlx::query_scalar(
         "UPDATE webhook_deliveries
          SET status = 'pending', generation = generation + 1, trigger = 'recover',
-             enqueued_at = NULL, next_attempt_at = now(), updated_at = now()
+             next_attempt_at = now(), updated_at = now()
          WHERE endpoint_id = $1 AND status = 'failed' AND created_at >= $2
            AND EXISTS (SELECT 1 FROM events e WHERE e.id = event_id)
          RETURNING id",
@@ -324,12 +346,9 @@ pub async fn recover(
     .await
     .context("failed to start the recovery")?;
     let jobs = jobs_for(&mut tx, &ids).await?;
+    // Enqueued before the commit, as a replay is: a failure changes nothing.
+    enqueue(queues, settings, &jobs).await?;
     tx.commit().await.context("failed to commit the recovery")?;
-    // Left unenqueued on a failure here, the rows are found by the relays' sweep.
-    let mut conn = db.acquire().await?;
-    for chunk in jobs.chunks(500) {
-        enqueue(&mut conn, queues, settings, chunk).await?;
-    }
     Ok(ids.len())
 }
 
@@ -433,6 +452,7 @@ pub async fn send_test(
     );
     let mut tx = db.begin().await.context("failed to start a transaction")?;
     crate::events::record(&mut tx, std::slice::from_ref(&event)).await?;
+    // Relayed already, so no other endpoint gets it; its one job is stamped below.
     sqlx::query("UPDATE events SET relayed_at = now() WHERE id = $1")
         .bind(&event.id)
         .execute(&mut *tx)
@@ -461,6 +481,9 @@ pub async fn send_test(
         event_type: event.kind.clone(),
         body: RawValue::from_string(event.body()).unwrap_or_default(),
     };
-    enqueue(&mut *db.acquire().await?, queues, settings, &[job]).await?;
+    // After the commit, so that the attempt finds its delivery row to log against; a
+    // failure here leaves the event to the relays' sweep.
+    enqueue(queues, settings, &[job]).await?;
+    stamp_enqueued(&mut *db.acquire().await?, &[event.id.as_str()]).await?;
     Ok(delivery)
 }

@@ -33,6 +33,7 @@ fn job(kind: &str) -> NewJob {
         max_attempts: 3,
         timeout: Duration::from_secs(15),
         idempotency_key: None,
+        idempotency_window: None,
     }
 }
 

@@ -168,7 +168,7 @@ fn a_relay_killed_mid_batch_loses_nothing_and_duplicates_nothing() {
                 && count(
                     &rt,
                     &db,
-                    "SELECT count(*) FROM webhook_deliveries WHERE enqueued_at IS NULL",
+                    "SELECT count(*) FROM events WHERE enqueued_at IS NULL",
                 ) == 0
         },
     );

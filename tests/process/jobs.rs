@@ -63,6 +63,7 @@ impl Setup {
                 max_attempts: 5,
                 timeout: Duration::from_secs(60),
                 idempotency_key: None,
+                idempotency_window: None,
             })
             .collect();
         let now = switchyard::queue::now_ms();
