@@ -13,3 +13,7 @@ CREATE INDEX events_unenqueued_idx ON events (relayed_at) WHERE enqueued_at IS N
 DROP INDEX webhook_deliveries_unenqueued_idx;
 ALTER TABLE webhook_deliveries DROP COLUMN enqueued_at;
 ALTER TABLE webhook_deliveries SET (fillfactor = 70);
+
+-- Lookups by event use the (event_id, endpoint_id) unique index; a second index on
+-- event_id alone only cost every insert.
+DROP INDEX webhook_deliveries_event_idx;

@@ -187,8 +187,7 @@ impl Relay {
         metrics::counter!("switchyard_events_relayed_total").increment(events.len() as u64);
         let enqueued = async {
             deliveries::enqueue(&self.queues, &self.settings, &jobs).await?;
-            let mut conn = self.db.acquire().await?;
-            deliveries::stamp_enqueued(&mut conn, &waiting).await
+            deliveries::stamp_enqueued(&self.db, &waiting).await
         };
         if let Err(error) = enqueued.await {
             tracing::warn!(
@@ -254,7 +253,11 @@ impl Relay {
         }
         deliveries::enqueue(&self.queues, &self.settings, &jobs).await?;
         let ids: Vec<&str> = events.iter().map(String::as_str).collect();
-        deliveries::stamp_enqueued(&mut tx, &ids).await?;
+        sqlx::query("UPDATE events SET enqueued_at = now() WHERE id = ANY($1)")
+            .bind(&ids)
+            .execute(&mut *tx)
+            .await
+            .context("failed to stamp swept events")?;
         tx.commit().await.context("failed to commit the sweep")?;
         if !jobs.is_empty() {
             tracing::info!(

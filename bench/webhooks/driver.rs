@@ -5,7 +5,8 @@
 //! webhooks_driver <api-url> <admin-token>
 //!
 //! 1. Floor: a bare client signs and POSTs the same number of deliveries straight to the
-//!    receiver, CLIENTS at a time: the most this machine delivers without Switchyard.
+//!    receiver, CLIENTS at a time: the most this machine delivers without Switchyard. Once
+//!    blocking (ureq, a thread each) and once async (hyper, a task each).
 //! 2. Fan-out: EVENTS events (batches of 1000) to ENDPOINTS endpoints each; deliveries/s
 //!    from the first POST to the last verified receipt; lost, duplicated and unverified
 //!    deliveries; relay latency (commit to job enqueued, from Postgres) p50/p99.
@@ -186,14 +187,14 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
     (sorted[i] * 10.0).round() / 10.0
 }
 
-/// Relay latency from the app's database: a delivery's job stamped enqueued minus its
-/// event's commit, for events whose type starts with `prefix`.
+/// Relay latency from the app's database: when the relay stamped an event's delivery jobs
+/// enqueued (after Redis took them) minus the event's commit, for events whose type
+/// starts with `prefix`.
 async fn relay_latency(db: &sqlx::PgPool, prefix: &str) -> Value {
     let (p50, p99): (Option<f64>, Option<f64>) = sqlx::query_as(
         "SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY ms), percentile_cont(0.99) WITHIN GROUP (ORDER BY ms)
-         FROM (SELECT extract(epoch FROM d.enqueued_at - e.created_at) * 1000 AS ms
-               FROM webhook_deliveries d JOIN events e ON e.id = d.event_id
-               WHERE e.type LIKE $1) AS l",
+         FROM (SELECT extract(epoch FROM enqueued_at - created_at) * 1000 AS ms
+               FROM events WHERE type LIKE $1) AS l",
     )
     .bind(format!("{prefix}%"))
     .fetch_one(db)

@@ -1,8 +1,8 @@
 //! Writing what each attempt did: the attempt row, the delivery's new state and the
 //! endpoint's health, for many attempts at once. Attempts finishing together hand their
-//! outcome to one writer task, which writes whatever has gathered in one transaction and
-//! answers each; at thousands of deliveries a second that is a few statements a batch
-//! instead of a few per delivery. The writer then disables the endpoints whose failures
+//! outcome to one writer task, which writes whatever has gathered in one transaction (up
+//! to four at once, each waiting on its commit) and answers each; at thousands of
+//! deliveries a second that is a few statements a batch instead of a few per delivery. The writer then disables the endpoints whose failures
 //! crossed `webhooks.disable_after_days` or `webhooks.disable_after_failures`.
 
 use std::collections::HashMap;
@@ -11,13 +11,18 @@ use std::time::Duration;
 use anyhow::Context;
 use chrono::{DateTime, Utc};
 use sqlx::PgPool;
-use tokio::sync::{mpsc, oneshot};
+use std::sync::Arc;
+
+use tokio::sync::{Semaphore, mpsc, oneshot};
 
 use super::endpoints;
 use crate::config::WebhooksSettings;
 
 /// The most outcomes one transaction writes.
 const MAX_BATCH: usize = 1000;
+
+/// Transactions writing at once.
+const WRITERS: usize = 4;
 
 /// Response headers kept in the log.
 pub const KEPT_HEADERS: &[&str] = &[
@@ -93,29 +98,43 @@ impl Recorder {
     }
 }
 
+/// Writes batches as they gather, up to [`WRITERS`] at once: a batch's commit waits on
+/// the disk, and the next one gathers meanwhile.
 async fn write_batches(db: PgPool, settings: WebhooksSettings, mut inbox: mpsc::Receiver<Pending>) {
-    let mut batch = Vec::with_capacity(MAX_BATCH);
-    while inbox.recv_many(&mut batch, MAX_BATCH).await > 0 {
-        let (outcomes, answers): (Vec<Outcome>, Vec<_>) = batch.drain(..).unzip();
-        let written = write(&db, &outcomes).await.map_err(|e| format!("{e:#}"));
-        if let Err(error) = &written {
-            tracing::warn!(
-                error,
-                outcomes = outcomes.len(),
-                "writing the delivery log failed"
-            );
+    let writers = Arc::new(Semaphore::new(WRITERS));
+    loop {
+        // A free writer first, so that outcomes gather while every writer is busy.
+        let Ok(writer) = writers.clone().acquire_owned().await else {
+            return;
+        };
+        let mut batch = Vec::with_capacity(MAX_BATCH);
+        if inbox.recv_many(&mut batch, MAX_BATCH).await == 0 {
+            return;
         }
-        for answer in answers {
-            let _ = answer.send(written.clone());
-        }
-        if written.is_ok()
-            && let Err(error) = disable_failing(&db, &settings, &outcomes).await
-        {
-            tracing::warn!(
-                error = format!("{error:#}"),
-                "checking failing endpoints failed"
-            );
-        }
+        let (db, settings) = (db.clone(), settings.clone());
+        tokio::spawn(async move {
+            let (outcomes, answers): (Vec<Outcome>, Vec<_>) = batch.into_iter().unzip();
+            let written = write(&db, &outcomes).await.map_err(|e| format!("{e:#}"));
+            drop(writer);
+            if let Err(error) = &written {
+                tracing::warn!(
+                    error,
+                    outcomes = outcomes.len(),
+                    "writing the delivery log failed"
+                );
+            }
+            for answer in answers {
+                let _ = answer.send(written.clone());
+            }
+            if written.is_ok()
+                && let Err(error) = disable_failing(&db, &settings, &outcomes).await
+            {
+                tracing::warn!(
+                    error = format!("{error:#}"),
+                    "checking failing endpoints failed"
+                );
+            }
+        });
     }
 }
 
@@ -214,6 +233,26 @@ async fn write(db: &PgPool, outcomes: &[Outcome]) -> anyhow::Result<()> {
         .filter(|(_, (next, _, _))| *next != Next::Succeeded)
         .map(|(id, (_, at, failed))| (*id, *at, *failed))
         .collect();
+    // Concurrent writers lock the endpoint rows they change in one order, so that two
+    // cannot wait on each other. A batch of healthy endpoints with nothing to clear
+    // locks none.
+    let touched: Vec<uuid::Uuid> = healthy
+        .iter()
+        .chain(failing.iter().map(|(id, _, _)| id))
+        .copied()
+        .collect();
+    let failing_ids: Vec<uuid::Uuid> = failing.iter().map(|(id, _, _)| *id).collect();
+    sqlx::query(
+        "SELECT id FROM webhook_endpoints
+         WHERE id = ANY($1)
+           AND (id = ANY($2) OR failing_since IS NOT NULL OR consecutive_failures > 0)
+         ORDER BY id FOR UPDATE",
+    )
+    .bind(&touched)
+    .bind(&failing_ids)
+    .execute(&mut *tx)
+    .await
+    .context("failed to lock endpoints")?;
     if !healthy.is_empty() {
         sqlx::query(
             "UPDATE webhook_endpoints SET failing_since = NULL, consecutive_failures = 0

@@ -479,3 +479,61 @@ async fn deliveries_a_relay_left_without_a_job_are_swept_into_the_queue_once() {
     );
     app.stop().await;
 }
+
+#[tokio::test]
+async fn a_job_that_dies_emits_jobs_dead_with_its_dead_row_but_a_dead_delivery_does_not() {
+    let w = crate::harness::WorkerApp::start(
+        &[
+            ("OUTBOUND_ALLOW_PRIVATE", "true"),
+            ("WEBHOOKS_RETRY_SCHEDULE", ""),
+        ],
+        switchyard::modes::worker::builtin_registry,
+    )
+    .await;
+    let failing = crate::common::target::Target::start(
+        (0..4)
+            .map(|_| crate::common::target::Answer::status(500))
+            .collect(),
+    );
+    // A webhook to the failing target, subscribed to jobs.dead itself: its own failed
+    // delivery must not feed it another event.
+    let reply = w
+        .app
+        .admin(
+            "POST",
+            "/api/v1/webhooks",
+            Some(json!({"url": failing.url("/hook"), "event_types": ["jobs.dead", "ping"]})),
+        )
+        .await;
+    assert_eq!(reply.status, 201, "{}", reply.body);
+    let job = w
+        .enqueue(
+            json!({"kind": "http", "max_attempts": 1, "payload": {"url": failing.url("/job")}}),
+        )
+        .await;
+    let id = job["id"].as_str().unwrap().to_owned();
+    w.wait_for(&id, "dead").await;
+    let app = &w.app;
+    eventually("the jobs.dead event and its delivery", async || {
+        count(
+            app,
+            "SELECT count(*) FROM webhook_deliveries WHERE status = 'failed'",
+        )
+        .await
+            == 1
+    })
+    .await;
+    let subject: String = sqlx::query_scalar("SELECT subject FROM events WHERE type = 'jobs.dead'")
+        .fetch_one(&app.state.db)
+        .await
+        .unwrap();
+    assert_eq!(subject, id);
+    // The delivery of jobs.dead failed too (its job died), and emitted nothing more.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(
+        count(app, "SELECT count(*) FROM events WHERE type = 'jobs.dead'").await,
+        1
+    );
+    assert_eq!(count(app, "SELECT count(*) FROM dead_jobs").await, 2);
+    w.stop().await;
+}
