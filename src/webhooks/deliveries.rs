@@ -93,8 +93,9 @@ impl DeliveryJob {
             timeout: Duration::from_secs(settings.outbound.timeout_seconds + 15),
             idempotency_key: Some(format!("webhook:{}:{}", self.delivery, self.generation)),
             // Long enough to cover a relay that died before stamping its jobs enqueued
-            // (the sweep re-enqueues within a minute); each key costs Redis memory.
-            idempotency_window: Some(Duration::from_secs(3600)),
+            // (the sweep re-enqueues within a minute); each key costs Redis memory, about
+            // 100 bytes, so at thousands of deliveries a second the window stays short.
+            idempotency_window: Some(Duration::from_secs(600)),
         }
     }
 }
