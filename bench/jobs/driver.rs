@@ -30,6 +30,7 @@ fn noop() -> NewJob {
         timeout: Duration::from_secs(60),
         idempotency_key: None,
         idempotency_window: None,
+        retention: None,
     }
 }
 

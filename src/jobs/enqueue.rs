@@ -153,6 +153,7 @@ impl EnqueueRequest {
             timeout: Duration::from_secs(timeout),
             idempotency_key: self.idempotency_key,
             idempotency_window: None,
+            retention: None,
         })
     }
 }

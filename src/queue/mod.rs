@@ -29,8 +29,9 @@
 //! - `job:{id}`: HASH with the job (`queue`, `kind`, `payload`, `attempts`, `max_attempts`,
 //!   `timeout_ms`) and its progress (`state`, `worker` for display, `lapses` (leases
 //!   that ran out under it), `last_error`, `errors` as a JSON list, `created_ms`,
-//!   `run_at_ms`, `started_ms`, `finished_ms`). It expires the
-//!   retention setting after the job succeeds or is cancelled.
+//!   `run_at_ms`, `started_ms`, `finished_ms`, and `keep_s` when the job keeps its record
+//!   for its own time). It expires that long, or the retention setting, after the job
+//!   succeeds or is cancelled.
 //! - `dead`: LIST, the outbox of jobs that died in Redis and are not yet in Postgres. The
 //!   worker copies each to `dead_jobs` (idempotently) and only then removes it here, so a
 //!   crash between the two loses nothing.
@@ -75,6 +76,11 @@ pub struct NewJob {
     /// by the thousand (webhook deliveries) keep theirs short, as each costs Redis memory.
     #[serde(default)]
     pub idempotency_window: Option<Duration>,
+    /// How long the record stays readable once the job succeeds; `jobs.retention_seconds`
+    /// when absent. Jobs with a record of their own elsewhere (webhook deliveries) keep
+    /// theirs briefly.
+    #[serde(default)]
+    pub retention: Option<Duration>,
 }
 
 /// What enqueue did for one job.
@@ -289,7 +295,12 @@ impl Queues {
                     .arg(&job.kind)
                     .arg(job.payload.get())
                     .arg(job.max_attempts)
-                    .arg(job.timeout.as_millis() as u64);
+                    .arg(job.timeout.as_millis() as u64)
+                    .arg(
+                        job.retention
+                            .map(|r| r.as_secs().max(1).to_string())
+                            .unwrap_or_default(),
+                    );
             }
             let made: Vec<(String, i64)> = call
                 .invoke_async(&mut conn)

@@ -35,16 +35,16 @@ end
 }
 
 /// KEYS: ready, scheduled, wake.
-/// ARGV: job prefix, idempotency key prefix, now ms, queue name, then 8 values per job:
+/// ARGV: job prefix, idempotency key prefix, now ms, queue name, then 9 values per job:
 /// id, due ms, idempotency key ('' for none), idempotency TTL s, kind, payload,
-/// max_attempts, timeout_ms.
+/// max_attempts, timeout_ms, retention s once succeeded ('' for the default).
 /// Returns {id, 1} per new job and {earlier id, 0} per repeated idempotency key.
 pub static ENQUEUE: LazyLock<Script> = script!(
     r#"
 local now = tonumber(ARGV[3])
 local out = {}
 local added = 0
-for i = 5, #ARGV, 8 do
+for i = 5, #ARGV, 9 do
   local id, due, idem = ARGV[i], tonumber(ARGV[i + 1]), ARGV[i + 2]
   local earlier = false
   if idem ~= '' then earlier = redis.call('GET', ARGV[2] .. idem) end
@@ -57,6 +57,7 @@ for i = 5, #ARGV, 8 do
     redis.call('HSET', job(id), 'queue', ARGV[4], 'kind', ARGV[i + 4], 'payload', ARGV[i + 5],
       'attempts', 0, 'max_attempts', ARGV[i + 6], 'timeout_ms', ARGV[i + 7],
       'created_ms', now, 'run_at_ms', due, 'state', state)
+    if ARGV[i + 8] ~= '' then redis.call('HSET', job(id), 'keep_s', ARGV[i + 8]) end
     if due > now then
       redis.call('ZADD', KEYS[2], due, id)
     else
@@ -193,7 +194,7 @@ if #held > 0 then
   for _, i in ipairs(held) do
     local key = prefix .. ARGV[i + 4]
     redis.call('HSET', key, 'state', 'succeeded', 'worker', '', 'finished_ms', finished)
-    redis.call('EXPIRE', key, retention)
+    redis.call('EXPIRE', key, redis.call('HGET', key, 'keep_s') or retention)
   end
   done = #held
 end

@@ -96,6 +96,9 @@ impl DeliveryJob {
             // (the sweep re-enqueues within a minute); each key costs Redis memory, about
             // 100 bytes, so at thousands of deliveries a second the window stays short.
             idempotency_window: Some(Duration::from_secs(600)),
+            // The delivery log is the record; a succeeded job's hash (about 1 KiB with its
+            // event) need not stay in Redis for jobs.retention_seconds.
+            retention: Some(Duration::from_secs(300)),
         }
     }
 }

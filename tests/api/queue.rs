@@ -34,6 +34,7 @@ fn job(kind: &str) -> NewJob {
         timeout: Duration::from_secs(15),
         idempotency_key: None,
         idempotency_window: None,
+        retention: None,
     }
 }
 
@@ -425,4 +426,37 @@ async fn a_fetch_reports_when_the_next_delayed_job_comes_due() {
 
     assert!(fetched.jobs.is_empty());
     assert_eq!(fetched.next_due_ms, Some(T0 + 7_000));
+}
+
+#[tokio::test]
+async fn a_job_keeps_its_record_and_idempotency_key_for_its_own_times_when_it_names_them() {
+    let (q, keys) = queues().await;
+    let mut short = job("webhooks");
+    short.retention = Some(Duration::from_secs(7));
+    short.idempotency_key = Some("delivery-1".into());
+    short.idempotency_window = Some(Duration::from_secs(11));
+    let short = q.enqueue(&short, T0).await.unwrap().id;
+    let default = q.enqueue(&job("mail"), T0).await.unwrap().id;
+    q.fetch("default", "w1", 10, LEASE, T0).await.unwrap();
+    q.ack("default", "w1", &[short.clone(), default.clone()], T0 + 5)
+        .await
+        .unwrap();
+
+    let pool = deadpool_redis::Config::from_url(server_redis_url())
+        .create_pool(Some(deadpool_redis::Runtime::Tokio1))
+        .unwrap();
+    let mut conn = pool.get().await.unwrap();
+    let mut ttl = async |key: String| -> i64 {
+        deadpool_redis::redis::cmd("TTL")
+            .arg(key)
+            .query_async(&mut *conn)
+            .await
+            .unwrap()
+    };
+    let short_ttl = ttl(format!("{}job:{short}", keys.0)).await;
+    let default_ttl = ttl(format!("{}job:{default}", keys.0)).await;
+    let key_ttl = ttl(format!("{}queue:default:idem:delivery-1", keys.0)).await;
+    assert!((1..=7).contains(&short_ttl), "{short_ttl}");
+    assert!((8..=60).contains(&default_ttl), "{default_ttl}");
+    assert!((8..=11).contains(&key_ttl), "{key_ttl}");
 }

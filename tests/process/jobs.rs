@@ -64,6 +64,7 @@ impl Setup {
                 timeout: Duration::from_secs(60),
                 idempotency_key: None,
                 idempotency_window: None,
+                retention: None,
             })
             .collect();
         let now = switchyard::queue::now_ms();
