@@ -1,7 +1,8 @@
-//! The audit log read back. The `audits` job writes `audit_logs` rows; this module lists
-//! them by actor, action prefix, resource and time range, newest first with a keyset
-//! cursor, and exports a range oldest first, read in pages, so an export of any size holds
-//! one page in memory and no long transaction.
+//! The audit log read back. The events relay writes a row per event and the `audits` job
+//! the rows applications enqueue; this module lists them by actor, action prefix,
+//! resource and time range, newest first with a keyset cursor, and exports a range oldest
+//! first, read in pages, so an export of any size holds one page in memory and no long
+//! transaction.
 
 use std::collections::VecDeque;
 

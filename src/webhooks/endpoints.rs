@@ -433,6 +433,8 @@ pub async fn disable(
     let Some(url) = url else {
         return Ok(false);
     };
+    // The URL without its query, which may carry a token of the receiver's.
+    let url = url.split(['?', '#']).next().unwrap_or_default().to_owned();
     let event = Event::builtin(
         "webhooks.disabled",
         "webhook",

@@ -12,7 +12,6 @@ use std::time::{Duration, Instant};
 
 use anyhow::anyhow;
 use chrono::Utc;
-use deadpool_redis::redis::AsyncCommands;
 
 use crate::config::Settings;
 use crate::jobs::{Job, JobContext, JobError};
@@ -86,7 +85,6 @@ impl Webhooks {
             .ignore()
             .query_async(&mut *conn)
             .await?;
-        let _: () = conn.expire(&key, 5).await.unwrap_or(());
         if count <= u64::from(limit) {
             return Ok(None);
         }
