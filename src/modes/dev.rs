@@ -41,7 +41,7 @@ pub fn prepare(settings: &mut Settings) -> anyhow::Result<()> {
         getrandom::fill(&mut bytes).map_err(|e| anyhow::anyhow!("no system randomness: {e}"))?;
         let key = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, bytes);
         eprintln!(
-            "  app dev: generated an encryption key for webhook secrets (set ENCRYPTION_KEY to keep one; endpoints made in this run cannot sign without it):\n\n      {key}\n"
+            "  app dev: generated an encryption key for webhook secrets (set ENCRYPTION_KEY to keep one; a later run needs it to sign for endpoints made in this one):\n\n      {key}\n"
         );
         settings.encryption.key = Some(Secret::new(key));
     }
