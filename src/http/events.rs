@@ -11,16 +11,15 @@ use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::extract::Json;
-use super::jobs::header_key;
+use super::delivery_log::DeliveryPage;
+use super::extract::{Json, idempotency_key};
 use super::pagination::page_limit;
 use super::problem::{ApiError, Problem};
-use super::webhooks::DeliveryPage;
 use crate::events::incoming::{NewEvent, Refused};
 use crate::events::{self, Event};
 use crate::invalid::Invalid;
 use crate::state::AppState;
-use crate::webhooks::deliveries::{self, Filter};
+use crate::webhooks::deliveries::Filter;
 
 /// The most events one batch may carry.
 const MAX_BATCH: usize = 1000;
@@ -99,7 +98,7 @@ async fn send(
     body: Result<Json<NewEvent>, ApiError>,
 ) -> Result<(StatusCode, axum::Json<Accepted>), ApiError> {
     let Json(event) = body.map_err(|e| body_refused(e, "data"))?;
-    let key = header_key(&headers)?;
+    let key = idempotency_key(&headers)?;
     let event = event
         .into_event(state.settings.events.max_data_bytes, key.as_deref(), 0)
         .map_err(refused)?;
@@ -132,7 +131,7 @@ async fn send_batch(
     if request.events.is_empty() || request.events.len() > MAX_BATCH {
         return Err(Invalid::new("events", format!("give 1 to {MAX_BATCH} events")).into());
     }
-    let key = header_key(&headers)?;
+    let key = idempotency_key(&headers)?;
     let limit = state.settings.events.max_data_bytes;
     let mut seen = std::collections::HashMap::new();
     let mut events = Vec::with_capacity(request.events.len());
@@ -225,11 +224,5 @@ async fn event_deliveries(
         status: None,
         event_type: None,
     };
-    let page = deliveries::list(&state.db, &filter, limit, query.cursor.as_deref())
-        .await?
-        .map_err(|bad| Invalid::new("cursor", bad.to_string()))?;
-    Ok(axum::Json(DeliveryPage {
-        deliveries: page.deliveries,
-        next_cursor: page.next_cursor,
-    }))
+    DeliveryPage::read(&state.db, &filter, limit, query.cursor.as_deref()).await
 }

@@ -5,10 +5,11 @@
 //!
 //! Request bodies are read through these extractors, which apply the configured limit
 //! themselves: a declared `Content-Length` over it is refused before a byte is read, and
-//! a body without one as soon as it passes the limit.
+//! a body without one as soon as it passes the limit. The `Idempotency-Key` header, which
+//! the jobs and events routes both take, is read here too.
 
 use axum::extract::{FromRequest, Request};
-use axum::http::header;
+use axum::http::{HeaderMap, header};
 use http_body_util::{BodyExt, LengthLimitError, Limited};
 use serde::de::DeserializeOwned;
 use serde_json::error::Category;
@@ -119,6 +120,17 @@ fn field(path: &str, message: &str) -> Option<String> {
         _ => base.to_owned(),
     };
     (!field.is_empty()).then_some(field)
+}
+
+/// The `Idempotency-Key` header, for clients that send the key there.
+pub fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
+    match headers.get("idempotency-key") {
+        None => Ok(None),
+        Some(value) => value
+            .to_str()
+            .map(|v| Some(v.to_owned()))
+            .map_err(|_| Invalid::new("Idempotency-Key", "must be visible ASCII").into()),
+    }
 }
 
 #[cfg(test)]

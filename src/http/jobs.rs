@@ -8,7 +8,7 @@ use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::extract::Json;
+use super::extract::{Json, idempotency_key};
 use super::problem::{ApiError, Problem};
 use super::views::JobView;
 use crate::invalid::Invalid;
@@ -59,17 +59,6 @@ fn not_found(id: &str) -> ApiError {
     ))
 }
 
-/// The `Idempotency-Key` header, for clients that send the key there.
-pub(super) fn header_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
-    match headers.get("idempotency-key") {
-        None => Ok(None),
-        Some(value) => value
-            .to_str()
-            .map(|v| Some(v.to_owned()))
-            .map_err(|_| Invalid::new("Idempotency-Key", "must be visible ASCII").into()),
-    }
-}
-
 /// Enqueue a job.
 #[utoipa::path(
     post,
@@ -90,7 +79,7 @@ async fn enqueue(
     Json(mut request): Json<EnqueueRequest>,
 ) -> Result<(StatusCode, axum::Json<JobView>), ApiError> {
     if request.idempotency_key.is_none() {
-        request.idempotency_key = header_key(&headers)?;
+        request.idempotency_key = idempotency_key(&headers)?;
     }
     let now = now_ms();
     let job = request.into_job(&state.settings.jobs, now)?;

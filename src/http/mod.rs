@@ -5,6 +5,7 @@ pub mod audit;
 pub mod auth;
 pub mod context;
 pub mod databases;
+pub mod delivery_log;
 pub mod events;
 pub mod extract;
 pub mod files;

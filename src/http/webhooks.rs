@@ -10,6 +10,7 @@ use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use super::delivery_log::DeliveryPage;
 use super::extract::Json;
 use super::pagination::page_limit;
 use super::problem::{ApiError, Problem};
@@ -276,13 +277,6 @@ pub struct DeliveriesQuery {
     pub cursor: Option<String>,
 }
 
-#[derive(Debug, Serialize, ToSchema)]
-pub struct DeliveryPage {
-    pub deliveries: Vec<Delivery>,
-    /// Pass as `cursor` for the next page; absent on the last.
-    pub next_cursor: Option<String>,
-}
-
 /// An endpoint's deliveries, newest first.
 #[utoipa::path(
     get,
@@ -324,13 +318,7 @@ async fn list_deliveries(
         status: query.status,
         event_type: query.event_type,
     };
-    let page = deliveries::list(&state.db, &filter, limit, query.cursor.as_deref())
-        .await?
-        .map_err(|bad| Invalid::new("cursor", bad.to_string()))?;
-    Ok(axum::Json(DeliveryPage {
-        deliveries: page.deliveries,
-        next_cursor: page.next_cursor,
-    }))
+    DeliveryPage::read(&state.db, &filter, limit, query.cursor.as_deref()).await
 }
 
 #[derive(Debug, Serialize, ToSchema)]
