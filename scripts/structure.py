@@ -16,7 +16,7 @@ from pathlib import Path
 
 FLOORS = [
     # Foundations: settings types, errors, logging and metrics, shutdown, retry.
-    ["config", "invalid", "cursor", "telemetry", "shutdown", "retry", "panic"],
+    ["config", "invalid", "cursor", "telemetry", "shutdown", "retry", "panic", "patch"],
     # Stores and clients.
     ["db", "redis", "queue", "storage", "outbound", "instances", "sealed"],
     # Domains.

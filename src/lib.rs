@@ -25,6 +25,7 @@ pub mod jobs;
 pub mod modes;
 pub mod outbound;
 pub mod panic;
+pub mod patch;
 pub mod queue;
 pub mod realtime;
 pub mod redis;
