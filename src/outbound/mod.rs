@@ -4,6 +4,7 @@
 //! webhook deliveries by the thousand, an async pooled client under the same rules
 //! ([`client`]). Responses are read up to `outbound.max_response_bytes`.
 
+mod checks;
 mod client;
 mod guard;
 mod signing;
@@ -18,6 +19,7 @@ use ureq::tls::{Certificate, RootCerts, TlsConfig};
 use ureq::unversioned::resolver::DefaultResolver;
 use ureq::unversioned::transport::DefaultConnector;
 
+pub use checks::{UrlProblem, header_problem, url_problem};
 pub use guard::{Forbidden, Policy, Refused, classify, valid_host_pattern};
 pub use signing::SigningKey;
 

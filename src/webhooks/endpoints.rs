@@ -14,7 +14,7 @@ use utoipa::ToSchema;
 
 use crate::events::{Event, Pattern};
 use crate::invalid::Invalid;
-use crate::outbound::SigningKey;
+use crate::outbound::{SigningKey, UrlProblem, header_problem, url_problem};
 use crate::sealed::Sealer;
 
 /// Headers Switchyard sets on every delivery; an endpoint may not set them.
@@ -120,11 +120,14 @@ pub fn check_url(text: &str) -> Result<url::Url, Invalid> {
     }
     let url =
         url::Url::parse(text).map_err(|e| Invalid::new("url", format!("is not a URL: {e}")))?;
-    if !["http", "https"].contains(&url.scheme()) || url.host().is_none() {
-        return Err(invalid("must be an absolute http:// or https:// URL"));
-    }
-    if !url.username().is_empty() || url.password().is_some() {
-        return Err(invalid("must not carry credentials; send them in headers"));
+    match url_problem(&url) {
+        Some(UrlProblem::NotHttp) => {
+            return Err(invalid("must be an absolute http:// or https:// URL"));
+        }
+        Some(UrlProblem::Credentials) => {
+            return Err(invalid("must not carry credentials; send them in headers"));
+        }
+        None => {}
     }
     if url.fragment().is_some() {
         return Err(invalid("must not have a #fragment"));
@@ -148,18 +151,13 @@ fn check_headers(headers: &BTreeMap<String, String>) -> Result<(), Invalid> {
         return Err(Invalid::new("headers", "must have at most 20 headers"));
     }
     for (name, value) in headers {
-        let field = format!("headers.{name}");
-        if ureq::http::HeaderName::try_from(name.as_str()).is_err()
-            || ureq::http::HeaderValue::try_from(value.as_str()).is_err()
-            || value.len() > 4096
-        {
-            return Err(Invalid::new(field, "is not a valid HTTP header"));
-        }
-        if RESERVED_HEADERS.contains(&name.to_ascii_lowercase().as_str()) {
-            return Err(Invalid::new(
-                field,
-                "is set by Switchyard and cannot be overridden",
-            ));
+        let problem = if value.len() > 4096 {
+            Some("is not a valid HTTP header")
+        } else {
+            header_problem(name, value, RESERVED_HEADERS)
+        };
+        if let Some(problem) = problem {
+            return Err(Invalid::new(format!("headers.{name}"), problem));
         }
     }
     Ok(())

@@ -12,7 +12,7 @@ use serde::Deserialize;
 use crate::config::OutboundSettings;
 use crate::invalid::Invalid;
 use crate::jobs::{Job, JobContext, JobError};
-use crate::outbound::{self, SigningKey};
+use crate::outbound::{self, SigningKey, UrlProblem, header_problem, url_problem};
 
 /// Headers Switchyard sets itself; a job may not override them.
 const RESERVED: &[&str] = &[
@@ -66,17 +66,20 @@ impl Job for Http {
     type Payload = HttpPayload;
 
     fn validate(payload: &HttpPayload) -> Result<(), Invalid> {
-        if !["http", "https"].contains(&payload.url.scheme()) || payload.url.host().is_none() {
-            return Err(Invalid::new(
-                "payload.url",
-                "must be an absolute http:// or https:// URL",
-            ));
-        }
-        if !payload.url.username().is_empty() || payload.url.password().is_some() {
-            return Err(Invalid::new(
-                "payload.url",
-                "must not carry credentials; send them in payload.headers",
-            ));
+        match url_problem(&payload.url) {
+            Some(UrlProblem::NotHttp) => {
+                return Err(Invalid::new(
+                    "payload.url",
+                    "must be an absolute http:// or https:// URL",
+                ));
+            }
+            Some(UrlProblem::Credentials) => {
+                return Err(Invalid::new(
+                    "payload.url",
+                    "must not carry credentials; send them in payload.headers",
+                ));
+            }
+            None => {}
         }
         if !METHODS.contains(&payload.method.as_str()) {
             return Err(Invalid::new(
@@ -85,17 +88,8 @@ impl Job for Http {
             ));
         }
         for (name, value) in &payload.headers {
-            let field = format!("payload.headers.{name}");
-            if ureq::http::HeaderName::try_from(name.as_str()).is_err()
-                || ureq::http::HeaderValue::try_from(value.as_str()).is_err()
-            {
-                return Err(Invalid::new(field, "is not a valid HTTP header"));
-            }
-            if RESERVED.contains(&name.to_ascii_lowercase().as_str()) {
-                return Err(Invalid::new(
-                    field,
-                    "is set by Switchyard and cannot be overridden",
-                ));
+            if let Some(problem) = header_problem(name, value, RESERVED) {
+                return Err(Invalid::new(format!("payload.headers.{name}"), problem));
             }
         }
         Ok(())
