@@ -45,15 +45,9 @@ impl tower::Service<Name> for GuardedDns {
         let policy = self.policy.clone();
         Box::pin(async move {
             let found: Vec<SocketAddr> = inner.call(name.clone()).await?.collect();
-            for address in &found {
-                if let Some(class) = policy.refusal(name.as_str(), address.ip()) {
-                    return Err(std::io::Error::other(Refused {
-                        host: name.as_str().to_owned(),
-                        ip: address.ip(),
-                        class,
-                    }));
-                }
-            }
+            policy
+                .check(name.as_str(), found.iter().map(|a| a.ip()))
+                .map_err(std::io::Error::other)?;
             Ok(found.into_iter())
         })
     }
@@ -109,20 +103,15 @@ impl AsyncClient {
     /// Sends `request` and reads the answer, within the timeout.
     pub async fn send(&self, request: Request) -> Result<Response, CallError> {
         // An address in the URL is not resolved, so it is checked here.
-        if let Some(url::Host::Ipv4(_) | url::Host::Ipv6(_)) = request.url.host()
-            && let Ok(ip) = request
-                .url
-                .host_str()
-                .unwrap_or_default()
-                .trim_matches(|c| c == '[' || c == ']')
-                .parse::<std::net::IpAddr>()
-            && let Some(class) = self.policy.refusal(&ip.to_string(), ip)
-        {
-            return Err(CallError::Refused(Refused {
-                host: ip.to_string(),
-                ip,
-                class,
-            }));
+        let literal: Option<std::net::IpAddr> = match request.url.host() {
+            Some(url::Host::Ipv4(ip)) => Some(ip.into()),
+            Some(url::Host::Ipv6(ip)) => Some(ip.into()),
+            _ => None,
+        };
+        if let Some(ip) = literal {
+            self.policy
+                .check(&ip.to_string(), [ip])
+                .map_err(CallError::Refused)?;
         }
         match tokio::time::timeout(self.timeout, self.exchange(request)).await {
             Ok(result) => result,
@@ -189,11 +178,7 @@ fn describe(error: hyper_util::client::legacy::Error) -> CallError {
         if let Some(io) = current.downcast_ref::<std::io::Error>()
             && let Some(refused) = io.get_ref().and_then(|e| e.downcast_ref::<Refused>())
         {
-            return CallError::Refused(Refused {
-                host: refused.host.clone(),
-                ip: refused.ip,
-                class: refused.class,
-            });
+            return CallError::Refused(refused.clone());
         }
         source = current.source();
     }

@@ -142,6 +142,20 @@ impl Policy {
             })
     }
 
+    /// Refuses the whole lookup of `host` when any of its addresses is forbidden.
+    pub fn check(&self, host: &str, ips: impl IntoIterator<Item = IpAddr>) -> Result<(), Refused> {
+        for ip in ips {
+            if let Some(class) = self.refusal(host, ip) {
+                return Err(Refused {
+                    host: host.to_owned(),
+                    ip,
+                    class,
+                });
+            }
+        }
+        Ok(())
+    }
+
     /// Why calling `host` at `ip` is refused, or `None` when it is allowed.
     pub fn refusal(&self, host: &str, ip: IpAddr) -> Option<Forbidden> {
         if self.allow_private {
@@ -154,7 +168,7 @@ impl Policy {
 }
 
 /// The refusal as the error the client reports; `Outbound` recognises it by type.
-#[derive(Debug, thiserror::Error)]
+#[derive(Clone, Debug, thiserror::Error)]
 #[error("refused to call {host}: it resolves to {class} ({ip})")]
 pub struct Refused {
     pub host: String,
@@ -183,15 +197,9 @@ impl Resolver for GuardedResolver {
             .unwrap_or_default()
             .trim_start_matches('[')
             .trim_end_matches(']');
-        for addr in addrs.iter() {
-            if let Some(class) = self.policy.refusal(host, addr.ip()) {
-                return Err(ureq::Error::Other(Box::new(Refused {
-                    host: host.to_owned(),
-                    ip: addr.ip(),
-                    class,
-                })));
-            }
-        }
+        self.policy
+            .check(host, addrs.iter().map(|addr| addr.ip()))
+            .map_err(|refused| ureq::Error::Other(Box::new(refused)))?;
         Ok(addrs)
     }
 }

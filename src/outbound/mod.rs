@@ -153,15 +153,7 @@ impl Outbound {
             Ok(Ok(found)) => found.map(|a| a.ip()).collect(),
             _ => return Ok(Vec::new()),
         };
-        for &ip in &addresses {
-            if let Some(class) = policy.refusal(host, ip) {
-                return Err(Refused {
-                    host: host.to_owned(),
-                    ip,
-                    class,
-                });
-            }
-        }
+        policy.check(host, addresses.iter().copied())?;
         Ok(addresses)
     }
 
