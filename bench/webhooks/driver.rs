@@ -59,13 +59,7 @@ struct Receiver {
 
 impl Receiver {
     fn reset(&self, secrets: &[String]) {
-        let keys = secrets
-            .iter()
-            .map(|s| {
-                let raw = STANDARD.decode(s.trim_start_matches("whsec_")).unwrap();
-                hmac::Key::new(hmac::HMAC_SHA256, &raw)
-            })
-            .collect();
+        let keys = secrets.iter().map(|s| hmac_key(s)).collect();
         *self.keys.lock().unwrap() = keys;
         *self.seen.lock().unwrap() = Seen::default();
         self.verified.store(0, Ordering::SeqCst);
@@ -171,6 +165,45 @@ impl Receiver {
     }
 }
 
+/// The HMAC key of a `whsec_` secret.
+fn hmac_key(secret: &str) -> hmac::Key {
+    let raw = STANDARD
+        .decode(secret.trim_start_matches("whsec_"))
+        .unwrap();
+    hmac::Key::new(hmac::HMAC_SHA256, &raw)
+}
+
+/// Delivery `i` of the floor, signed as Switchyard signs: its endpoint, and the headers
+/// and body to send.
+struct FloorDelivery {
+    endpoint: usize,
+    id: String,
+    timestamp: String,
+    signature: String,
+    body: String,
+}
+
+impl FloorDelivery {
+    fn new(keys: &[hmac::Key], i: u64) -> Self {
+        let endpoint = (i % keys.len() as u64) as usize;
+        let id = format!("floor_{}", i / keys.len() as u64);
+        let body = format!(r#"{{"id":"{id}","type":"bench.floor","data":{{"n":{i}}}}}"#);
+        let timestamp = chrono::Utc::now().timestamp().to_string();
+        let tag = hmac::sign(
+            &keys[endpoint],
+            format!("{id}.{timestamp}.{body}").as_bytes(),
+        );
+        let signature = format!("v1,{}", STANDARD.encode(tag.as_ref()));
+        Self {
+            endpoint,
+            id,
+            timestamp,
+            signature,
+            body,
+        }
+    }
+}
+
 fn agent() -> ureq::Agent {
     ureq::Agent::config_builder()
         .http_status_as_error(false)
@@ -257,34 +290,20 @@ async fn main() -> anyhow::Result<()> {
                 let secrets = secrets.clone();
                 std::thread::spawn(move || {
                     let agent = agent();
-                    let keys: Vec<hmac::Key> = secrets
-                        .iter()
-                        .map(|s| {
-                            hmac::Key::new(hmac::HMAC_SHA256, &STANDARD.decode(&s[6..]).unwrap())
-                        })
-                        .collect();
+                    let keys: Vec<hmac::Key> = secrets.iter().map(|s| hmac_key(s)).collect();
                     loop {
                         let i = next.fetch_add(1, Ordering::SeqCst);
                         if i >= deliveries {
                             return;
                         }
-                        let endpoint = (i % endpoints as u64) as usize;
-                        let id = format!("floor_{}", i / endpoints as u64);
-                        let body =
-                            format!(r#"{{"id":"{id}","type":"bench.floor","data":{{"n":{i}}}}}"#);
-                        let ts = chrono::Utc::now().timestamp().to_string();
-                        let tag =
-                            hmac::sign(&keys[endpoint], format!("{id}.{ts}.{body}").as_bytes());
+                        let d = FloorDelivery::new(&keys, i);
                         let _ = agent
-                            .post(&format!("http://127.0.0.1:{port}/e/{endpoint}"))
+                            .post(&format!("http://127.0.0.1:{port}/e/{}", d.endpoint))
                             .header("content-type", "application/json")
-                            .header("webhook-id", &id)
-                            .header("webhook-timestamp", &ts)
-                            .header(
-                                "webhook-signature",
-                                &format!("v1,{}", STANDARD.encode(tag.as_ref())),
-                            )
-                            .send(body.as_bytes());
+                            .header("webhook-id", &d.id)
+                            .header("webhook-timestamp", &d.timestamp)
+                            .header("webhook-signature", &d.signature)
+                            .send(d.body.as_bytes());
                     }
                 })
             })
@@ -307,33 +326,21 @@ async fn main() -> anyhow::Result<()> {
             .map(|_| {
                 let next = next.clone();
                 let client = client.clone();
-                let keys: Vec<hmac::Key> = secrets
-                    .iter()
-                    .map(|s| hmac::Key::new(hmac::HMAC_SHA256, &STANDARD.decode(&s[6..]).unwrap()))
-                    .collect();
+                let keys: Vec<hmac::Key> = secrets.iter().map(|s| hmac_key(s)).collect();
                 tokio::spawn(async move {
                     loop {
                         let i = next.fetch_add(1, Ordering::SeqCst);
                         if i >= deliveries {
                             return;
                         }
-                        let endpoint = (i % endpoints as u64) as usize;
-                        let id = format!("floor_{}", i / endpoints as u64);
-                        let body =
-                            format!(r#"{{"id":"{id}","type":"bench.floor","data":{{"n":{i}}}}}"#);
-                        let ts = chrono::Utc::now().timestamp().to_string();
-                        let tag =
-                            hmac::sign(&keys[endpoint], format!("{id}.{ts}.{body}").as_bytes());
+                        let d = FloorDelivery::new(&keys, i);
                         let request =
-                            Request::post(format!("http://127.0.0.1:{port}/e/{endpoint}"))
+                            Request::post(format!("http://127.0.0.1:{port}/e/{}", d.endpoint))
                                 .header("content-type", "application/json")
-                                .header("webhook-id", &id)
-                                .header("webhook-timestamp", &ts)
-                                .header(
-                                    "webhook-signature",
-                                    format!("v1,{}", STANDARD.encode(tag.as_ref())),
-                                )
-                                .body(Full::new(Bytes::from(body)))
+                                .header("webhook-id", &d.id)
+                                .header("webhook-timestamp", &d.timestamp)
+                                .header("webhook-signature", &d.signature)
+                                .body(Full::new(Bytes::from(d.body)))
                                 .unwrap();
                         if let Ok(response) = client.request(request).await {
                             let _ = response.into_body().collect().await;
