@@ -47,6 +47,15 @@ async fn send(app: &WorkerApp, event: Value) -> String {
     reply.json()["ids"][0].as_str().unwrap().to_owned()
 }
 
+/// A delivery of `endpoint` with its attempts, as the API shows it.
+async fn detail(app: &WorkerApp, endpoint: &str, delivery: &Value) -> Value {
+    let path = format!(
+        "/api/v1/webhooks/{endpoint}/deliveries/{}",
+        delivery["id"].as_str().unwrap()
+    );
+    app.app.admin_get(&path).await.json()
+}
+
 /// Waits until `check` is true, for up to [`LIMIT`].
 pub async fn eventually<F: AsyncFnMut() -> bool>(what: &str, mut check: F) {
     let deadline = Instant::now() + LIMIT;
@@ -139,14 +148,7 @@ async fn an_application_event_reaches_every_subscribed_endpoint_signed_and_logge
         .find(|d| d["endpoint_id"] == users_id.as_str())
         .unwrap()
         .clone();
-    let detail = app
-        .app
-        .admin_get(&format!(
-            "/api/v1/webhooks/{users_id}/deliveries/{}",
-            delivery["id"].as_str().unwrap()
-        ))
-        .await
-        .json();
+    let detail = detail(&app, &users_id, &delivery).await;
     assert_eq!(detail["attempts"].as_array().unwrap().len(), 1, "{detail}");
     assert_eq!(detail["attempts"][0]["status"], 200);
     assert_eq!(detail["attempts"][0]["response_body"], "ok");
@@ -278,14 +280,7 @@ async fn a_failed_attempt_retries_on_the_schedule_as_the_clock_steps() {
     let delivery = pending(3).await;
     assert_eq!(delivery["status"], "failed");
     assert_eq!(delivery["last_status"], 500);
-    let detail = app
-        .app
-        .admin_get(&format!(
-            "/api/v1/webhooks/{endpoint_id}/deliveries/{}",
-            delivery["id"].as_str().unwrap()
-        ))
-        .await
-        .json();
+    let detail = detail(&app, &endpoint_id, &delivery).await;
     let statuses: Vec<i64> = detail["attempts"]
         .as_array()
         .unwrap()
