@@ -256,10 +256,9 @@ async fn send_test(
     Path(id): Path<String>,
 ) -> Result<(StatusCode, axum::Json<Delivery>), ApiError> {
     let uuid = endpoint_id(&id)?;
-    endpoints::get(&state.db, uuid)
+    let delivery = deliveries::send_test(&state.db, &state.queues, &state.settings, uuid)
         .await?
         .ok_or_else(|| not_found(&id))?;
-    let delivery = deliveries::send_test(&state.db, &state.queues, &state.settings, uuid).await?;
     Ok((StatusCode::ACCEPTED, axum::Json(delivery)))
 }
 

@@ -448,12 +448,13 @@ pub async fn get(
 
 /// Sends a `webhook.test` event to one endpoint alone: the event is stored as already
 /// relayed (so no other endpoint gets it) with one delivery, and its job is enqueued.
+/// `None` when there is no such endpoint.
 pub async fn send_test(
     db: &PgPool,
     queues: &Queues,
     settings: &Settings,
     endpoint: uuid::Uuid,
-) -> anyhow::Result<Delivery> {
+) -> anyhow::Result<Option<Delivery>> {
     let event = Event::builtin(
         "webhook.test",
         "webhook",
@@ -463,6 +464,16 @@ pub async fn send_test(
         &serde_json::json!({ "endpoint": endpoint, "message": "a test delivery from Switchyard" }),
     );
     let mut tx = db.begin().await.context("failed to start a transaction")?;
+    // Held until the commit, so the endpoint is not deleted under its delivery.
+    let found: Option<uuid::Uuid> =
+        sqlx::query_scalar("SELECT id FROM webhook_endpoints WHERE id = $1 FOR KEY SHARE")
+            .bind(endpoint)
+            .fetch_optional(&mut *tx)
+            .await
+            .context("failed to read the webhook endpoint")?;
+    if found.is_none() {
+        return Ok(None);
+    }
     crate::events::record(&mut tx, std::slice::from_ref(&event)).await?;
     // Relayed already, so no other endpoint gets it; its one job is stamped below.
     sqlx::query("UPDATE events SET relayed_at = now() WHERE id = $1")
@@ -497,5 +508,5 @@ pub async fn send_test(
     // failure here leaves the event to the relays' sweep.
     enqueue(queues, settings, &[job]).await?;
     stamp_enqueued(db, &[event.id.as_str()]).await?;
-    Ok(delivery)
+    Ok(Some(delivery))
 }

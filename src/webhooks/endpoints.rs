@@ -257,12 +257,35 @@ pub async fn update(
 
 /// Deletes an endpoint and its delivery log; false when there was none.
 pub async fn delete(db: &PgPool, id: uuid::Uuid) -> anyhow::Result<bool> {
-    let done = sqlx::query("DELETE FROM webhook_endpoints WHERE id = $1")
+    let mut tx = db.begin().await.context("failed to start a transaction")?;
+    // The row lock first: a relay pass fanning out to this endpoint holds it `FOR KEY
+    // SHARE` until it commits, so its deliveries are in place before they are removed.
+    let found: Option<uuid::Uuid> =
+        sqlx::query_scalar("SELECT id FROM webhook_endpoints WHERE id = $1 FOR UPDATE")
+            .bind(id)
+            .fetch_optional(&mut *tx)
+            .await
+            .context("failed to lock the webhook endpoint")?;
+    if found.is_none() {
+        return Ok(false);
+    }
+    sqlx::query(
+        "WITH gone AS (DELETE FROM webhook_deliveries WHERE endpoint_id = $1 RETURNING id)
+         DELETE FROM webhook_attempts WHERE delivery_id IN (SELECT id FROM gone)",
+    )
+    .bind(id)
+    .execute(&mut *tx)
+    .await
+    .context("failed to delete the endpoint's delivery log")?;
+    sqlx::query("DELETE FROM webhook_endpoints WHERE id = $1")
         .bind(id)
-        .execute(db)
+        .execute(&mut *tx)
         .await
         .context("failed to delete the webhook endpoint")?;
-    Ok(done.rows_affected() > 0)
+    tx.commit()
+        .await
+        .context("failed to commit the endpoint's deletion")?;
+    Ok(true)
 }
 
 /// Makes a new secret; the old one keeps signing beside it for `overlap`. Returns the new
@@ -275,7 +298,7 @@ pub async fn rotate_secret(
 ) -> anyhow::Result<Option<String>> {
     let mut tx = db.begin().await.context("failed to start a transaction")?;
     let current: Option<Vec<u8>> =
-        sqlx::query_scalar("SELECT secret FROM webhook_endpoints WHERE id = $1 FOR UPDATE")
+        sqlx::query_scalar("SELECT secret FROM webhook_endpoints WHERE id = $1 FOR NO KEY UPDATE")
             .bind(id)
             .fetch_optional(&mut *tx)
             .await
@@ -305,12 +328,15 @@ pub async fn rotate_secret(
     Ok(Some(secret))
 }
 
-/// What the relay needs to match events: every enabled endpoint's id and patterns.
+/// What the relay needs to match events: every enabled endpoint's id and patterns. The
+/// rows stay locked `FOR KEY SHARE` until the caller's transaction ends, so none of them
+/// is deleted before the deliveries made for it are committed (changes and rotations,
+/// which take weaker locks, are not held up).
 pub async fn subscriptions(
     conn: &mut PgConnection,
 ) -> anyhow::Result<Vec<(uuid::Uuid, Vec<Pattern>)>> {
     let rows: Vec<(uuid::Uuid, Vec<String>)> =
-        sqlx::query_as("SELECT id, event_types FROM webhook_endpoints WHERE enabled")
+        sqlx::query_as("SELECT id, event_types FROM webhook_endpoints WHERE enabled FOR KEY SHARE")
             .fetch_all(&mut *conn)
             .await
             .context("failed to read webhook subscriptions")?;

@@ -305,8 +305,58 @@ async fn the_deletes_job_removes_only_rows_past_their_retention() {
             .unwrap();
     }
 
+    // A delivery is swept by its age, with its attempts.
+    for (event, days) in [("old", 10), ("recent", 1)] {
+        let delivery = uuid::Uuid::now_v7();
+        sqlx::query(
+            "INSERT INTO webhook_deliveries (id, endpoint_id, event_id, event_type, created_at)
+             VALUES ($1, $2, $3, 'a.b', now() - make_interval(days => $4))",
+        )
+        .bind(delivery)
+        .bind(uuid::Uuid::now_v7())
+        .bind(event)
+        .bind(days)
+        .execute(&pool)
+        .await
+        .unwrap();
+        for attempt in 1..=2 {
+            sqlx::query(
+                "INSERT INTO webhook_attempts (id, delivery_id, attempt, trigger, duration_ms)
+                 VALUES ($1, $2, $3, 'scheduled', 1)",
+            )
+            .bind(uuid::Uuid::now_v7())
+            .bind(delivery)
+            .bind(attempt)
+            .execute(&pool)
+            .await
+            .unwrap();
+        }
+    }
+
     let id = enqueue(&w, json!({"kind": "deletes"})).await;
     w.wait_for(&id, "succeeded").await;
+
+    let deliveries: Vec<String> = sqlx::query_scalar("SELECT event_id FROM webhook_deliveries")
+        .fetch_all(&pool)
+        .await
+        .unwrap();
+    assert_eq!(
+        deliveries,
+        ["recent"],
+        "deliveries go after events.retention_days"
+    );
+    let attempts: Vec<String> = sqlx::query_scalar(
+        "SELECT d.event_id FROM webhook_attempts a
+         LEFT JOIN webhook_deliveries d ON d.id = a.delivery_id",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    assert_eq!(
+        attempts,
+        ["recent", "recent"],
+        "an old delivery's attempts go with it"
+    );
 
     let events: Vec<String> = sqlx::query_scalar("SELECT id FROM events")
         .fetch_all(&pool)

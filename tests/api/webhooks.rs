@@ -612,3 +612,64 @@ async fn a_delivery_to_a_private_address_is_refused_at_send_time_and_never_retri
     assert!(target.received().is_empty());
     app.stop().await;
 }
+
+#[tokio::test]
+async fn deleting_an_endpoint_removes_its_deliveries_and_attempts_and_leaves_the_others() {
+    let app = start(&[]).await;
+    let gone = Target::start(vec![]);
+    let kept = Target::start(vec![]);
+    let (gone_id, _) = endpoint(&app, &gone.url("/gone"), &["*"]).await;
+    let (kept_id, _) = endpoint(&app, &kept.url("/kept"), &["*"]).await;
+    for n in 0..3 {
+        send(
+            &app,
+            json!({ "type": "order.paid", "source": "shop", "data": { "n": n } }),
+        )
+        .await;
+    }
+    received(&gone, 3).await;
+    received(&kept, 3).await;
+    let attempts_of = |endpoint: &str| {
+        format!(
+            "SELECT count(*) FROM webhook_attempts a JOIN webhook_deliveries d
+             ON d.id = a.delivery_id WHERE d.endpoint_id = '{endpoint}'"
+        )
+    };
+    eventually("every attempt logged", async || {
+        scalar(&app, &attempts_of(&gone_id)).await == 3
+            && scalar(&app, &attempts_of(&kept_id)).await == 3
+    })
+    .await;
+
+    let path = format!("/api/v1/webhooks/{gone_id}");
+    assert_eq!(app.app.admin("DELETE", &path, None).await.status, 204);
+    assert_eq!(app.app.admin_get(&path).await.status, 404);
+    let again = app.app.admin("DELETE", &path, None).await;
+    assert_eq!(again.status, 404, "{}", again.body);
+    assert_eq!(again.json()["code"], "not_found");
+    assert_eq!(
+        scalar(
+            &app,
+            &format!("SELECT count(*) FROM webhook_deliveries WHERE endpoint_id = '{gone_id}'")
+        )
+        .await,
+        0,
+        "the endpoint's deliveries went with it"
+    );
+    assert_eq!(
+        scalar(&app, "SELECT count(*) FROM webhook_attempts").await,
+        3,
+        "its attempts went too, and the other endpoint's stayed"
+    );
+    assert_eq!(scalar(&app, &attempts_of(&kept_id)).await, 3);
+
+    // The other endpoint goes on receiving; the deleted one gets nothing more.
+    send(
+        &app,
+        json!({ "type": "order.paid", "source": "shop", "data": { "n": 3 } }),
+    )
+    .await;
+    received(&kept, 4).await;
+    assert_eq!(gone.received().len(), 3);
+    app.stop().await;
+}

@@ -46,11 +46,13 @@ impl Deletes {
 #[serde(deny_unknown_fields)]
 pub struct DeletesPayload {}
 
-/// One table's sweep: which rows are old, by which column.
+/// One table's sweep: which rows are old, by which column, and the table of rows that
+/// belong to each (by its `id`) and go with it.
 struct Sweep {
     table: &'static str,
     column: &'static str,
     older_than: Duration,
+    dependents: Option<(&'static str, &'static str)>,
 }
 
 impl Job for Deletes {
@@ -65,26 +67,31 @@ impl Job for Deletes {
                 table: "dead_jobs",
                 column: "died_at",
                 older_than: self.dead_jobs,
+                dependents: None,
             },
             Sweep {
                 table: "audit_logs",
                 column: "created_at",
                 older_than: self.audit_logs,
+                dependents: None,
             },
             Sweep {
                 table: "events",
                 column: "relayed_at",
                 older_than: self.events,
+                dependents: None,
             },
             Sweep {
                 table: "webhook_deliveries",
                 column: "created_at",
                 older_than: self.events,
+                dependents: Some(("webhook_attempts", "delivery_id")),
             },
             Sweep {
                 table: "instances",
                 column: "heartbeat_at",
                 older_than: day,
+                dependents: None,
             },
         ];
         for sweep in sweeps {
@@ -109,22 +116,27 @@ impl Job for Deletes {
 async fn sweep_table(db: &PgPool, sweep: &Sweep) -> anyhow::Result<u64> {
     let cutoff = chrono::Utc::now()
         - chrono::Duration::from_std(sweep.older_than).unwrap_or(chrono::Duration::MAX);
-    // The table and column come from the constant list above, never from input.
-    let statement = format!(
+    // The tables and columns come from the constant list above, never from input.
+    let old_rows = format!(
         "DELETE FROM {table} WHERE ctid IN (
              SELECT ctid FROM {table} WHERE {column} < $1 ORDER BY {column} LIMIT $2)",
         table = sweep.table,
         column = sweep.column,
     );
+    let dependents = sweep.dependents.map_or(String::new(), |(table, parent)| {
+        format!(", dependents AS (DELETE FROM {table} WHERE {parent} IN (SELECT id FROM gone))")
+    });
+    let statement =
+        format!("WITH gone AS ({old_rows} RETURNING id){dependents} SELECT count(*) FROM gone");
     let mut removed = 0;
     loop {
-        let done = sqlx::query(sqlx::AssertSqlSafe(statement.as_str()))
+        let done: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(statement.as_str()))
             .bind(cutoff)
             .bind(BATCH)
-            .execute(db)
+            .fetch_one(db)
             .await
-            .with_context(|| format!("failed to sweep {}", sweep.table))?
-            .rows_affected();
+            .with_context(|| format!("failed to sweep {}", sweep.table))?;
+        let done = done as u64;
         removed += done;
         if done < BATCH as u64 {
             return Ok(removed);
