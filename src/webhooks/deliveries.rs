@@ -183,21 +183,20 @@ pub async fn enqueue(
 /// Stamps events whose delivery jobs are all enqueued. The stamp only spares the sweep
 /// work, so it is committed without waiting for the disk: one lost to a Postgres crash
 /// makes the sweep enqueue those jobs again, which their idempotency keys make no-ops.
+/// One statement, its own transaction: `set_config(.., true)` applies to that
+/// transaction's commit and ends with it.
 pub async fn stamp_enqueued(db: &PgPool, events: &[&str]) -> anyhow::Result<()> {
     if events.is_empty() {
         return Ok(());
     }
-    let mut tx = db.begin().await.context("failed to start a transaction")?;
-    sqlx::query("SET LOCAL synchronous_commit = off")
-        .execute(&mut *tx)
-        .await
-        .context("failed to relax the stamp's commit")?;
-    sqlx::query("UPDATE events SET enqueued_at = now() WHERE id = ANY($1)")
-        .bind(events)
-        .execute(&mut *tx)
-        .await
-        .context("failed to stamp events as enqueued")?;
-    tx.commit().await.context("failed to commit the stamp")?;
+    sqlx::query(
+        "WITH relaxed AS (SELECT set_config('synchronous_commit', 'off', true))
+         UPDATE events SET enqueued_at = now() FROM relaxed WHERE id = ANY($1)",
+    )
+    .bind(events)
+    .execute(db)
+    .await
+    .context("failed to stamp events as enqueued")?;
     Ok(())
 }
 

@@ -12,6 +12,7 @@ use std::time::Duration;
 use anyhow::Context;
 use chrono::{DateTime, Utc};
 use sqlx::PgPool;
+use sqlx::postgres::PgPoolOptions;
 use tokio::sync::{mpsc, oneshot};
 
 use super::endpoints;
@@ -69,10 +70,42 @@ pub struct Recorder {
 }
 
 impl Recorder {
-    /// Starts the writer; it ends when the last recorder is dropped.
-    pub fn new(db: PgPool, settings: &WebhooksSettings) -> Self {
+    /// Starts the writer on a thread of its own, with its own connection to `db`'s
+    /// database; it ends when the last recorder is dropped.
+    ///
+    /// Every attempt waits on the writer, so the writer must not wait on the attempts: on
+    /// the runtime that runs them, each of its round trips would queue behind every
+    /// delivery ready to run (at hundreds in flight, tens of milliseconds a round trip,
+    /// and the deliveries waiting on it in turn). On its own thread the operating system
+    /// shares the cores between them instead.
+    pub fn new(db: &PgPool, settings: &WebhooksSettings) -> Self {
         let (inbox, outcomes) = mpsc::channel(MAX_BATCH * 4);
-        tokio::spawn(write_batches(db, settings.clone(), outcomes));
+        let options = db.connect_options().as_ref().clone();
+        let settings = settings.clone();
+        let started = std::thread::Builder::new()
+            .name("delivery-log".into())
+            .spawn(move || {
+                let runtime = match tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                {
+                    Ok(runtime) => runtime,
+                    Err(error) => {
+                        tracing::error!(%error, "the delivery log writer could not start");
+                        return;
+                    }
+                };
+                runtime.block_on(async move {
+                    // Made here, so that its connections belong to this thread's runtime.
+                    let db = PgPoolOptions::new()
+                        .max_connections(2)
+                        .connect_lazy_with(options);
+                    write_batches(db, settings, outcomes).await;
+                });
+            });
+        if let Err(error) = started {
+            tracing::error!(%error, "the delivery log writer could not start");
+        }
         Self { inbox }
     }
 

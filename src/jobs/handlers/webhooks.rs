@@ -42,7 +42,7 @@ impl Webhooks {
             sealer: Sealer::new(&settings.encryption),
             waits: settings.webhooks.retry_waits(),
             jitter: settings.webhooks.retry_jitter,
-            recorder: Recorder::new(db, &settings.webhooks),
+            recorder: Recorder::new(&db, &settings.webhooks),
             targets: Mutex::default(),
             key_prefix: settings.redis.key_prefix.clone(),
         }
