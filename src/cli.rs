@@ -62,6 +62,11 @@ enum Command {
         #[command(subcommand)]
         command: modes::jobs::JobsCommand,
     },
+    /// Make, list and revoke scoped API keys
+    Keys {
+        #[command(subcommand)]
+        command: modes::keys::KeysCommand,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -143,7 +148,7 @@ impl Command {
     /// One-shot commands whose result goes to stdout; their logs go to stderr.
     fn prints_result(&self) -> bool {
         match self {
-            Self::Jobs { .. } => true,
+            Self::Jobs { .. } | Self::Keys { .. } => true,
             Self::Scheduler(args) => args.list || args.run_now.is_some(),
             _ => false,
         }
@@ -160,6 +165,7 @@ impl Command {
             Self::Config { .. } => "config",
             Self::Healthcheck(_) => "healthcheck",
             Self::Jobs { .. } => "jobs",
+            Self::Keys { .. } => "keys",
         }
     }
 }
@@ -181,7 +187,10 @@ impl Cli {
             Command::Scheduler(a) => Some(&a.listen),
             Command::Realtime(a) | Command::Dev(a) => Some(a),
             Command::Healthcheck(a) => Some(&a.listen),
-            Command::Migrate(_) | Command::Config { .. } | Command::Jobs { .. } => None,
+            Command::Migrate(_)
+            | Command::Config { .. }
+            | Command::Jobs { .. }
+            | Command::Keys { .. } => None,
         };
         if let Some(listen) = listen {
             if let Some(host) = listen.host {
@@ -292,6 +301,15 @@ async fn dispatch(
         pool.close().await;
         return code;
     }
+    if let Command::Keys { command } = command {
+        let connect = crate::db::connect(&settings.database, settings.startup.dependency_wait());
+        let Some(pool) = until_shutdown(&shutdown, connect).await? else {
+            return Ok(ExitCode::SUCCESS);
+        };
+        let code = modes::keys::run(&pool, &settings, command).await;
+        pool.close().await;
+        return Ok(code);
+    }
     if let Command::Scheduler(args) = &command
         && args.list
     {
@@ -342,7 +360,10 @@ async fn dispatch(
             let listener = optional_listener(host, port).await?;
             modes::scheduler::run(state.clone(), listener, shutdown).await
         }
-        Command::Migrate(_) | Command::Config { .. } | Command::Healthcheck(_) => Ok(()),
+        Command::Migrate(_)
+        | Command::Config { .. }
+        | Command::Healthcheck(_)
+        | Command::Keys { .. } => Ok(()),
     };
     state.close().await;
     result?;

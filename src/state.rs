@@ -50,6 +50,8 @@ pub struct Shared {
     pub realtime: History,
     /// Seals and opens secrets stored in Postgres (`encryption.key`).
     pub sealer: Sealer,
+    /// Checks presented API keys.
+    pub keys: crate::auth::keys::Verifier,
     /// Fires schedules and reads their last runs.
     pub scheduler: Scheduler,
     /// The kinds live workers handle, for refusing a typo at enqueue.
@@ -107,6 +109,7 @@ impl AppState {
             &settings.realtime,
         );
         let sealer = Sealer::new(&settings.encryption);
+        let keys = crate::auth::keys::Verifier::new(db.clone(), &settings.encryption);
         let scheduler = Scheduler::new(
             queues.clone(),
             db.clone(),
@@ -135,6 +138,7 @@ impl AppState {
             storage,
             realtime,
             sealer,
+            keys,
             scheduler,
             live_kinds,
             job_services,

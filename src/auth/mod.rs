@@ -1,22 +1,55 @@
-//! Authentication: who a caller is, from the credentials a request carries. Today that is
-//! the admin token, the root key for bootstrap; scoped API keys (stored hashed, with their
-//! scopes, expiry and revocation) and the short-lived signed tokens browsers get join here.
+//! Authentication: who a caller is, from the credentials a request carries: the admin
+//! token (the root key for bootstrap, which `app.admin_token_enabled = false` turns off)
+//! or a scoped API key ([`keys`]), each allowed what its [`scopes`] say.
 //!
 //! It owns how credentials are read, compared and stored. It may import `config`, the
 //! stores and `events`; never HTTP, a mode or the process state. The HTTP edge
 //! (`http::auth`) asks it who a request's caller is and answers 401 or 403.
 
+pub mod keys;
+pub mod scopes;
+
+use scopes::{Scope, Scopes};
+
 use crate::config::Secret;
 
-/// Whether an `Authorization` header value carries the admin token; never when none is
-/// configured, so a deployment without one refuses everyone rather than falling open.
-pub fn is_admin(admin_token: Option<&Secret>, authorization: Option<&str>) -> bool {
-    let Some(expected) = admin_token else {
-        return false;
-    };
-    authorization
-        .and_then(bearer_token)
-        .is_some_and(|token| constant_time_eq(token.as_bytes(), expected.expose().as_bytes()))
+/// Whether a bearer token is the admin token; never when none is configured, so a
+/// deployment without one refuses everyone rather than falling open.
+pub fn is_root(admin_token: Option<&Secret>, token: &str) -> bool {
+    admin_token
+        .is_some_and(|expected| constant_time_eq(token.as_bytes(), expected.expose().as_bytes()))
+}
+
+/// Who a request's caller is.
+#[derive(Clone, Debug)]
+pub enum Caller {
+    /// The admin token: every scope.
+    Root,
+    Key(keys::KeyCaller),
+}
+
+impl Caller {
+    pub fn allows(&self, scope: Scope) -> bool {
+        match self {
+            Self::Root => true,
+            Self::Key(key) => key.scopes.allows(scope),
+        }
+    }
+
+    pub fn scopes(&self) -> Scopes {
+        match self {
+            Self::Root => Scopes::everything(),
+            Self::Key(key) => key.scopes.clone(),
+        }
+    }
+
+    /// How audit rows name this caller: `admin`, or `key:<prefix>`.
+    pub fn actor(&self) -> String {
+        match self {
+            Self::Root => "admin".to_owned(),
+            Self::Key(key) => format!("key:{}", key.prefix),
+        }
+    }
 }
 
 /// The token of a `Bearer` authorization, scheme matched without regard to case.
@@ -53,11 +86,10 @@ mod tests {
     }
 
     #[test]
-    fn without_a_configured_token_nobody_is_admin() {
+    fn without_a_configured_token_nobody_is_root() {
         let token = Secret::new("a-long-enough-admin-token".to_owned());
-        let header = Some("Bearer a-long-enough-admin-token");
-        assert!(is_admin(Some(&token), header));
-        assert!(!is_admin(None, header));
-        assert!(!is_admin(Some(&token), None));
+        assert!(is_root(Some(&token), "a-long-enough-admin-token"));
+        assert!(!is_root(None, "a-long-enough-admin-token"));
+        assert!(!is_root(Some(&token), "a-long-enough-admin-tokeN"));
     }
 }

@@ -10,8 +10,12 @@ use super::{Check, Secret};
 pub struct AppSettings {
     /// Which `config/<env>.toml` overlay was loaded (`APP_ENV`, else Railway's environment).
     pub env: String,
-    /// Bearer token for every endpoint but health. Unset means those endpoints refuse all.
+    /// The root key: a bearer token with every scope, for bootstrap. Unset means only API
+    /// keys open anything.
     pub admin_token: Option<Secret>,
+    /// `false` turns the admin token off once API keys exist, without unsetting it.
+    #[serde(default = "yes")]
+    pub admin_token_enabled: bool,
     /// Key for signing (signed URLs, realtime tokens).
     pub secret: Option<Secret>,
     /// Where clients reach the API (`https://api.example.com`), for the links it hands
@@ -29,6 +33,10 @@ pub struct RailwaySettings {
     pub hostname: Option<String>,
     /// The service's public domain, when Railway generated one.
     pub public_domain: Option<String>,
+}
+
+fn yes() -> bool {
+    true
 }
 
 pub(super) fn validate(app: &AppSettings) -> Check {

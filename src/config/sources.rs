@@ -15,6 +15,7 @@ use super::{ConfigError, DEFAULTS_TOML, LoadOptions};
 pub const ENVIRONMENT: &[(&str, &str)] = &[
     ("APP_ENV", "app.env"),
     ("ADMIN_TOKEN", "app.admin_token"),
+    ("ADMIN_TOKEN_ENABLED", "app.admin_token_enabled"),
     ("APP_SECRET", "app.secret"),
     ("APP_PUBLIC_URL", "app.public_url"),
     ("HOST", "http.host"),

@@ -29,6 +29,7 @@ pub const RESERVED_NAMESPACES: &[&str] = &[
     "webhooks",
     "webhook",
     "databases",
+    "keys",
 ];
 
 /// The `source` of built-in events.

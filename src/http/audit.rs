@@ -103,7 +103,7 @@ pub struct AuditPage {
     get,
     path = "/api/v1/audit",
     tag = "audit",
-    security(("admin_token" = [])),
+    security(("api_key" = ["audit:read"])),
     params(AuditQuery),
     responses(
         (status = 200, description = "A page of audit rows", body = AuditPage),
@@ -132,7 +132,7 @@ async fn list(
     get,
     path = "/api/v1/audit/export",
     tag = "audit",
-    security(("admin_token" = [])),
+    security(("api_key" = ["audit:read"])),
     params(AuditQuery),
     responses(
         (status = 200, description = "One audit row a line", content_type = "application/x-ndjson"),

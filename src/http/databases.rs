@@ -1,6 +1,6 @@
 //! `/api/v1/databases`: the platform database registry. Register, list, read, change and
 //! delete databases, and check that one answers. Passwords go in and never come out.
-//! Admin token.
+//! Scopes `databases:read` and `databases:write`.
 
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
@@ -49,7 +49,7 @@ fn can_seal(state: &AppState, input: &DatabaseInput) -> Result<(), ApiError> {
     post,
     path = "/api/v1/databases",
     tag = "databases",
-    security(("admin_token" = [])),
+    security(("api_key" = ["databases:write"])),
     request_body = DatabaseInput,
     responses(
         (status = 201, description = "Registered", body = Database),
@@ -79,7 +79,7 @@ pub struct DatabasePage {
     get,
     path = "/api/v1/databases",
     tag = "databases",
-    security(("admin_token" = [])),
+    security(("api_key" = ["databases:read"])),
     params(PageQuery),
     responses(
         (status = 200, description = "A page of databases", body = DatabasePage),
@@ -105,7 +105,7 @@ async fn list(
     get,
     path = "/api/v1/databases/{id}",
     tag = "databases",
-    security(("admin_token" = [])),
+    security(("api_key" = ["databases:read"])),
     params(("id" = String, Path)),
     responses(
         (status = 200, description = "The database", body = Database),
@@ -128,7 +128,7 @@ async fn get_database(
     patch,
     path = "/api/v1/databases/{id}",
     tag = "databases",
-    security(("admin_token" = [])),
+    security(("api_key" = ["databases:write"])),
     params(("id" = String, Path)),
     request_body = DatabaseInput,
     responses(
@@ -156,7 +156,7 @@ async fn update(
     delete,
     path = "/api/v1/databases/{id}",
     tag = "databases",
-    security(("admin_token" = [])),
+    security(("api_key" = ["databases:write"])),
     params(("id" = String, Path)),
     responses(
         (status = 204, description = "Removed"),
@@ -180,7 +180,7 @@ async fn delete_database(
     post,
     path = "/api/v1/databases/{id}/check",
     tag = "databases",
-    security(("admin_token" = [])),
+    security(("api_key" = ["databases:write"])),
     params(("id" = String, Path)),
     responses(
         (status = 200, description = "What the check found", body = CheckReport),

@@ -1,7 +1,7 @@
 //! `/api/v1/events`: an application sends its own events (one, or a batch of up to 1000),
 //! which reach every webhook endpoint subscribed to their type, the audit log and, when
 //! they name one, a realtime channel; and anyone reads an event back with its deliveries.
-//! Admin token.
+//! Scopes `events:write`, `audit:read` (an event) and `webhooks:read` (its deliveries).
 
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -83,7 +83,7 @@ async fn store(state: &AppState, events: Vec<Event>) -> Result<Accepted, ApiErro
     post,
     path = "/api/v1/events",
     tag = "events",
-    security(("admin_token" = [])),
+    security(("api_key" = ["events:write"])),
     request_body = NewEvent,
     params(("Idempotency-Key" = Option<String>, Header, description = "A repeat of the request with the same key is a no-op (when the event names no id)")),
     responses(
@@ -113,7 +113,7 @@ async fn send(
     post,
     path = "/api/v1/events/batch",
     tag = "events",
-    security(("admin_token" = [])),
+    security(("api_key" = ["events:write"])),
     request_body = BatchRequest,
     params(("Idempotency-Key" = Option<String>, Header, description = "A repeat of the request with the same key is a no-op (for events that name no id)")),
     responses(
@@ -168,7 +168,7 @@ pub struct EventView {
     get,
     path = "/api/v1/events/{id}",
     tag = "events",
-    security(("admin_token" = [])),
+    security(("api_key" = ["audit:read"])),
     params(("id" = String, Path)),
     responses(
         (status = 200, description = "The event", body = EventView),
@@ -205,7 +205,7 @@ pub struct EventDeliveriesQuery {
     get,
     path = "/api/v1/events/{id}/deliveries",
     tag = "events",
-    security(("admin_token" = [])),
+    security(("api_key" = ["webhooks:read"])),
     params(("id" = String, Path), EventDeliveriesQuery),
     responses(
         (status = 200, description = "A page of deliveries", body = DeliveryPage),

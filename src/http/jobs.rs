@@ -1,5 +1,6 @@
 //! `/api/v1/jobs`: enqueue (single and batch), read a job's state, cancel a job that has
-//! not started, and retry a dead one. Admin token.
+//! not started, and retry a dead one. Scopes `jobs:read` and
+//! `jobs:write`.
 
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -64,7 +65,7 @@ fn not_found(id: &str) -> ApiError {
     post,
     path = "/api/v1/jobs",
     tag = "jobs",
-    security(("admin_token" = [])),
+    security(("api_key" = ["jobs:write"])),
     request_body = EnqueueRequest,
     params(("Idempotency-Key" = Option<String>, Header, description = "Same as the body's idempotency_key")),
     responses(
@@ -123,7 +124,7 @@ pub struct BatchEntry {
     post,
     path = "/api/v1/jobs/batch",
     tag = "jobs",
-    security(("admin_token" = [])),
+    security(("api_key" = ["jobs:write"])),
     request_body = BatchRequest,
     responses(
         (status = 202, description = "All queued", body = BatchResponse),
@@ -172,7 +173,7 @@ async fn enqueue_batch(
     get,
     path = "/api/v1/jobs/{id}",
     tag = "jobs",
-    security(("admin_token" = [])),
+    security(("api_key" = ["jobs:read"])),
     params(("id" = String, Path, description = "Job id")),
     responses(
         (status = 200, description = "The job", body = JobView),
@@ -192,7 +193,7 @@ async fn get_job(
     delete,
     path = "/api/v1/jobs/{id}",
     tag = "jobs",
-    security(("admin_token" = [])),
+    security(("api_key" = ["jobs:write"])),
     params(("id" = String, Path, description = "Job id")),
     responses(
         (status = 200, description = "Cancelled", body = JobView),
@@ -231,7 +232,7 @@ async fn cancel_job(
     post,
     path = "/api/v1/jobs/{id}/retry",
     tag = "jobs",
-    security(("admin_token" = [])),
+    security(("api_key" = ["jobs:write"])),
     params(("id" = String, Path, description = "Job id")),
     responses(
         (status = 202, description = "Queued again", body = JobView),

@@ -1,5 +1,5 @@
 //! `GET /api/metrics` (JSON: system, database, redis, queues, instances) and `GET /metrics`
-//! (Prometheus text). Both need the admin token.
+//! (Prometheus text). Both need `metrics:read`.
 
 use std::collections::BTreeMap;
 
@@ -71,10 +71,11 @@ struct Redis {
     get,
     path = "/api/metrics",
     tag = "operations",
-    security(("admin_token" = [])),
+    security(("api_key" = ["metrics:read"])),
     responses(
         (status = 200, description = "Current figures", body = Metrics),
-        (status = 401, description = "Missing or wrong admin token", body = super::problem::Problem),
+        (status = 401, description = "No or bad credentials", body = super::problem::Problem),
+        (status = 403, description = "The credentials lack metrics:read", body = super::problem::Problem),
     )
 )]
 async fn metrics_json(State(state): State<AppState>) -> Result<axum::Json<Metrics>, ApiError> {
@@ -122,10 +123,11 @@ async fn metrics_json(State(state): State<AppState>) -> Result<axum::Json<Metric
     get,
     path = "/metrics",
     tag = "operations",
-    security(("admin_token" = [])),
+    security(("api_key" = ["metrics:read"])),
     responses(
         (status = 200, description = "Prometheus text format", content_type = "text/plain", body = String),
-        (status = 401, description = "Missing or wrong admin token", body = super::problem::Problem),
+        (status = 401, description = "No or bad credentials", body = super::problem::Problem),
+        (status = 403, description = "The credentials lack metrics:read", body = super::problem::Problem),
     )
 )]
 async fn prometheus(State(state): State<AppState>) -> impl IntoResponse {

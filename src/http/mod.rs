@@ -12,6 +12,7 @@ pub mod files;
 mod graceful;
 pub mod health;
 pub mod jobs;
+pub mod keys;
 pub mod metrics;
 pub mod middleware;
 pub mod openapi;
@@ -51,12 +52,12 @@ pub fn health_routes() -> OpenApiRouter<AppState> {
 }
 
 /// The API's routes without the admin gate: health, and file downloads, which authorize
-/// themselves (admin token, signed URL or public bucket).
+/// themselves (a caller with `files:read`, a signed URL or a public bucket).
 pub fn public_routes() -> OpenApiRouter<AppState> {
     health_routes().merge(files::content_router())
 }
 
-/// Routes behind the admin token. Later resources merge in here.
+/// Routes behind the scope gate ([`auth`]). Later resources merge in here.
 pub fn admin_routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .merge(metrics::router())
@@ -69,6 +70,7 @@ pub fn admin_routes() -> OpenApiRouter<AppState> {
         .merge(events::router())
         .merge(webhooks::router())
         .merge(databases::router())
+        .merge(keys::router())
 }
 
 /// The whole API of `app serve`.
@@ -95,8 +97,8 @@ impl<S> HttpService for S where
 {
 }
 
-/// Puts the admin gate on `admin`, adds the OpenAPI document of both, and wraps everything
-/// in the edge middleware.
+/// Puts the scope gate on `admin`, adds the OpenAPI document of both (open to all: it is
+/// the same for every deployment), and wraps everything in the edge middleware.
 ///
 /// The edge wraps the router as a whole rather than each route: axum clones a route's
 /// layered service for every request, so per-route layers cost an allocation each. Only
@@ -106,10 +108,18 @@ pub fn build(
     public: OpenApiRouter<AppState>,
     admin: OpenApiRouter<AppState>,
 ) -> impl HttpService {
-    let gate = axum::middleware::from_fn_with_state(state.clone(), auth::require_admin);
-    let (router, doc) = public
-        .merge(admin.route_layer(gate.clone()))
-        .split_for_parts();
+    let (admin, admin_doc) = admin.split_for_parts();
+    // The gate reads each route's scope from the routes' own document.
+    let gate = axum::middleware::from_fn_with_state(
+        auth::Gate {
+            state: state.clone(),
+            routes: auth::RouteScopes::from_doc(&admin_doc),
+        },
+        auth::require_scope,
+    );
+    let (public, mut doc) = public.split_for_parts();
+    doc.merge(admin_doc);
+    let router = public.merge(admin.route_layer(gate));
     let document = openapi::Document::new(doc);
     let limits = middleware::Limits {
         request_timeout: state.settings.http.request_timeout(),
@@ -117,7 +127,7 @@ pub fn build(
     };
     let state_metrics = state.requests.clone();
     let router = router
-        .merge(openapi::router(document).route_layer(gate))
+        .merge(openapi::router(document))
         .layer(middleware::RecordRouteLayer)
         .fallback(middleware::not_found)
         .with_state(state);

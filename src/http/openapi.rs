@@ -1,5 +1,6 @@
 //! The OpenAPI 3.1 document, assembled from the `#[utoipa::path]` of every route as the
-//! routers are merged, and served at `GET /api/openapi.json` (admin token).
+//! routers are merged, and served at `GET /api/openapi.json` (open to all: it is the same
+//! for every deployment).
 
 use std::sync::Arc;
 
@@ -20,7 +21,7 @@ use crate::state::AppState;
         title = "Switchyard",
         description = "Jobs, schedules, realtime, files, webhooks and audit logs for a Railway project, over HTTP. Errors are RFC 9457 problem documents.",
     ),
-    modifiers(&AdminToken),
+    modifiers(&ApiKey),
     components(schemas(super::problem::Problem)),
     tags(
         (name = "operations", description = "Health, metrics and this document"),
@@ -31,19 +32,23 @@ use crate::state::AppState;
         (name = "events", description = "Application events: send one or a batch; read an event and its deliveries"),
         (name = "databases", description = "The platform database registry: register, change and check databases"),
         (name = "webhooks", description = "Webhook endpoints, secret rotation, the delivery log, replay and recovery"),
+        (name = "keys", description = "Scoped API keys: make, list and revoke"),
     ),
 )]
 pub struct ApiDoc;
 
-struct AdminToken;
+struct ApiKey;
 
-impl Modify for AdminToken {
+impl Modify for ApiKey {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
         let components = openapi.components.get_or_insert_with(Default::default);
-        components.add_security_scheme(
-            "admin_token",
-            SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)),
+        let mut scheme = Http::new(HttpAuthScheme::Bearer);
+        scheme.description = Some(
+            "An API key (`sy_<prefix>_<secret>`) or the admin token. Each operation names \
+             the one scope it needs; the admin token holds every scope."
+                .into(),
         );
+        components.add_security_scheme(super::auth::SCHEME, SecurityScheme::Http(scheme));
     }
 }
 

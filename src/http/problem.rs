@@ -16,8 +16,13 @@ pub enum ApiError {
     BadRequest(String),
     #[error("the request body is not valid JSON: {0}")]
     MalformedJson(String),
-    #[error("this endpoint needs the admin token: send Authorization: Bearer <ADMIN_TOKEN>")]
+    #[error(
+        "this endpoint needs credentials: send Authorization: Bearer <an API key or the admin token>"
+    )]
     Unauthorized,
+    /// The caller is known but lacks the scope the route needs; the body names it.
+    #[error("this endpoint needs the scope {0}, which these credentials do not have")]
+    MissingScope(crate::auth::scopes::Scope),
     #[error("{0}")]
     Forbidden(String),
     #[error("{0}")]
@@ -76,7 +81,7 @@ impl ApiError {
         match self {
             Self::BadRequest(_) | Self::MalformedJson(_) => StatusCode::BAD_REQUEST,
             Self::Unauthorized => StatusCode::UNAUTHORIZED,
-            Self::Forbidden(_) => StatusCode::FORBIDDEN,
+            Self::Forbidden(_) | Self::MissingScope(_) => StatusCode::FORBIDDEN,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::Conflict(_) => StatusCode::CONFLICT,
             Self::PayloadTooLarge { .. } | Self::FieldTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
@@ -102,6 +107,7 @@ impl ApiError {
             Self::MalformedJson(_) => "malformed_json",
             Self::Unauthorized => "unauthorized",
             Self::Forbidden(_) => "forbidden",
+            Self::MissingScope(_) => "insufficient_scope",
             Self::NotFound(_) => "not_found",
             Self::Conflict(_) => "conflict",
             Self::PayloadTooLarge { .. } | Self::FieldTooLarge(_) => "payload_too_large",
@@ -202,6 +208,9 @@ impl IntoResponse for ApiError {
         if let Self::Invalid(invalid) | Self::FieldTooLarge(invalid) = &self {
             problem.field = Some(invalid.field.clone());
         }
+        if let Self::MissingScope(scope) = &self {
+            problem.required_scope = Some(scope.to_string());
+        }
         let mut response = problem.into_response();
         if matches!(
             self,
@@ -245,6 +254,9 @@ pub struct Problem {
     /// that can tell which field is too large).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub field: Option<String>,
+    /// For a 403 `insufficient_scope`: the scope the route needs.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub required_scope: Option<String>,
 }
 
 impl Problem {
@@ -257,6 +269,7 @@ impl Problem {
             code: code.to_string(),
             request_id: current_request_id(),
             field: None,
+            required_scope: None,
         }
     }
 

@@ -1,5 +1,6 @@
 //! `/api/v1/queues`: each declared queue's counts and last-minute throughput, and its dead
-//! jobs: a cursor-paginated list, retry of all, and delete of one. Admin token.
+//! jobs: a cursor-paginated list, retry of all, and delete of one. Scopes `queues:read` and
+//! `queues:write`.
 
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
@@ -53,7 +54,7 @@ pub struct QueueList {
     get,
     path = "/api/v1/queues",
     tag = "jobs",
-    security(("admin_token" = [])),
+    security(("api_key" = ["queues:read"])),
     responses((status = 200, description = "Counts per queue", body = QueueList))
 )]
 async fn list_queues(State(state): State<AppState>) -> Result<axum::Json<QueueList>, ApiError> {
@@ -103,7 +104,7 @@ pub struct DeadPage {
     get,
     path = "/api/v1/queues/{queue}/dead",
     tag = "jobs",
-    security(("admin_token" = [])),
+    security(("api_key" = ["queues:read"])),
     params(("queue" = String, Path), PageQuery),
     responses(
         (status = 200, description = "A page of dead jobs", body = DeadPage),
@@ -138,7 +139,7 @@ pub struct Retried {
     post,
     path = "/api/v1/queues/{queue}/dead/retry",
     tag = "jobs",
-    security(("admin_token" = [])),
+    security(("api_key" = ["queues:write"])),
     params(("queue" = String, Path)),
     responses(
         (status = 202, description = "Queued again", body = Retried),
@@ -159,7 +160,7 @@ async fn retry_dead(
     delete,
     path = "/api/v1/queues/{queue}/dead/{id}",
     tag = "jobs",
-    security(("admin_token" = [])),
+    security(("api_key" = ["queues:write"])),
     params(("queue" = String, Path), ("id" = String, Path)),
     responses(
         (status = 204, description = "Deleted"),

@@ -1,5 +1,6 @@
 //! `/api/v1/realtime`: the WebSocket endpoint (on `app realtime` and `app dev`), and
-//! publishing and token minting (admin token, on every mode that serves the API).
+//! publishing (`realtime:publish`) and token minting (`realtime:token`), on every mode
+//! that serves the API.
 //!
 //! Before a socket is upgraded, the edge checks, in order: the `Origin` against
 //! `realtime.allowed_origins` (403), the client address's attempts this minute against
@@ -29,7 +30,7 @@ use crate::realtime::token::{Claims, TokenKey};
 use crate::realtime::{Realtime, channel, socket};
 use crate::state::AppState;
 
-/// Publishing and minting, behind the admin token.
+/// Publishing and minting, behind the scope gate.
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(publish))
@@ -68,7 +69,7 @@ pub struct Published {
     post,
     path = "/api/v1/realtime/publish",
     tag = "realtime",
-    security(("admin_token" = [])),
+    security(("api_key" = ["realtime:publish"])),
     request_body = PublishRequest,
     responses(
         (status = 200, description = "Published", body = Published),
@@ -120,7 +121,7 @@ pub struct MintedToken {
     post,
     path = "/api/v1/realtime/token",
     tag = "realtime",
-    security(("admin_token" = [])),
+    security(("api_key" = ["realtime:token"])),
     request_body = TokenRequest,
     responses(
         (status = 200, description = "A token", body = MintedToken),

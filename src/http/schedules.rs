@@ -1,5 +1,6 @@
 //! `/api/v1/schedules`: every cron schedule with its next and last run, and a manual
-//! trigger. Admin token.
+//! trigger. Scopes `schedules:read`
+//! and `schedules:write`.
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -46,7 +47,7 @@ pub struct ScheduleList {
     get,
     path = "/api/v1/schedules",
     tag = "schedules",
-    security(("admin_token" = [])),
+    security(("api_key" = ["schedules:read"])),
     responses((status = 200, description = "The schedules", body = ScheduleList))
 )]
 async fn list_schedules(
@@ -92,7 +93,7 @@ pub struct Triggered {
     post,
     path = "/api/v1/schedules/{name}/run",
     tag = "schedules",
-    security(("admin_token" = [])),
+    security(("api_key" = ["schedules:write"])),
     params(("name" = String, Path)),
     responses(
         (status = 202, description = "Enqueued", body = Triggered),

@@ -1,6 +1,7 @@
 //! `/api/v1/webhooks`: register, read, change and delete webhook endpoints, rotate their
 //! secrets, send a test event, read the delivery log, replay one delivery and recover
-//! every failed one since a time. Admin token.
+//! every failed one since a time. Scopes `webhooks:read`
+//! and `webhooks:write`.
 
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
@@ -86,7 +87,7 @@ pub struct CreatedEndpoint {
     post,
     path = "/api/v1/webhooks",
     tag = "webhooks",
-    security(("admin_token" = [])),
+    security(("api_key" = ["webhooks:write"])),
     request_body = EndpointInput,
     responses(
         (status = 201, description = "Registered; the secret is shown this once", body = CreatedEndpoint),
@@ -118,7 +119,7 @@ pub struct EndpointList {
     get,
     path = "/api/v1/webhooks",
     tag = "webhooks",
-    security(("admin_token" = [])),
+    security(("api_key" = ["webhooks:read"])),
     responses((status = 200, description = "The endpoints", body = EndpointList))
 )]
 async fn list(State(state): State<AppState>) -> Result<axum::Json<EndpointList>, ApiError> {
@@ -131,7 +132,7 @@ async fn list(State(state): State<AppState>) -> Result<axum::Json<EndpointList>,
     get,
     path = "/api/v1/webhooks/{id}",
     tag = "webhooks",
-    security(("admin_token" = [])),
+    security(("api_key" = ["webhooks:read"])),
     params(("id" = String, Path)),
     responses(
         (status = 200, description = "The endpoint", body = Endpoint),
@@ -154,7 +155,7 @@ async fn get_endpoint(
     patch,
     path = "/api/v1/webhooks/{id}",
     tag = "webhooks",
-    security(("admin_token" = [])),
+    security(("api_key" = ["webhooks:write"])),
     params(("id" = String, Path)),
     request_body = EndpointInput,
     responses(
@@ -182,7 +183,7 @@ async fn update(
     delete,
     path = "/api/v1/webhooks/{id}",
     tag = "webhooks",
-    security(("admin_token" = [])),
+    security(("api_key" = ["webhooks:write"])),
     params(("id" = String, Path)),
     responses(
         (status = 204, description = "Deleted"),
@@ -214,7 +215,7 @@ pub struct RotatedSecret {
     post,
     path = "/api/v1/webhooks/{id}/rotate-secret",
     tag = "webhooks",
-    security(("admin_token" = [])),
+    security(("api_key" = ["webhooks:write"])),
     params(("id" = String, Path)),
     responses(
         (status = 200, description = "The new secret", body = RotatedSecret),
@@ -244,7 +245,7 @@ async fn rotate_secret(
     post,
     path = "/api/v1/webhooks/{id}/test",
     tag = "webhooks",
-    security(("admin_token" = [])),
+    security(("api_key" = ["webhooks:write"])),
     params(("id" = String, Path)),
     responses(
         (status = 202, description = "The test delivery; follow it in the delivery log", body = Delivery),
@@ -281,7 +282,7 @@ pub struct DeliveriesQuery {
     get,
     path = "/api/v1/webhooks/{id}/deliveries",
     tag = "webhooks",
-    security(("admin_token" = [])),
+    security(("api_key" = ["webhooks:read"])),
     params(("id" = String, Path), DeliveriesQuery),
     responses(
         (status = 200, description = "A page of deliveries", body = DeliveryPage),
@@ -337,7 +338,7 @@ fn delivery_not_found(id: &str) -> ApiError {
     get,
     path = "/api/v1/webhooks/{id}/deliveries/{delivery_id}",
     tag = "webhooks",
-    security(("admin_token" = [])),
+    security(("api_key" = ["webhooks:read"])),
     params(("id" = String, Path), ("delivery_id" = String, Path)),
     responses(
         (status = 200, description = "The delivery and its attempts", body = DeliveryDetail),
@@ -363,7 +364,7 @@ async fn get_delivery(
     post,
     path = "/api/v1/webhooks/{id}/deliveries/{delivery_id}/replay",
     tag = "webhooks",
-    security(("admin_token" = [])),
+    security(("api_key" = ["webhooks:write"])),
     params(("id" = String, Path), ("delivery_id" = String, Path)),
     responses(
         (status = 202, description = "Sent again", body = Delivery),
@@ -414,7 +415,7 @@ pub struct Recovered {
     post,
     path = "/api/v1/webhooks/{id}/recover",
     tag = "webhooks",
-    security(("admin_token" = [])),
+    security(("api_key" = ["webhooks:write"])),
     params(("id" = String, Path), RecoverQuery),
     responses(
         (status = 202, description = "Sent again", body = Recovered),

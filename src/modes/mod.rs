@@ -6,6 +6,7 @@ pub mod config_check;
 pub mod dev;
 pub mod healthcheck;
 pub mod jobs;
+pub mod keys;
 pub mod migrate;
 pub mod realtime;
 pub mod scheduler;

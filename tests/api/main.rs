@@ -14,6 +14,7 @@ mod handlers;
 mod harness;
 mod health;
 mod jobs;
+mod keys;
 mod operations;
 mod outages;
 mod queue;

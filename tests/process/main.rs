@@ -7,6 +7,7 @@ mod common;
 mod cli;
 mod events;
 mod jobs;
+mod keys;
 mod lifecycle;
 mod migrate;
 mod realtime;

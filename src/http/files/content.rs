@@ -11,6 +11,7 @@ use serde::Deserialize;
 use utoipa::IntoParams;
 
 use super::shared::{find, storage_down};
+use crate::auth::scopes::FILES_READ;
 use crate::http::auth;
 use crate::http::problem::{ApiError, Problem};
 use crate::state::AppState;
@@ -30,20 +31,21 @@ pub struct ContentQuery {
     pub download: bool,
 }
 
-/// Downloads a file. Needs the admin token, a signed URL's `expires` and `signature`, or
-/// a public bucket. Supports one `Range` (206, or 416 when no byte of it exists),
+/// Downloads a file. Needs credentials with `files:read`, a signed URL's `expires` and
+/// `signature`, or a public bucket. Supports one `Range` (206, or 416 when no byte of it exists),
 /// `If-None-Match` (304) and `If-Range`.
 #[utoipa::path(
     get,
     path = "/api/v1/files/{id}/content",
     tag = "files",
+    security(("api_key" = ["files:read"]), ()),
     params(("id" = String, Path), ContentQuery),
     responses(
         (status = 200, description = "The contents", content_type = "application/octet-stream"),
         (status = 206, description = "The requested range", content_type = "application/octet-stream"),
         (status = 304, description = "Unchanged (If-None-Match)"),
         (status = 401, description = "No credentials", body = Problem),
-        (status = 403, description = "An expired or tampered signed URL", body = Problem),
+        (status = 403, description = "An expired or tampered signed URL, or credentials without files:read", body = Problem),
         (status = 404, description = "No such file", body = Problem),
         (status = 416, description = "No byte of the range exists", body = Problem),
         (status = 503, description = "Storage is down", body = Problem),
@@ -56,7 +58,8 @@ pub(super) async fn content(
     method: Method,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let admin = auth::is_admin(&state, &headers);
+    let caller = auth::caller(&state, &headers).await?;
+    let admin = caller.as_ref().is_some_and(|c| c.allows(FILES_READ));
     let signed = match (&query.expires, &query.signature) {
         (Some(expires), Some(signature)) if !admin => {
             let parsed = id
@@ -80,6 +83,9 @@ pub(super) async fn content(
         // Without credentials, a missing file and a private one look the same.
         match find(&state, &id).await {
             Ok(file) if state.storage.bucket(&file.bucket).is_some_and(|b| b.public) => file,
+            Ok(_) | Err(ApiError::NotFound(_)) if caller.is_some() => {
+                return Err(ApiError::MissingScope(FILES_READ));
+            }
             Ok(_) | Err(ApiError::NotFound(_)) => return Err(ApiError::Unauthorized),
             Err(other) => return Err(other),
         }

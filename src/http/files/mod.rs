@@ -73,7 +73,7 @@ pub struct FilePage {
     get,
     path = "/api/v1/files",
     tag = "files",
-    security(("admin_token" = [])),
+    security(("api_key" = ["files:read"])),
     params(ListQuery),
     responses(
         (status = 200, description = "A page of files", body = FilePage),
@@ -113,7 +113,7 @@ async fn list(
     get,
     path = "/api/v1/files/{id}",
     tag = "files",
-    security(("admin_token" = [])),
+    security(("api_key" = ["files:read"])),
     params(("id" = String, Path)),
     responses(
         (status = 200, description = "The file", body = FileRecord),
@@ -133,7 +133,7 @@ async fn get_file(
     delete,
     path = "/api/v1/files/{id}",
     tag = "files",
-    security(("admin_token" = [])),
+    security(("api_key" = ["files:write"])),
     params(("id" = String, Path)),
     responses(
         (status = 204, description = "Deleted"),
@@ -186,7 +186,7 @@ pub struct SignedUrl {
     post,
     path = "/api/v1/files/{id}/url",
     tag = "files",
-    security(("admin_token" = [])),
+    security(("api_key" = ["files:read"])),
     params(("id" = String, Path)),
     request_body(content = Option<SignRequest>, content_type = "application/json"),
     responses(

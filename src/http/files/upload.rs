@@ -38,7 +38,7 @@ pub struct UploadQuery {
     post,
     path = "/api/v1/files",
     tag = "files",
-    security(("admin_token" = [])),
+    security(("api_key" = ["files:write"])),
     params(UploadQuery),
     request_body(content = Vec<u8>, description = "multipart/form-data with a `file` field, or the raw contents", content_type = "application/octet-stream"),
     responses(
