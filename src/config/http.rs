@@ -19,6 +19,14 @@ pub struct HttpSettings {
     pub body_limit_bytes: usize,
     /// A connection whose request headers take longer is closed (slow-client guard).
     pub header_read_timeout_seconds: u64,
+    /// Browser origins allowed to call the API cross-origin (`https://app.example.com`,
+    /// `https://*.example.com`, or `*` for any); empty answers no CORS request.
+    #[serde(default, deserialize_with = "super::list_or_csv")]
+    pub cors_allowed_origins: Vec<String>,
+    /// Whether cross-origin requests may carry cookies or HTTP authentication; never with
+    /// `*`. API keys go in `Authorization`, which needs no credentials mode.
+    #[serde(default)]
+    pub cors_allow_credentials: bool,
 }
 
 impl HttpSettings {
@@ -86,6 +94,22 @@ pub(super) fn validate(
     ])?;
     if http.body_limit_bytes < 1024 {
         return Err(("http.body_limit_bytes", "must be at least 1024".into()));
+    }
+    for origin in &http.cors_allowed_origins {
+        if origin != "*" && !super::realtime::valid_origin(origin) {
+            return Err((
+                "http.cors_allowed_origins",
+                format!(
+                    "{origin:?} is not an origin: scheme://host[:port] (the host may start with *.), or *"
+                ),
+            ));
+        }
+    }
+    if http.cors_allow_credentials && http.cors_allowed_origins.iter().any(|o| o == "*") {
+        return Err((
+            "http.cors_allow_credentials",
+            "cannot be true while http.cors_allowed_origins allows any origin (*)".into(),
+        ));
     }
     if shutdown.drain_seconds > 3600 {
         return Err(("shutdown.drain_seconds", "must be at most 3600".into()));

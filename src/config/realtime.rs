@@ -114,7 +114,7 @@ pub(super) fn validate(s: &RealtimeSettings) -> Result<(), (&'static str, String
 }
 
 /// `scheme://host[:port]` with nothing after, the host optionally `*.`-prefixed.
-fn valid_origin(origin: &str) -> bool {
+pub(super) fn valid_origin(origin: &str) -> bool {
     let Some((scheme, rest)) = origin.split_once("://") else {
         return false;
     };

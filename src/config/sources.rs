@@ -29,6 +29,10 @@ pub const ENVIRONMENT: &[(&str, &str)] = &[
         "HTTP_HEADER_READ_TIMEOUT_SECONDS",
         "http.header_read_timeout_seconds",
     ),
+    // FastAPI deployments often name it CORS_ORIGINS; the canonical name wins when both are set.
+    ("CORS_ORIGINS", "http.cors_allowed_origins"),
+    ("CORS_ALLOWED_ORIGINS", "http.cors_allowed_origins"),
+    ("CORS_ALLOW_CREDENTIALS", "http.cors_allow_credentials"),
     ("LOG_LEVEL", "log.level"),
     ("RUST_LOG", "log.filter"),
     ("LOG_FORMAT", "log.format"),

@@ -276,3 +276,42 @@ fn the_default_retry_schedule_is_svixs() {
     assert_eq!(minutes, [0, 5, 30, 120, 300, 600, 600]);
     assert_eq!(webhooks.attempts(), 8);
 }
+
+#[test]
+fn cors_origins_are_checked_and_any_origin_refuses_credentials() {
+    let loaded = load_with(&[(
+        "CORS_ORIGINS",
+        "https://a.example.com, https://*.b.example.com",
+    )])
+    .unwrap();
+    assert_eq!(
+        loaded.settings.http.cors_allowed_origins,
+        ["https://a.example.com", "https://*.b.example.com"]
+    );
+    let both = load_with(&[
+        ("CORS_ORIGINS", "https://old.example.com"),
+        ("CORS_ALLOWED_ORIGINS", "https://new.example.com"),
+    ])
+    .unwrap();
+    assert_eq!(
+        both.settings.http.cors_allowed_origins,
+        ["https://new.example.com"],
+        "the canonical name wins"
+    );
+    let error = load_with(&[("CORS_ALLOWED_ORIGINS", "https://a.example.com/path")])
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(
+        error.contains("http.cors_allowed_origins") && error.contains("CORS_ALLOWED_ORIGINS"),
+        "{error}"
+    );
+    let error = load_with(&[
+        ("CORS_ALLOWED_ORIGINS", "*"),
+        ("CORS_ALLOW_CREDENTIALS", "true"),
+    ])
+    .err()
+    .unwrap()
+    .to_string();
+    assert!(error.contains("http.cors_allow_credentials"), "{error}");
+}

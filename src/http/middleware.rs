@@ -177,6 +177,7 @@ where
             edge: self.edge.clone(),
             method,
             started,
+            https: super::browser::forwarded_https(request.headers()),
         };
         // Oversized targets and headers get a problem document here, not hyper's bare
         // status with an empty body.
@@ -241,6 +242,8 @@ struct Done {
     edge: Edge,
     method: Method,
     started: Instant,
+    /// The request came over HTTPS (by the proxy's word): the answer gets HSTS.
+    https: bool,
 }
 
 pin_project_lite::pin_project! {
@@ -341,8 +344,10 @@ where
 }
 
 impl Done {
-    /// Stamps the request id, writes the access-log line and records the metrics.
+    /// Stamps the request id and the security headers, writes the access-log line and
+    /// records the metrics.
     fn finish(&self, mut response: Response, context: Option<&RequestContext>) -> Response {
+        super::browser::secure(response.headers_mut(), self.https);
         let request_id = context.map_or("", |c| c.id.as_str());
         if let Some(context) = context {
             response

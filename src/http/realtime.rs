@@ -22,6 +22,7 @@ use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use super::browser::origin_allowed;
 use super::extract::Json;
 use super::problem::{ApiError, Problem};
 use crate::invalid::Invalid;
@@ -306,26 +307,6 @@ fn with_retry_after(error: ApiError, seconds: u64) -> Response {
     response
 }
 
-/// Whether `origin` is in `allowed` (empty allows any); `https://*.example.com` covers the
-/// subdomains of `example.com`.
-pub fn origin_allowed(allowed: &[String], origin: &str) -> bool {
-    allowed.is_empty()
-        || allowed.iter().any(|pattern| {
-            if pattern.eq_ignore_ascii_case(origin) {
-                return true;
-            }
-            let Some((scheme, host)) = pattern.split_once("://*.") else {
-                return false;
-            };
-            let Some((origin_scheme, origin_host)) = origin.split_once("://") else {
-                return false;
-            };
-            let suffix = format!(".{}", host.to_ascii_lowercase());
-            origin_scheme.eq_ignore_ascii_case(scheme)
-                && origin_host.to_ascii_lowercase().ends_with(&suffix)
-        })
-}
-
 /// The client's address: from `header` when set and present (the last entry of a list,
 /// the one the nearest proxy wrote), else the peer's.
 fn client_address(header: &str, headers: &HeaderMap, peer: Option<SocketAddr>) -> String {
@@ -390,24 +371,6 @@ async fn over_attempts(realtime: &Realtime, address: &str) -> Option<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn origins_match_exactly_or_by_subdomain_wildcard() {
-        let allowed = vec![
-            "https://app.example.com".to_owned(),
-            "https://*.example.org".to_owned(),
-        ];
-        assert!(origin_allowed(&allowed, "https://app.example.com"));
-        assert!(origin_allowed(&allowed, "https://a.b.example.org"));
-        assert!(!origin_allowed(&allowed, "https://example.org"));
-        assert!(!origin_allowed(&allowed, "http://a.example.org"));
-        assert!(!origin_allowed(&allowed, "https://evil-example.org"));
-        assert!(!origin_allowed(
-            &allowed,
-            "https://app.example.com.evil.net"
-        ));
-        assert!(origin_allowed(&[], "https://anything.test"));
-    }
 
     #[test]
     fn the_client_address_comes_from_the_proxy_header_when_configured() {
