@@ -18,7 +18,7 @@ FLOORS = [
     # Foundations: settings types, errors, logging and metrics, shutdown, retry.
     ["config", "invalid", "cursor", "telemetry", "shutdown", "retry", "panic", "patch"],
     # Stores and clients.
-    ["db", "redis", "queue", "storage", "outbound", "instances", "sealed"],
+    ["db", "redis", "queue", "storage", "outbound", "instances", "sealed", "ratelimit"],
     # Domains.
     ["jobs", "scheduler", "realtime", "events", "health", "auth", "webhooks", "databases"],
     # Process wiring.

@@ -27,6 +27,7 @@ pub mod outbound;
 pub mod panic;
 pub mod patch;
 pub mod queue;
+pub mod ratelimit;
 pub mod realtime;
 pub mod redis;
 pub mod relay;

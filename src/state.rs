@@ -52,6 +52,8 @@ pub struct Shared {
     pub sealer: Sealer,
     /// Checks presented API keys.
     pub keys: crate::auth::keys::Verifier,
+    /// Request budgets in Redis.
+    pub limiter: crate::ratelimit::Limiter,
     /// Fires schedules and reads their last runs.
     pub scheduler: Scheduler,
     /// The kinds live workers handle, for refusing a typo at enqueue.
@@ -110,6 +112,7 @@ impl AppState {
         );
         let sealer = Sealer::new(&settings.encryption);
         let keys = crate::auth::keys::Verifier::new(db.clone(), &settings.encryption);
+        let limiter = crate::ratelimit::Limiter::new(redis.clone(), &settings.redis.key_prefix);
         let scheduler = Scheduler::new(
             queues.clone(),
             db.clone(),
@@ -139,6 +142,7 @@ impl AppState {
             realtime,
             sealer,
             keys,
+            limiter,
             scheduler,
             live_kinds,
             job_services,

@@ -27,6 +27,7 @@ mod http;
 mod jobs;
 mod log;
 mod outbound;
+mod rate_limit;
 mod realtime;
 mod scheduler;
 mod secret;
@@ -48,6 +49,7 @@ pub use http::{HealthSettings, HttpSettings, ShutdownSettings, StartupSettings};
 pub use jobs::{JobsSettings, WorkerSettings, valid_queue_name};
 pub use log::{LogFormat, LogSettings};
 pub use outbound::{MailDriver, MailSettings, OutboundSettings};
+pub use rate_limit::{Cidr, FailMode, Rate, RateGroup, RateLimitSettings};
 pub use realtime::RealtimeSettings;
 pub use scheduler::{CatchUp, ScheduleSettings, SchedulerSettings};
 pub use secret::{Secret, SecretUrl};
@@ -81,6 +83,7 @@ pub struct Settings {
     pub scheduler: SchedulerSettings,
     pub storage: StorageSettings,
     pub realtime: RealtimeSettings,
+    pub rate_limit: RateLimitSettings,
     /// Cron schedules: `[[schedule]]` tables, from `config/schedule.toml` or any layer.
     #[serde(default)]
     pub schedule: Vec<ScheduleSettings>,
@@ -228,6 +231,7 @@ fn validate(s: &Settings) -> Check {
     outbound::validate(&s.outbound, &s.mail)?;
     storage::validate(&s.storage)?;
     realtime::validate(&s.realtime)?;
+    rate_limit::validate(&s.rate_limit)?;
     scheduler::validate(&s.scheduler)
 }
 

@@ -157,6 +157,15 @@ pub const ENVIRONMENT: &[(&str, &str)] = &[
         "realtime.connections_per_ip_per_minute",
     ),
     ("REALTIME_CLIENT_IP_HEADER", "realtime.client_ip_header"),
+    ("RATE_LIMIT_RATE", "rate_limit.rate"),
+    ("RATE_LIMIT_BURST", "rate_limit.burst"),
+    ("RATE_LIMIT_FAILED_AUTH_RATE", "rate_limit.failed_auth_rate"),
+    (
+        "RATE_LIMIT_FAILED_AUTH_BURST",
+        "rate_limit.failed_auth_burst",
+    ),
+    ("RATE_LIMIT_ON_REDIS_DOWN", "rate_limit.on_redis_down"),
+    ("RATE_LIMIT_TRUSTED_PROXIES", "rate_limit.trusted_proxies"),
     ("REALTIME_ALLOWED_ORIGINS", "realtime.allowed_origins"),
     (
         "REALTIME_AUTH_TIMEOUT_SECONDS",

@@ -1,6 +1,7 @@
 //! The gate on every endpoint but health and the API document: who the caller is (the
-//! admin token or an API key, from [`crate::auth`]) and whether they hold the scope the
-//! matched route needs. 401 is no or bad credentials, 403 a missing scope, named.
+//! admin token or an API key, from [`crate::auth`]), whether they hold the scope the
+//! matched route needs, and whether they have budget left ([`super::limit`]). 401 is no
+//! or bad credentials, 403 a missing scope, named, 429 an exhausted budget.
 //!
 //! Each route declares its scope once, in its OpenAPI operation
 //! (`security(("api_key" = ["jobs:write"]))`), next to its handler; [`RouteScopes`]
@@ -11,15 +12,19 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use axum::extract::{MatchedPath, Request, State};
+use std::net::SocketAddr;
+
+use axum::extract::{ConnectInfo, MatchedPath, Request, State};
 use axum::http::{HeaderMap, Method, header};
 use axum::middleware::Next;
 use axum::response::Response;
 
+use super::limit;
 use super::problem::ApiError;
 use crate::auth::keys::Refusal;
 use crate::auth::scopes::Scope;
 use crate::auth::{Caller, bearer_token, keys};
+use crate::config::Cidr;
 use crate::state::AppState;
 
 /// The security scheme routes name their scope under.
@@ -93,10 +98,24 @@ impl RouteScopes {
 pub struct Gate {
     pub state: AppState,
     pub routes: RouteScopes,
+    /// `rate_limit.trusted_proxies`, parsed once.
+    pub trusted: Arc<Vec<Cidr>>,
 }
 
-/// Route layer: lets a request through when its caller holds the matched route's scope,
-/// and hands the handler the [`Caller`] as an extension.
+impl Gate {
+    pub fn new(state: AppState, routes: RouteScopes) -> Self {
+        let trusted = Arc::new(state.settings.rate_limit.trusted());
+        Self {
+            state,
+            routes,
+            trusted,
+        }
+    }
+}
+
+/// Route layer: lets a request through when its caller holds the matched route's scope
+/// and has budget left, and hands the handler the [`Caller`] as an extension. A failed
+/// authentication counts against its client address's budget of failures.
 pub async fn require_scope(
     State(gate): State<Gate>,
     mut request: Request,
@@ -107,9 +126,17 @@ pub async fn require_scope(
         .get::<MatchedPath>()
         .map(|p| p.as_str().to_owned())
         .unwrap_or_default();
-    let caller = caller(&gate.state, request.headers())
-        .await?
-        .ok_or(ApiError::Unauthorized)?;
+    let Some(caller) = caller(&gate.state, request.headers()).await? else {
+        let peer = request
+            .extensions()
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|c| c.0);
+        let address = limit::client_address(peer, request.headers(), &gate.trusted);
+        if let Err(refused) = limit::count_failure(&gate.state, address).await {
+            return Ok(refused);
+        }
+        return Err(ApiError::Unauthorized);
+    };
     match (gate.routes.needed(request.method(), &path), &caller) {
         (Some(scope), caller) if !caller.allows(scope) => {
             return Err(ApiError::MissingScope(scope));
@@ -122,8 +149,20 @@ pub async fn require_scope(
             ));
         }
     }
+    let who = match &caller {
+        Caller::Root => "root".to_owned(),
+        Caller::Key(key) => format!("key:{}", key.id),
+    };
+    let counted = match limit::count(&gate.state, &who, request.method(), &path).await {
+        Ok(counted) => counted,
+        Err(refused) => return Ok(refused),
+    };
     request.extensions_mut().insert(caller);
-    Ok(next.run(request).await)
+    let mut response = next.run(request).await;
+    if let Some(counted) = counted {
+        counted.stamp(&mut response);
+    }
+    Ok(response)
 }
 
 /// Who the request's credentials name, if they name anyone. A presented key that does

@@ -14,6 +14,7 @@ mod graceful;
 pub mod health;
 pub mod jobs;
 pub mod keys;
+pub mod limit;
 pub mod metrics;
 pub mod middleware;
 pub mod openapi;
@@ -112,10 +113,7 @@ pub fn build(
     let (admin, admin_doc) = admin.split_for_parts();
     // The gate reads each route's scope from the routes' own document.
     let gate = axum::middleware::from_fn_with_state(
-        auth::Gate {
-            state: state.clone(),
-            routes: auth::RouteScopes::from_doc(&admin_doc),
-        },
+        auth::Gate::new(state.clone(), auth::RouteScopes::from_doc(&admin_doc)),
         auth::require_scope,
     );
     let (public, mut doc) = public.split_for_parts();
@@ -224,9 +222,10 @@ pub async fn bind(host: std::net::IpAddr, port: u16) -> anyhow::Result<TcpListen
         .map_err(|e| anyhow::anyhow!("cannot listen on {address} (HOST, PORT): {e}"))
 }
 
-/// Adapts hyper's request body to axum's, as `axum::serve` does. An upgrade request also
-/// carries the peer's address (`ConnectInfo`), for the WebSocket endpoint's per-address
-/// limit; other requests skip the allocation.
+/// Adapts hyper's request body to axum's, as `axum::serve` does. Each request also
+/// carries the peer's address (`ConnectInfo`), for the per-address limits of the
+/// WebSocket endpoint and of failed authentications (the router allocates each request's
+/// extensions for its matched route anyway).
 #[derive(Clone)]
 struct MapRequestBody<S> {
     inner: S,
@@ -247,11 +246,9 @@ impl<S: HttpService> Service<hyper::Request<hyper::body::Incoming>> for MapReque
 
     fn call(&mut self, request: hyper::Request<hyper::body::Incoming>) -> S::Future {
         let mut request = request.map(Body::new);
-        if request.headers().contains_key(hyper::header::UPGRADE) {
-            request
-                .extensions_mut()
-                .insert(axum::extract::ConnectInfo(self.peer));
-        }
+        request
+            .extensions_mut()
+            .insert(axum::extract::ConnectInfo(self.peer));
         self.inner.call(request)
     }
 }

@@ -16,6 +16,7 @@ mod harness;
 mod health;
 mod jobs;
 mod keys;
+mod limits;
 mod operations;
 mod outages;
 mod queue;
