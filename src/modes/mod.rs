@@ -21,7 +21,7 @@ use crate::instances::Registration;
 use crate::state::AppState;
 
 /// The routes the worker and the scheduler serve on their port: health (open) and metrics
-/// (admin token), for the platform's checks and a scraper. Files are the API's.
+/// (`metrics:read`), for the platform's checks and a scraper. Files are the API's.
 pub fn operations_router(state: AppState) -> impl http::HttpService {
     http::build(state, http::health_routes(), http::metrics::router())
 }

@@ -37,7 +37,7 @@ pub async fn run(
 }
 
 /// The realtime process's routes: health, the WebSocket endpoint, and metrics, publishing
-/// and minting behind the admin token. Files are the API's.
+/// and minting behind the scope gate. Files are the API's.
 pub fn routes(state: &AppState, realtime: &Arc<Realtime>) -> impl http::HttpService {
     http::build(
         state.clone(),

@@ -1,6 +1,6 @@
-//! `GET /api/v1/files/{id}/content`: the download. Authorized by the admin token, a
-//! signed URL or a public bucket; one `Range`, `If-None-Match` and `If-Range`; local files
-//! read ahead in large chunks, other stores streamed through.
+//! `GET /api/v1/files/{id}/content`: the download. Authorized by credentials with
+//! `files:read`, a signed URL or a public bucket; one `Range`, `If-None-Match` and
+//! `If-Range`; local files read ahead in large chunks, other stores streamed through.
 
 use axum::body::Body;
 use axum::extract::{Path, Query, State};

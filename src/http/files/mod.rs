@@ -3,7 +3,7 @@
 //! ([`content`]).
 //!
 //! [`router`] holds the admin-token routes. [`content_router`] holds the download, which
-//! authorizes itself: the admin token, a signed URL, or a public bucket.
+//! authorizes itself: credentials with `files:read`, a signed URL, or a public bucket.
 //!
 //! Uploads stream: their route is declared with
 //! [`StreamsBody`](super::streaming::StreamsBody), so the request deadline does not cut them
@@ -173,7 +173,7 @@ pub struct SignRequest {
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct SignedUrl {
-    /// Works without the admin token until `expires_at`.
+    /// Works without credentials until `expires_at`.
     pub url: String,
     pub expires_at: chrono::DateTime<chrono::Utc>,
     /// The S3 presigned URL, when asked for.
@@ -265,7 +265,7 @@ async fn sign_url(
 }
 
 /// Where links point: `app.public_url`, Railway's public domain, else the host this
-/// request came to (it carries the admin token, so its `Host` is trusted).
+/// request came to (it carries credentials, so its `Host` is trusted).
 fn link_base(state: &AppState, headers: &HeaderMap) -> String {
     if let Some(url) = state.settings.public_url() {
         return url.as_str().trim_end_matches('/').to_owned();
