@@ -112,7 +112,11 @@ impl AppState {
         );
         let sealer = Sealer::new(&settings.encryption);
         let keys = crate::auth::keys::Verifier::new(db.clone(), &settings.encryption);
-        let limiter = crate::ratelimit::Limiter::new(redis.clone(), &settings.redis.key_prefix);
+        let limiter = crate::ratelimit::Limiter::connect(
+            settings.redis.url.expose(),
+            settings.redis.timeout(),
+            &settings.redis.key_prefix,
+        )?;
         let scheduler = Scheduler::new(
             queues.clone(),
             db.clone(),
