@@ -100,17 +100,19 @@ fn budget_for(
     method: &Method,
     path: &str,
 ) -> Option<(String, Budget)> {
-    let route = format!("{method} {path}");
-    for (name, group) in &settings.groups {
-        if group.routes.contains(&route) {
-            let rate = Rate::parse(&group.rate)?;
-            return Some((
-                name.clone(),
-                Budget {
-                    per_second: rate.0,
-                    burst: group.burst,
-                },
-            ));
+    if !settings.groups.is_empty() {
+        let route = format!("{method} {path}");
+        for (name, group) in &settings.groups {
+            if group.routes.contains(&route) {
+                let rate = Rate::parse(&group.rate)?;
+                return Some((
+                    name.clone(),
+                    Budget {
+                        per_second: rate.0,
+                        burst: group.burst,
+                    },
+                ));
+            }
         }
     }
     let rate = settings.rate()?;
