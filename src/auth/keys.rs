@@ -347,7 +347,7 @@ pub enum Refusal {
     Expired,
 }
 
-#[derive(Clone, Debug, sqlx::FromRow)]
+#[derive(Debug, sqlx::FromRow)]
 struct Row {
     id: uuid::Uuid,
     hash: Vec<u8>,
@@ -356,8 +356,18 @@ struct Row {
     revoked_at: Option<DateTime<Utc>>,
 }
 
-/// A key's row (or that there is none), with when it was read.
-type Cached = (Instant, Option<Row>);
+/// A key's row as checks use it, its scopes parsed once.
+#[derive(Debug)]
+struct Known {
+    id: uuid::Uuid,
+    hash: Vec<u8>,
+    scopes: Scopes,
+    expires_at: Option<DateTime<Utc>>,
+    revoked_at: Option<DateTime<Utc>>,
+}
+
+/// A key (or that there is none), with when its row was read.
+type Cached = (Instant, Option<Arc<Known>>);
 
 /// Checks presented keys, with the rows cached for [`ROW_TTL`].
 #[derive(Clone)]
@@ -399,16 +409,15 @@ impl Verifier {
         if row.expires_at.is_some_and(|at| at <= Utc::now()) {
             return Ok(Err(Refusal::Expired));
         }
-        let scopes = Scopes::parse(row.scopes.iter().map(String::as_str)).unwrap_or_default();
         self.note_use(row.id);
         Ok(Ok(KeyCaller {
             id: row.id,
             prefix: prefix.to_owned(),
-            scopes,
+            scopes: row.scopes.clone(),
         }))
     }
 
-    async fn row(&self, prefix: &str) -> anyhow::Result<Option<Row>> {
+    async fn row(&self, prefix: &str) -> anyhow::Result<Option<Arc<Known>>> {
         if let Ok(rows) = self.rows.lock()
             && let Some((read, row)) = rows.get(prefix)
             && read.elapsed() < ROW_TTL
@@ -422,6 +431,17 @@ impl Verifier {
         .fetch_optional(&self.db)
         .await
         .context("failed to read the API key")?;
+        let row = row.map(|row| {
+            Arc::new(Known {
+                id: row.id,
+                hash: row.hash,
+                // Scopes are checked when stored; a list naming one this release does
+                // not know (written by a newer one) grants nothing.
+                scopes: Scopes::parse(row.scopes.iter().map(String::as_str)).unwrap_or_default(),
+                expires_at: row.expires_at,
+                revoked_at: row.revoked_at,
+            })
+        });
         if let Ok(mut rows) = self.rows.lock() {
             if rows.len() >= CACHE_CAP {
                 rows.retain(|_, (read, _)| read.elapsed() < ROW_TTL);

@@ -19,12 +19,11 @@ use axum::http::{HeaderMap, Method, header};
 use axum::middleware::Next;
 use axum::response::Response;
 
-use super::limit;
+use super::limit::{self, Limits};
 use super::problem::ApiError;
 use crate::auth::keys::Refusal;
 use crate::auth::scopes::Scope;
 use crate::auth::{Caller, bearer_token, keys};
-use crate::config::Cidr;
 use crate::state::AppState;
 
 /// The security scheme routes name their scope under.
@@ -98,17 +97,17 @@ impl RouteScopes {
 pub struct Gate {
     pub state: AppState,
     pub routes: RouteScopes,
-    /// `rate_limit.trusted_proxies`, parsed once.
-    pub trusted: Arc<Vec<Cidr>>,
+    /// `[rate_limit]`, read once.
+    pub limits: Arc<Limits>,
 }
 
 impl Gate {
     pub fn new(state: AppState, routes: RouteScopes) -> Self {
-        let trusted = Arc::new(state.settings.rate_limit.trusted());
+        let limits = Arc::new(Limits::new(&state.settings.rate_limit));
         Self {
             state,
             routes,
-            trusted,
+            limits,
         }
     }
 }
@@ -131,8 +130,8 @@ pub async fn require_scope(
             .extensions()
             .get::<ConnectInfo<SocketAddr>>()
             .map(|c| c.0);
-        let address = limit::client_address(peer, request.headers(), &gate.trusted);
-        if let Err(refused) = limit::count_failure(&gate.state, address).await {
+        let address = limit::client_address(peer, request.headers(), &gate.limits.trusted);
+        if let Err(refused) = limit::count_failure(&gate.state, &gate.limits, address).await {
             return Ok(refused);
         }
         return Err(ApiError::Unauthorized);
@@ -153,7 +152,8 @@ pub async fn require_scope(
         Caller::Root => "root".to_owned(),
         Caller::Key(key) => format!("key:{}", key.id),
     };
-    let counted = match limit::count(&gate.state, &who, request.method(), &path).await {
+    let counted = match limit::count(&gate.state, &gate.limits, &who, request.method(), &path).await
+    {
         Ok(counted) => counted,
         Err(refused) => return Ok(refused),
     };

@@ -5,6 +5,7 @@
 //! headers (draft-ietf-httpapi-ratelimit-headers) and what happens while Redis is down.
 
 use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 
 use axum::http::{HeaderMap, HeaderValue, Method, header};
@@ -54,7 +55,7 @@ pub fn client_address(
 /// A budget's name and terms, for its headers.
 #[derive(Clone, Debug)]
 pub struct Counted {
-    name: String,
+    name: Arc<str>,
     budget: Budget,
     decision: Decision,
 }
@@ -94,35 +95,75 @@ impl Counted {
     }
 }
 
-/// The group and budget `method path` counts against, if any.
-fn budget_for(
-    settings: &RateLimitSettings,
-    method: &Method,
-    path: &str,
-) -> Option<(String, Budget)> {
-    if !settings.groups.is_empty() {
-        let route = format!("{method} {path}");
-        for (name, group) in &settings.groups {
-            if group.routes.contains(&route) {
-                let rate = Rate::parse(&group.rate)?;
-                return Some((
-                    name.clone(),
-                    Budget {
-                        per_second: rate.0,
-                        burst: group.burst,
-                    },
-                ));
-            }
+/// One route group's budget.
+#[derive(Debug)]
+struct Group {
+    routes: Vec<(Method, String)>,
+    limit: (Arc<str>, Budget),
+}
+
+/// `[rate_limit]` as the gate uses it, read once when the router is built: nothing is
+/// parsed or formatted per request but the budget's key.
+#[derive(Debug)]
+pub struct Limits {
+    default: Option<(Arc<str>, Budget)>,
+    groups: Vec<Group>,
+    failed_auth: (Arc<str>, Budget),
+    /// The proxies whose forwarded addresses are believed.
+    pub trusted: Vec<Cidr>,
+    on_redis_down: FailMode,
+}
+
+impl Limits {
+    /// The budgets of `settings`, which start-up validated.
+    pub fn new(settings: &RateLimitSettings) -> Self {
+        let budget = |rate: Rate, burst| Budget {
+            per_second: rate.0,
+            burst,
+        };
+        let groups = settings
+            .groups
+            .iter()
+            .filter_map(|(name, group)| {
+                let routes = group
+                    .routes
+                    .iter()
+                    .filter_map(|route| {
+                        let (method, path) = route.split_once(' ')?;
+                        Some((Method::from_bytes(method.as_bytes()).ok()?, path.to_owned()))
+                    })
+                    .collect();
+                Some(Group {
+                    routes,
+                    limit: (
+                        name.as_str().into(),
+                        budget(Rate::parse(&group.rate)?, group.burst),
+                    ),
+                })
+            })
+            .collect();
+        Self {
+            default: settings
+                .rate()
+                .map(|rate| ("default".into(), budget(rate, settings.burst))),
+            groups,
+            failed_auth: (
+                "failed_auth".into(),
+                budget(settings.failed_auth(), settings.failed_auth_burst),
+            ),
+            trusted: settings.trusted(),
+            on_redis_down: settings.on_redis_down,
         }
     }
-    let rate = settings.rate()?;
-    Some((
-        "default".into(),
-        Budget {
-            per_second: rate.0,
-            burst: settings.burst,
-        },
-    ))
+
+    /// The group and budget `method path` counts against, if any.
+    fn budget_for(&self, method: &Method, path: &str) -> Option<&(Arc<str>, Budget)> {
+        self.groups
+            .iter()
+            .find(|g| g.routes.iter().any(|(m, p)| m == method && p == path))
+            .map(|g| &g.limit)
+            .or(self.default.as_ref())
+    }
 }
 
 /// Counts a request of `who` on `method path`. `Ok(None)` when no budget applies or
@@ -130,51 +171,50 @@ fn budget_for(
 /// 503) to answer with.
 pub async fn count(
     state: &AppState,
+    limits: &Limits,
     who: &str,
     method: &Method,
     path: &str,
 ) -> Result<Option<Counted>, Response> {
-    let settings = &state.settings.rate_limit;
-    let Some((name, budget)) = budget_for(settings, method, path) else {
+    let Some((name, budget)) = limits.budget_for(method, path) else {
         return Ok(None);
     };
     let key = format!("{name}:{who}");
-    decide(state, name, &key, budget).await
+    decide(state, limits, name, &key, *budget).await
 }
 
 /// Counts a failed authentication from `address`; the 429 when it is one too many.
-pub async fn count_failure(state: &AppState, address: Option<IpAddr>) -> Result<(), Response> {
-    let settings = &state.settings.rate_limit;
-    let budget = Budget {
-        per_second: settings.failed_auth().0,
-        burst: settings.failed_auth_burst,
-    };
+pub async fn count_failure(
+    state: &AppState,
+    limits: &Limits,
+    address: Option<IpAddr>,
+) -> Result<(), Response> {
+    let (name, budget) = &limits.failed_auth;
     let who = format!(
         "auth:{}",
         address.map_or("unknown".into(), |a| a.to_string())
     );
-    decide(state, "failed_auth".into(), &who, budget)
-        .await
-        .map(|_| ())
+    decide(state, limits, name, &who, *budget).await.map(|_| ())
 }
 
 async fn decide(
     state: &AppState,
-    name: String,
+    limits: &Limits,
+    name: &Arc<str>,
     who: &str,
     budget: Budget,
 ) -> Result<Option<Counted>, Response> {
     match state.limiter.check(who, budget).await {
         Ok(decision) => {
             let counted = Counted {
-                name,
+                name: name.clone(),
                 budget,
                 decision,
             };
             if decision.allowed {
                 return Ok(Some(counted));
             }
-            metrics::counter!("switchyard_rate_limited_total", "budget" => counted.name.clone())
+            metrics::counter!("switchyard_rate_limited_total", "budget" => counted.name.to_string())
                 .increment(1);
             let mut response = axum::response::IntoResponse::into_response(ApiError::RateLimited(
                 format!(
@@ -196,11 +236,11 @@ async fn decide(
             {
                 tracing::warn!(
                     error = format!("{error:#}"),
-                    mode = ?state.settings.rate_limit.on_redis_down,
+                    mode = ?limits.on_redis_down,
                     "rate limits cannot reach Redis"
                 );
             }
-            match state.settings.rate_limit.on_redis_down {
+            match limits.on_redis_down {
                 FailMode::FailOpen => Ok(None),
                 FailMode::FailClosed => Err(axum::response::IntoResponse::into_response(
                     ApiError::DependencyDown {

@@ -125,13 +125,12 @@ pub fn build(
         body_limit: state.settings.http.body_limit_bytes,
     };
     let state_metrics = state.requests.clone();
-    let state_settings_http = state.settings.http.clone();
+    let cors = browser::cors(&state.settings.http);
     let router = router
         .merge(openapi::router(document))
         .layer(middleware::RecordRouteLayer)
         .fallback(middleware::not_found)
         .with_state(state);
-    let cors = browser::cors(&state_settings_http);
     ServiceBuilder::new()
         .layer(middleware::Edge::new(limits, state_metrics))
         .option_layer(cors)

@@ -21,7 +21,7 @@ use hyper_util::client::legacy::connect::dns::{GaiResolver, Name};
 use hyper_util::rt::TokioExecutor;
 
 use super::guard::{Policy, Refused};
-use super::{CallError, Request, Response};
+use super::{CallError, Request, Response, kept_headers};
 
 /// Resolves like the system resolver, then refuses the whole lookup if any address is
 /// forbidden, as the blocking agent's resolver does.
@@ -133,14 +133,7 @@ impl AsyncClient {
             .map_err(|e| CallError::Failed(e.to_string()))?;
         let response = self.client.request(request).await.map_err(describe)?;
         let status = response.status().as_u16();
-        let headers: Vec<(String, String)> = response
-            .headers()
-            .iter()
-            .take(50)
-            .filter_map(|(name, value)| {
-                Some((name.as_str().to_owned(), value.to_str().ok()?.to_owned()))
-            })
-            .collect();
+        let headers = kept_headers(response.headers());
         let retry_after = headers
             .iter()
             .find(|(name, _)| name == "retry-after")

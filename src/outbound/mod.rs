@@ -214,14 +214,7 @@ impl Outbound {
             .get("retry-after")
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned);
-        let headers = response
-            .headers()
-            .iter()
-            .take(50)
-            .filter_map(|(name, value)| {
-                Some((name.as_str().to_owned(), value.to_str().ok()?.to_owned()))
-            })
-            .collect();
+        let headers = kept_headers(response.headers());
         let mut body = Vec::new();
         // The rest of an oversized body is left unread; the connection is not reused.
         let _ = response
@@ -290,6 +283,18 @@ pub fn retry_after(value: &str, now_ms: i64) -> Option<Duration> {
     let at = chrono::DateTime::parse_from_rfc2822(value).ok()?;
     let wait = at.timestamp_millis().saturating_sub(now_ms).max(0);
     Some(Duration::from_millis(wait as u64))
+}
+
+/// The first 50 response headers whose values are text: what an answer keeps of them,
+/// whichever client made the call.
+fn kept_headers(headers: &hyper::HeaderMap) -> Vec<(String, String)> {
+    headers
+        .iter()
+        .take(50)
+        .filter_map(|(name, value)| {
+            Some((name.as_str().to_owned(), value.to_str().ok()?.to_owned()))
+        })
+        .collect()
 }
 
 #[cfg(test)]
