@@ -315,3 +315,37 @@ fn cors_origins_are_checked_and_any_origin_refuses_credentials() {
     .to_string();
     assert!(error.contains("http.cors_allow_credentials"), "{error}");
 }
+
+#[test]
+fn bad_rate_limit_settings_stop_start_up_naming_the_setting() {
+    for (var, value, key) in [
+        ("RATE_LIMIT_RATE", "fast", "rate_limit.rate"),
+        ("RATE_LIMIT_RATE", "0/s", "rate_limit.rate"),
+        (
+            "RATE_LIMIT_FAILED_AUTH_RATE",
+            "10/week",
+            "rate_limit.failed_auth_rate",
+        ),
+        ("RATE_LIMIT_BURST", "0", "rate_limit.burst"),
+        (
+            "RATE_LIMIT_TRUSTED_PROXIES",
+            "10.0.0.0/8,proxy",
+            "rate_limit.trusted_proxies",
+        ),
+        (
+            "RATE_LIMIT_ON_REDIS_DOWN",
+            "maybe",
+            "rate_limit.on_redis_down",
+        ),
+    ] {
+        let error = load_with(&[(var, value)]).err().unwrap().to_string();
+        assert!(error.contains(key), "{var}={value}: {error}");
+    }
+    let loaded = load_with(&[
+        ("RATE_LIMIT_RATE", "600/m"),
+        ("RATE_LIMIT_TRUSTED_PROXIES", "10.0.0.0/8, ::1"),
+    ])
+    .unwrap();
+    assert_eq!(loaded.settings.rate_limit.rate(), Some(super::Rate(10.0)));
+    assert_eq!(loaded.settings.rate_limit.trusted().len(), 2);
+}
