@@ -1,6 +1,8 @@
 //! Authentication: who a caller is, from the credentials a request carries: the admin
 //! token (the root key for bootstrap, which `app.admin_token_enabled = false` turns off)
-//! or a scoped API key ([`keys`]), each allowed what its [`scopes`] say.
+//! or a scoped API key ([`keys`]), each allowed what its [`scopes`] say; or an upload
+//! token ([`crate::storage::grants`]), which holds no scope and opens only the routes
+//! that name it.
 //!
 //! It owns how credentials are read, compared and stored. It may import `config`, the
 //! stores and `events`; never HTTP, a mode or the process state. The HTTP edge
@@ -26,6 +28,8 @@ pub enum Caller {
     /// The admin token: every scope.
     Root,
     Key(keys::KeyCaller),
+    /// An upload token: no scope; only the upload routes take it.
+    Upload(crate::storage::grants::Grant),
 }
 
 impl Caller {
@@ -33,6 +37,7 @@ impl Caller {
         match self {
             Self::Root => true,
             Self::Key(key) => key.scopes.allows(scope),
+            Self::Upload(_) => false,
         }
     }
 
@@ -40,14 +45,16 @@ impl Caller {
         match self {
             Self::Root => Scopes::everything(),
             Self::Key(key) => key.scopes.clone(),
+            Self::Upload(_) => Scopes::default(),
         }
     }
 
-    /// How audit rows name this caller: `admin`, or `key:<prefix>`.
+    /// How audit rows name this caller: `admin`, `key:<prefix>` or `upload:<token id>`.
     pub fn actor(&self) -> String {
         match self {
             Self::Root => "admin".to_owned(),
             Self::Key(key) => format!("key:{}", key.prefix),
+            Self::Upload(grant) => grant.actor(),
         }
     }
 }

@@ -54,7 +54,10 @@ pub use realtime::RealtimeSettings;
 pub use scheduler::{CatchUp, ScheduleSettings, SchedulerSettings};
 pub use secret::{Secret, SecretUrl};
 pub use sources::{ENVIRONMENT, Override};
-pub use storage::{BucketSettings, ByteSize, StorageBackend, StorageSettings, UPLOAD_RESERVATION};
+pub use storage::{
+    BucketSettings, ByteSize, StorageBackend, StorageSettings, UPLOAD_RESERVATION, type_matches,
+    valid_type_pattern,
+};
 pub use stores::{DatabaseSettings, RedisSettings};
 
 /// The defaults every deployment starts from; the same file documents each key.

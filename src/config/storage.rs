@@ -95,29 +95,32 @@ impl Default for BucketSettings {
 impl BucketSettings {
     /// Whether a file of this media type and name may be stored here.
     pub fn accepts(&self, content_type: &str, name: &str) -> bool {
-        if self.allowed_types.is_empty() {
-            return true;
-        }
-        let essence = content_type
-            .split(';')
-            .next()
-            .unwrap_or_default()
-            .trim()
-            .to_ascii_lowercase();
-        let name = name.to_ascii_lowercase();
-        self.allowed_types.iter().any(|allowed| {
-            let allowed = allowed.to_ascii_lowercase();
-            if allowed.starts_with('.') {
-                name.ends_with(&allowed)
-            } else if let Some(family) = allowed.strip_suffix("/*") {
-                essence
-                    .split_once('/')
-                    .is_some_and(|(top, _)| top == family)
-            } else {
-                essence == allowed
-            }
-        })
+        self.allowed_types.is_empty() || type_matches(&self.allowed_types, content_type, name)
     }
+}
+
+/// Whether a file of this media type and name matches one of `allowed`: a media type
+/// (`image/png`), a family (`image/*`) or an extension (`.pdf`), without regard to case.
+pub fn type_matches(allowed: &[String], content_type: &str, name: &str) -> bool {
+    let essence = content_type
+        .split(';')
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_ascii_lowercase();
+    let name = name.to_ascii_lowercase();
+    allowed.iter().any(|allowed| {
+        let allowed = allowed.to_ascii_lowercase();
+        if allowed.starts_with('.') {
+            name.ends_with(&allowed)
+        } else if let Some(family) = allowed.strip_suffix("/*") {
+            essence
+                .split_once('/')
+                .is_some_and(|(top, _)| top == family)
+        } else {
+            essence == allowed
+        }
+    })
 }
 
 impl StorageSettings {
@@ -241,7 +244,9 @@ pub(super) fn validate(s: &StorageSettings) -> Result<(), (&'static str, String)
     Ok(())
 }
 
-fn valid_type_pattern(pattern: &str) -> bool {
+/// Whether `pattern` is one [`type_matches`] understands: `type/subtype`, `type/*` or
+/// `.ext`, made of RFC 6838 name characters.
+pub fn valid_type_pattern(pattern: &str) -> bool {
     let token = |s: &str| {
         !s.is_empty()
             && s.bytes()

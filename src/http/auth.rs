@@ -8,6 +8,10 @@
 //! reads them from the document the routes make, so the document and the gate cannot
 //! disagree. A route without one is refused to every key (only the root token, which
 //! holds every scope, may call it), and a test fails on it.
+//!
+//! A route that also names the `upload_token` scheme takes upload tokens
+//! ([`crate::storage::grants`]), in the `Authorization` header or, for a browser form,
+//! as `?token=`. Every other route refuses them with 403.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -25,17 +29,30 @@ use crate::auth::keys::Refusal;
 use crate::auth::scopes::Scope;
 use crate::auth::{Caller, bearer_token, keys};
 use crate::state::AppState;
+use crate::storage::grants;
 
 /// The security scheme routes name their scope under.
 pub const SCHEME: &str = "api_key";
+/// The security scheme of routes that take upload tokens.
+pub const UPLOAD_SCHEME: &str = "upload_token";
 
-/// Each route's scope, by method and path template, read from the OpenAPI document.
+/// What a route lets in.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Access {
+    /// The scope a key needs; `None`: only the root token.
+    pub scope: Option<Scope>,
+    /// Whether an upload token opens it.
+    pub upload: bool,
+}
+
+/// Each route's access, by method and path template, read from the OpenAPI document.
 #[derive(Clone, Debug, Default)]
-pub struct RouteScopes(Arc<HashMap<(Method, String), Option<Scope>>>);
+pub struct RouteScopes(Arc<HashMap<(Method, String), Access>>);
 
 impl RouteScopes {
     /// Every operation of `doc`, with the scope its `api_key` requirement names (`None`
-    /// when it names none, or one that is not a scope).
+    /// when it names none, or one that is not a scope), and whether it names
+    /// `upload_token`.
     pub fn from_doc(doc: &utoipa::openapi::OpenApi) -> Self {
         let mut routes = HashMap::new();
         for (path, item) in &doc.paths.paths {
@@ -48,27 +65,29 @@ impl RouteScopes {
             ];
             for (method, operation) in operations {
                 let Some(operation) = operation else { continue };
-                let scope = operation
+                let requirements: Vec<serde_json::Value> = operation
                     .security
                     .iter()
                     .flatten()
                     .filter_map(|r| serde_json::to_value(r).ok())
-                    .find_map(|r| {
-                        r.get(SCHEME)?
-                            .as_array()?
-                            .first()?
-                            .as_str()
-                            .and_then(Scope::parse)
-                    });
-                routes.insert((method, path.clone()), scope);
+                    .collect();
+                let scope = requirements.iter().find_map(|r| {
+                    r.get(SCHEME)?
+                        .as_array()?
+                        .first()?
+                        .as_str()
+                        .and_then(Scope::parse)
+                });
+                let upload = requirements.iter().any(|r| r.get(UPLOAD_SCHEME).is_some());
+                routes.insert((method, path.clone()), Access { scope, upload });
             }
         }
         Self(Arc::new(routes))
     }
 
-    /// The scope `method` on the route template `path` needs; `None` when it declares
-    /// none (or is not in the document).
-    pub fn needed(&self, method: &Method, path: &str) -> Option<Scope> {
+    /// What `method` on the route template `path` lets in; only the root token when it
+    /// declares nothing (or is not in the document).
+    pub fn access(&self, method: &Method, path: &str) -> Access {
         let method = if method == Method::HEAD {
             &Method::GET
         } else {
@@ -77,15 +96,15 @@ impl RouteScopes {
         self.0
             .get(&(method.clone(), path.to_owned()))
             .copied()
-            .flatten()
+            .unwrap_or_default()
     }
 
-    /// Every route with its scope, sorted: what the authorization matrix test walks.
-    pub fn routes(&self) -> Vec<(Method, String, Option<Scope>)> {
+    /// Every route with its access, sorted: what the authorization matrix test walks.
+    pub fn routes(&self) -> Vec<(Method, String, Access)> {
         let mut all: Vec<_> = self
             .0
             .iter()
-            .map(|((m, p), s)| (m.clone(), p.clone(), *s))
+            .map(|((m, p), a)| (m.clone(), p.clone(), *a))
             .collect();
         all.sort_by(|a, b| (&a.1, a.0.as_str()).cmp(&(&b.1, b.0.as_str())));
         all
@@ -125,23 +144,44 @@ pub async fn require_scope(
         .get::<MatchedPath>()
         .map(|p| p.as_str().to_owned())
         .unwrap_or_default();
-    let Some(caller) = caller(&gate.state, request.headers()).await? else {
-        let peer = request
-            .extensions()
-            .get::<ConnectInfo<SocketAddr>>()
-            .map(|c| c.0);
-        let address = limit::client_address(peer, request.headers(), &gate.limits.trusted);
-        if let Err(refused) = limit::count_failure(&gate.state, &gate.limits, address).await {
-            return Ok(refused);
+    let access = gate.routes.access(request.method(), &path);
+    let token = presented_token(&request, access.upload);
+    let found = match token.as_deref() {
+        Some(token) if grants::is_upload_token(token) => {
+            upload_grant(&gate.state, token).await?.map(Caller::Upload)
         }
-        return Err(ApiError::Unauthorized);
+        _ => caller(&gate.state, request.headers())
+            .await?
+            .ok_or(ApiError::Unauthorized),
     };
-    match (gate.routes.needed(request.method(), &path), &caller) {
-        (Some(scope), caller) if !caller.allows(scope) => {
+    let caller = match found {
+        Ok(caller) => caller,
+        Err(refused) => {
+            let peer = request
+                .extensions()
+                .get::<ConnectInfo<SocketAddr>>()
+                .map(|c| c.0);
+            let address = limit::client_address(peer, request.headers(), &gate.limits.trusted);
+            if let Err(refused) = limit::count_failure(&gate.state, &gate.limits, address).await {
+                return Ok(refused);
+            }
+            return Err(refused);
+        }
+    };
+    match (&caller, access.scope) {
+        (Caller::Upload(_), _) if !access.upload => {
+            return Err(ApiError::Forbidden(
+                "an upload token only uploads files (POST /api/v1/files and \
+                 POST /api/v1/files/complete)"
+                    .into(),
+            ));
+        }
+        (Caller::Upload(_), _) | (Caller::Root, _) => {}
+        (caller, Some(scope)) if !caller.allows(scope) => {
             return Err(ApiError::MissingScope(scope));
         }
-        (Some(_), _) | (None, Caller::Root) => {}
-        (None, Caller::Key(_)) => {
+        (Caller::Key(_), Some(_)) => {}
+        (Caller::Key(_), None) => {
             tracing::error!(path, method = %request.method(), "a route declares no scope; only the root token may call it");
             return Err(ApiError::Forbidden(
                 "this route declares no scope, so only the admin token may call it".into(),
@@ -151,6 +191,7 @@ pub async fn require_scope(
     let who = match &caller {
         Caller::Root => "root".to_owned(),
         Caller::Key(key) => format!("key:{}", key.id),
+        Caller::Upload(grant) => grant.actor(),
     };
     let counted = match limit::count(&gate.state, &gate.limits, &who, request.method(), &path).await
     {
@@ -163,6 +204,48 @@ pub async fn require_scope(
         counted.stamp(&mut response);
     }
     Ok(response)
+}
+
+/// The bearer token of the request; on a route that takes upload tokens, else the
+/// `token` query parameter (a browser form cannot set a header).
+fn presented_token(request: &Request, upload: bool) -> Option<String> {
+    let bearer = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(bearer_token);
+    if let Some(bearer) = bearer {
+        return Some(bearer.to_owned());
+    }
+    if !upload {
+        return None;
+    }
+    url::form_urlencoded::parse(request.uri().query()?.as_bytes())
+        .find(|(name, _)| name == "token")
+        .map(|(_, value)| value.into_owned())
+}
+
+/// What an upload token grants, or why it is refused (a 401 naming the reason: an
+/// upload token is meant for browsers, whose developers need to know which).
+pub async fn upload_grant(
+    state: &AppState,
+    token: &str,
+) -> Result<Result<grants::Grant, ApiError>, ApiError> {
+    let Some(key) = state.storage.grant_key() else {
+        return Ok(Err(ApiError::TokenRefused(
+            "upload tokens need a signing key, and app.secret (APP_SECRET) is not set".into(),
+        )));
+    };
+    let grant = match key.verify(token, chrono::Utc::now().timestamp()) {
+        Ok(grant) => grant,
+        Err(refusal) => return Ok(Err(ApiError::TokenRefused(refusal.to_string()))),
+    };
+    if grant.single_use && grants::used(&state.db, grant.id).await? {
+        return Ok(Err(ApiError::TokenRefused(
+            grants::Refusal::Used.to_string(),
+        )));
+    }
+    Ok(Ok(grant))
 }
 
 /// Who the request's credentials name, if they name anyone. A presented key that does

@@ -49,6 +49,13 @@ impl Modify for ApiKey {
                 .into(),
         );
         components.add_security_scheme(super::auth::SCHEME, SecurityScheme::Http(scheme));
+        let mut upload = Http::new(HttpAuthScheme::Bearer);
+        upload.description = Some(
+            "An upload token (`syu_…`) from `POST /api/v1/files/upload-tokens`, for \
+             browsers: in this header or as `?token=`. It opens only the upload routes."
+                .into(),
+        );
+        components.add_security_scheme(super::auth::UPLOAD_SCHEME, SecurityScheme::Http(upload));
     }
 }
 

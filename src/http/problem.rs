@@ -20,6 +20,10 @@ pub enum ApiError {
         "this endpoint needs credentials: send Authorization: Bearer <an API key or the admin token>"
     )]
     Unauthorized,
+    /// An upload token that does not open anything, with the reason (it is meant for
+    /// browsers, whose developers need to know which).
+    #[error("{0}")]
+    TokenRefused(String),
     /// The caller is known but lacks the scope the route needs; the body names it.
     #[error("this endpoint needs the scope {0}, which these credentials do not have")]
     MissingScope(crate::auth::scopes::Scope),
@@ -80,7 +84,7 @@ impl ApiError {
     pub fn status(&self) -> StatusCode {
         match self {
             Self::BadRequest(_) | Self::MalformedJson(_) => StatusCode::BAD_REQUEST,
-            Self::Unauthorized => StatusCode::UNAUTHORIZED,
+            Self::Unauthorized | Self::TokenRefused(_) => StatusCode::UNAUTHORIZED,
             Self::Forbidden(_) | Self::MissingScope(_) => StatusCode::FORBIDDEN,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::Conflict(_) => StatusCode::CONFLICT,
@@ -105,7 +109,7 @@ impl ApiError {
         match self {
             Self::BadRequest(_) => "bad_request",
             Self::MalformedJson(_) => "malformed_json",
-            Self::Unauthorized => "unauthorized",
+            Self::Unauthorized | Self::TokenRefused(_) => "unauthorized",
             Self::Forbidden(_) => "forbidden",
             Self::MissingScope(_) => "insufficient_scope",
             Self::NotFound(_) => "not_found",
@@ -225,7 +229,7 @@ impl IntoResponse for ApiError {
                 .headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
         }
-        if matches!(self, Self::Unauthorized) {
+        if matches!(self, Self::Unauthorized | Self::TokenRefused(_)) {
             response
                 .headers_mut()
                 .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));

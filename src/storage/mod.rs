@@ -13,9 +13,11 @@
 //! from a client's file name.
 
 pub mod files;
+pub mod grants;
 pub mod local;
 pub mod names;
 pub mod orphans;
+pub mod post_policy;
 pub mod range;
 pub mod signed;
 pub mod upload;
@@ -47,6 +49,10 @@ pub struct Storage {
     settings: Arc<StorageSettings>,
     /// Signs download URLs; none without `app.secret`.
     url_key: Option<signed::UrlKey>,
+    /// Signs upload tokens; none without `app.secret`.
+    grant_key: Option<grants::GrantKey>,
+    /// Signs presigned POST forms: S3 backends with static credentials only.
+    post_signer: Option<post_policy::PostSigner>,
     /// `storage.upload_memory` in reservations, one per upload in progress.
     uploads: Arc<tokio::sync::Semaphore>,
 }
@@ -89,6 +95,11 @@ impl Storage {
             probe: Path::from(format!("{}.switchyard/health", settings.key_prefix)),
             settings: Arc::new(settings.clone()),
             url_key: app_secret.map(signed::UrlKey::derive),
+            grant_key: app_secret.map(grants::GrantKey::derive),
+            post_signer: match backend {
+                StorageBackend::S3 => post_signer(settings)?,
+                StorageBackend::Local => None,
+            },
             uploads: Arc::new(tokio::sync::Semaphore::new(settings.concurrent_uploads())),
         })
     }
@@ -142,6 +153,16 @@ impl Storage {
     /// The key that signs download URLs.
     pub fn url_key(&self) -> Option<&signed::UrlKey> {
         self.url_key.as_ref()
+    }
+
+    /// The key that signs upload tokens.
+    pub fn grant_key(&self) -> Option<&grants::GrantKey> {
+        self.grant_key.as_ref()
+    }
+
+    /// What signs presigned POST forms, on S3 backends with static credentials.
+    pub fn post_signer(&self) -> Option<&post_policy::PostSigner> {
+        self.post_signer.as_ref()
     }
 
     /// An S3 presigned GET for `key`, on S3 backends.
@@ -239,6 +260,33 @@ fn s3_store(s: &StorageSettings) -> anyhow::Result<object_store::aws::AmazonS3> 
     builder
         .build()
         .context("invalid S3 storage settings (storage.*)")
+}
+
+/// The signer of presigned POST forms, when the settings carry static credentials. The
+/// form posts to the bucket's own URL: the endpoint with the bucket in the path or the
+/// host name, or AWS's regional address without an endpoint.
+fn post_signer(s: &StorageSettings) -> anyhow::Result<Option<post_policy::PostSigner>> {
+    let (Some(id), Some(secret)) = (&s.access_key_id, &s.secret_access_key) else {
+        return Ok(None);
+    };
+    let bucket = s.bucket.clone().unwrap_or_default();
+    let region = s.region.clone().unwrap_or_else(|| "us-east-1".to_owned());
+    let endpoint = s
+        .endpoint
+        .clone()
+        .unwrap_or_else(|| format!("https://s3.{region}.amazonaws.com"));
+    let url = if s.path_style {
+        format!("{}/{bucket}", endpoint.trim_end_matches('/'))
+    } else {
+        bucket_endpoint(&endpoint, &bucket, false)?
+    };
+    Ok(Some(post_policy::PostSigner {
+        url,
+        bucket,
+        region,
+        access_key_id: id.clone(),
+        secret_access_key: secret.clone(),
+    }))
 }
 
 /// The endpoint requests go to. Virtual-hosted addressing puts the bucket in the host

@@ -47,6 +47,18 @@ pub struct Expected<'a> {
     pub name: &'a str,
     /// The client's `Content-Type` for the file, if it sent one.
     pub declared: Option<&'a str>,
+    /// The upload token the file comes with, whose types narrow the bucket's.
+    pub grant: Option<&'a super::grants::Grant>,
+}
+
+impl Expected<'_> {
+    /// Whether a file of this type may be stored: the bucket's rule, and the token's.
+    pub fn accepts(&self, content_type: &str) -> bool {
+        self.bucket.accepts(content_type, self.name)
+            && self
+                .grant
+                .is_none_or(|g| g.accepts(content_type, self.name))
+    }
 }
 
 /// The stored object's facts.
@@ -175,14 +187,7 @@ impl Upload {
             }
         };
         self.finished = true;
-        let sha256 = self
-            .hasher
-            .clone()
-            .finish()
-            .as_ref()
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect();
+        let sha256 = hex(self.hasher.clone().finish().as_ref());
         Ok(Stored {
             size: self.size,
             sha256,
@@ -219,12 +224,61 @@ impl Upload {
             }
         }
         let content_type = names::content_type(&sniff, expected.declared);
-        if !expected.bucket.accepts(&content_type, expected.name) {
+        if !expected.accepts(&content_type) {
             return Err(UploadError::TypeRefused { content_type });
         }
         self.content_type = Some(content_type.clone());
         Ok(content_type)
     }
+}
+
+/// Reads an object something else wrote (a browser's presigned POST) as an upload would
+/// have taken it: its size within `limit`, its SHA-256, and its media type from its first
+/// bytes, checked against `expected`. Nothing is removed here: on a refusal the caller
+/// decides.
+pub async fn inspect(
+    store: &dyn ObjectStore,
+    key: &Path,
+    limit: u64,
+    expected: &Expected<'_>,
+) -> Result<Stored, UploadError> {
+    use futures_util::StreamExt;
+    let found = store.get_opts(key, Default::default()).await?;
+    if found.meta.size > limit {
+        return Err(UploadError::TooLarge { limit });
+    }
+    let declared = found
+        .attributes
+        .get(&Attribute::ContentType)
+        .map(|v| v.to_string());
+    let mut hasher = digest::Context::new(&digest::SHA256);
+    let mut head = Vec::with_capacity(SNIFF_BYTES);
+    let mut size = 0u64;
+    let mut chunks = found.into_stream();
+    while let Some(chunk) = chunks.next().await {
+        let chunk = chunk?;
+        size += chunk.len() as u64;
+        if size > limit {
+            return Err(UploadError::TooLarge { limit });
+        }
+        hasher.update(&chunk);
+        let room = SNIFF_BYTES - head.len();
+        head.extend_from_slice(&chunk[..chunk.len().min(room)]);
+    }
+    let declared = expected.declared.or(declared.as_deref());
+    let content_type = names::content_type(&head, declared);
+    if !expected.accepts(&content_type) {
+        return Err(UploadError::TypeRefused { content_type });
+    }
+    Ok(Stored {
+        size,
+        sha256: hex(hasher.finish().as_ref()),
+        content_type,
+    })
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 impl Drop for Upload {

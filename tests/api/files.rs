@@ -10,23 +10,23 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use crate::common::{ADMIN_TOKEN, Reply, TestApp, call};
 
 /// Where the test S3 server listens: set by scripts/test.sh, with the same default.
-fn s3_endpoint() -> String {
+pub(crate) fn s3_endpoint() -> String {
     std::env::var("SWITCHYARD_TEST_S3_ENDPOINT").unwrap_or_else(|_| "http://127.0.0.1:9090".into())
 }
 
 #[derive(Clone, Copy, Debug)]
-enum Backend {
+pub(crate) enum Backend {
     Local,
     S3PathStyle,
     S3VirtualHosted,
 }
 
 /// The API with the test buckets, on `backend`; an S3 backend gets a bucket of its own.
-async fn spawn(backend: Backend) -> TestApp {
+pub(crate) async fn spawn(backend: Backend) -> TestApp {
     spawn_adjusted(backend, |_| {}).await
 }
 
-async fn spawn_adjusted(
+pub(crate) async fn spawn_adjusted(
     backend: Backend,
     adjust: impl FnOnce(&mut std::collections::BTreeMap<String, String>),
 ) -> TestApp {
@@ -96,13 +96,14 @@ on_every_backend!(
     orphaned_objects_are_removed_by_the_deletes_sweep,
 );
 
-const PNG: &[u8] = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR\0\0\0\x01\0\0\0\x01\x08\x02\0\0\0\x90wS\xde";
+pub(crate) const PNG: &[u8] =
+    b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR\0\0\0\x01\0\0\0\x01\x08\x02\0\0\0\x90wS\xde";
 
 fn auth() -> String {
     format!("Bearer {ADMIN_TOKEN}")
 }
 
-fn sha256_hex(bytes: &[u8]) -> String {
+pub(crate) fn sha256_hex(bytes: &[u8]) -> String {
     ring::digest::digest(&ring::digest::SHA256, bytes)
         .as_ref()
         .iter()
@@ -111,10 +112,10 @@ fn sha256_hex(bytes: &[u8]) -> String {
 }
 
 /// One part of a form: field, file name, content type, bytes.
-type Part<'a> = (&'a str, Option<&'a str>, Option<&'a str>, &'a [u8]);
+pub(crate) type Part<'a> = (&'a str, Option<&'a str>, Option<&'a str>, &'a [u8]);
 
 /// A `multipart/form-data` body and its content type.
-fn multipart(parts: &[Part<'_>]) -> (String, Vec<u8>) {
+pub(crate) fn multipart(parts: &[Part<'_>]) -> (String, Vec<u8>) {
     let boundary = "----switchyard-test-boundary";
     let mut body = Vec::new();
     for (field, file_name, content_type, bytes) in parts {
@@ -179,7 +180,7 @@ async fn download(app: &TestApp, id: &str, headers: &[(&str, &str)]) -> Reply {
 }
 
 /// Every object the store holds, by key.
-async fn stored_keys(app: &TestApp) -> Vec<String> {
+pub(crate) async fn stored_keys(app: &TestApp) -> Vec<String> {
     let mut keys: Vec<String> = app
         .state
         .storage
@@ -193,7 +194,7 @@ async fn stored_keys(app: &TestApp) -> Vec<String> {
 }
 
 /// Every file under the local storage directory, staging files included.
-fn files_on_disk(app: &TestApp) -> Vec<std::path::PathBuf> {
+pub(crate) fn files_on_disk(app: &TestApp) -> Vec<std::path::PathBuf> {
     fn walk(dir: &std::path::Path, out: &mut Vec<std::path::PathBuf>) {
         let Ok(entries) = std::fs::read_dir(dir) else {
             return;
@@ -212,7 +213,7 @@ fn files_on_disk(app: &TestApp) -> Vec<std::path::PathBuf> {
     out
 }
 
-async fn assert_nothing_stored(app: &TestApp, backend: Backend) {
+pub(crate) async fn assert_nothing_stored(app: &TestApp, backend: Backend) {
     assert_eq!(
         stored_keys(app).await,
         Vec::<String>::new(),
@@ -928,6 +929,17 @@ async fn orphaned_objects_are_removed_by_the_deletes_sweep(backend: Backend) {
 /// A GET straight to the test S3 server, whatever host the URL names (the server is on
 /// loopback; `bucket.localhost` does not resolve for every client).
 async fn get_from_store(url: &str) -> (u16, Vec<u8>) {
+    to_store("GET", url, None, &[]).await
+}
+
+/// A request straight to the test S3 server, as [`get_from_store`], with a body of
+/// `content_type` when one is given.
+pub(crate) async fn to_store(
+    method: &str,
+    url: &str,
+    content_type: Option<&str>,
+    body: &[u8],
+) -> (u16, Vec<u8>) {
     let parsed = url::Url::parse(url).unwrap();
     let port = parsed.port_or_known_default().unwrap();
     let host = format!("{}:{port}", parsed.host_str().unwrap());
@@ -938,8 +950,17 @@ async fn get_from_store(url: &str) -> (u16, Vec<u8>) {
     let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
         .await
         .unwrap();
-    let request = format!("GET {target} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n");
+    let mut request =
+        format!("{method} {target} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n");
+    if let Some(content_type) = content_type {
+        request.push_str(&format!(
+            "Content-Type: {content_type}\r\nContent-Length: {}\r\n",
+            body.len()
+        ));
+    }
+    request.push_str("\r\n");
     stream.write_all(request.as_bytes()).await.unwrap();
+    stream.write_all(body).await.unwrap();
     let mut answer = Vec::new();
     stream.read_to_end(&mut answer).await.unwrap();
     let split = answer.windows(4).position(|w| w == b"\r\n\r\n").unwrap();

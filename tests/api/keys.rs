@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 use switchyard::http::auth::RouteScopes;
+use switchyard::storage::grants::Grant;
 
 use crate::common::{ADMIN_TOKEN, Reply, TestApp, call};
 
@@ -41,14 +42,17 @@ fn bearer(token: &str) -> String {
     format!("Bearer {token}")
 }
 
-/// Every route behind the gate, with its path's parameters filled in.
-fn routes() -> Vec<(String, String, String)> {
+/// Every route behind the gate, with its path's parameters filled in and whether it
+/// takes upload tokens.
+fn routes() -> Vec<(String, String, String, bool)> {
     let (_, doc) = switchyard::http::admin_routes().split_for_parts();
     RouteScopes::from_doc(&doc)
         .routes()
         .into_iter()
-        .map(|(method, path, scope)| {
-            let scope = scope.unwrap_or_else(|| panic!("{method} {path} declares no scope"));
+        .map(|(method, path, access)| {
+            let scope = access
+                .scope
+                .unwrap_or_else(|| panic!("{method} {path} declares no scope"));
             let mut filled = String::new();
             let mut rest = path.as_str();
             while let Some(open) = rest.find('{') {
@@ -62,9 +66,28 @@ fn routes() -> Vec<(String, String, String)> {
                 rest = &rest[close + 1..];
             }
             filled.push_str(rest);
-            (method.to_string(), filled, scope.to_string())
+            (method.to_string(), filled, scope.to_string(), access.upload)
         })
         .collect()
+}
+
+/// An upload token for the default bucket, signed with the app's key, expiring at
+/// `expires` (unix seconds).
+fn upload_token(app: &TestApp, expires: i64) -> String {
+    app.state
+        .storage
+        .grant_key()
+        .expect("the test app has an app.secret")
+        .sign(&Grant {
+            id: uuid::Uuid::now_v7(),
+            bucket: "default".into(),
+            max_size: 1024,
+            content_types: Vec::new(),
+            name_prefix: None,
+            single_use: false,
+            expires,
+            issuer: "admin".into(),
+        })
 }
 
 /// What a refused request could have changed: the rows of every table and the keys under
@@ -113,7 +136,13 @@ async fn every_route_declares_a_scope_and_the_authorization_matrix_holds() {
     let routes = routes();
     assert!(routes.len() >= 40, "the route table is read: {routes:?}");
     let mut keys: BTreeMap<String, String> = BTreeMap::new();
-    for (_, _, scope) in &routes {
+    let uploads: Vec<_> = routes.iter().filter(|r| r.3).map(|r| &r.1).collect();
+    assert_eq!(
+        uploads,
+        ["/api/v1/files", "/api/v1/files/complete"],
+        "only the upload routes take upload tokens"
+    );
+    for (_, _, scope, _) in &routes {
         if !keys.contains_key(scope) {
             keys.insert(scope.clone(), make_key(&app, &[scope]).await.0);
         }
@@ -136,6 +165,11 @@ async fn every_route_declares_a_scope_and_the_authorization_matrix_holds() {
     let right = &keys["jobs:read"];
     let last = if right.ends_with('x') { "y" } else { "x" };
     let wrong_secret = format!("{}{last}", &right[..right.len() - 1]);
+    let now = chrono::Utc::now().timestamp();
+    let upload = upload_token(&app, now + 600);
+    let expired_upload = upload_token(&app, now - 1);
+    let (claims, _) = upload.split_once('.').unwrap();
+    let tampered_upload = format!("{claims}.{}", "A".repeat(43));
 
     // Refused: nothing a refused request could change changes. The keys made above are
     // events the relay is still auditing; the footprint is taken once it is done.
@@ -162,8 +196,10 @@ async fn every_route_declares_a_scope_and_the_authorization_matrix_holds() {
         ("a wrong secret", Some(bearer(&wrong_secret))),
         ("a revoked key", Some(bearer(&revoked))),
         ("an expired key", Some(bearer(&expired))),
+        ("an expired upload token", Some(bearer(&expired_upload))),
+        ("a tampered upload token", Some(bearer(&tampered_upload))),
     ];
-    for (method, path, scope) in &routes {
+    for (method, path, scope, takes_upload) in &routes {
         for (case, auth) in &refusals {
             let reply = with_auth(&app, method, path, auth.as_deref()).await;
             assert_eq!(reply.status, 401, "{case}: {method} {path}: {}", reply.body);
@@ -174,6 +210,10 @@ async fn every_route_declares_a_scope_and_the_authorization_matrix_holds() {
         let reply = with_auth(&app, method, path, Some(&bearer(other))).await;
         let problem = reply.assert_problem(403, "insufficient_scope");
         assert_eq!(problem["required_scope"], scope.as_str(), "{method} {path}");
+        if !takes_upload {
+            let reply = with_auth(&app, method, path, Some(&bearer(&upload))).await;
+            reply.assert_problem(403, "forbidden");
+        }
     }
     assert_eq!(
         footprint(&app).await,
@@ -184,12 +224,17 @@ async fn every_route_declares_a_scope_and_the_authorization_matrix_holds() {
     // Allowed: the route's own scope, `*`, and the root token get past the gate (what the
     // handler then answers is its own business).
     let (star, _) = make_key(&app, &["*"]).await;
-    for (method, path, scope) in &routes {
-        for (case, token) in [
+    let root = ADMIN_TOKEN.to_owned();
+    for (method, path, scope, takes_upload) in &routes {
+        let mut callers = vec![
             ("its scope", &keys[scope]),
             ("*", &star),
-            ("root", &ADMIN_TOKEN.to_owned()),
-        ] {
+            ("root", &root),
+        ];
+        if *takes_upload {
+            callers.push(("an upload token", &upload));
+        }
+        for (case, token) in callers {
             let reply = with_auth(&app, method, path, Some(&bearer(token))).await;
             assert!(
                 ![401, 403].contains(&reply.status),

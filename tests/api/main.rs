@@ -22,5 +22,6 @@ mod outages;
 mod queue;
 mod realtime;
 mod schedules;
+mod uploads;
 mod webhooks;
 mod worker;

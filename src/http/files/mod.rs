@@ -1,6 +1,6 @@
 //! `/api/v1/files`: streaming upload ([`upload`]), listing, metadata, delete, signed
-//! download URLs, and the download itself with ranges and conditional requests
-//! ([`content`]).
+//! download URLs, upload tokens and presigned uploads for browsers ([`tokens`]), and the
+//! download itself with ranges and conditional requests ([`content`]).
 //!
 //! [`router`] holds the admin-token routes. [`content_router`] holds the download, which
 //! authorizes itself: credentials with `files:read`, a signed URL, or a public bucket.
@@ -12,13 +12,14 @@
 
 mod content;
 mod shared;
+mod tokens;
 mod upload;
 
 use std::time::Duration;
 
 use axum::body::Body;
-use axum::extract::{FromRequest, Path, Query, Request, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::extract::{Extension, FromRequest, Path, Query, Request, State};
+use axum::http::StatusCode;
 use object_store::ObjectStoreExt;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -29,10 +30,11 @@ use super::extract::Json;
 use super::pagination::page_limit;
 use super::problem::{ApiError, Problem};
 use super::streaming::StreamsBody;
+use crate::auth::Caller;
 use crate::invalid::Invalid;
 use crate::state::AppState;
 use crate::storage::files::{self, FileRecord, Filter};
-use shared::{FILES_PATH, file_event, find, storage_down, unknown_bucket, with_event};
+use shared::{FILES_PATH, file_event, find, link_base, storage_down, unknown_bucket, with_event};
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -41,6 +43,8 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(list))
         .routes(routes!(get_file, delete_file))
         .routes(routes!(sign_url))
+        .routes(routes!(tokens::create))
+        .routes(routes!(tokens::complete))
 }
 
 /// The download, open to signed URLs and public buckets.
@@ -143,6 +147,7 @@ async fn get_file(
 )]
 async fn delete_file(
     State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     let file = find(&state, &id).await?;
@@ -152,7 +157,7 @@ async fn delete_file(
         Err(error) => return Err(storage_down(error)),
     }
     // A delete that found no row (a repeat) records no event.
-    let event = file_event("files.deleted", &file);
+    let event = file_event("files.deleted", &file, &caller.actor());
     with_event(&state, event, async |tx| files::delete(tx, file.id).await).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -262,30 +267,4 @@ async fn sign_url(
         expires_at,
         presigned_url,
     }))
-}
-
-/// Where links point: `app.public_url`, Railway's public domain, else the host this
-/// request came to (it carries credentials, so its `Host` is trusted).
-fn link_base(state: &AppState, headers: &HeaderMap) -> String {
-    if let Some(url) = state.settings.public_url() {
-        return url.as_str().trim_end_matches('/').to_owned();
-    }
-    let header_text = |name: &str| {
-        headers
-            .get(name)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.split(',').next())
-            .map(|v| v.trim().to_owned())
-    };
-    let host = header_text("x-forwarded-host")
-        .or_else(|| header_text("host"))
-        .filter(|h| {
-            h.bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b"-.:[]".contains(&b))
-        })
-        .unwrap_or_else(|| "localhost".to_owned());
-    let scheme = header_text("x-forwarded-proto")
-        .filter(|p| p == "https" || p == "http")
-        .unwrap_or_else(|| "http".to_owned());
-    format!("{scheme}://{host}")
 }

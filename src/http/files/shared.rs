@@ -1,6 +1,8 @@
 //! What the files routes share: the path they live under, finding a file, the events
 //! they emit and the errors they answer with.
 
+use axum::http::HeaderMap;
+
 use crate::events::Event;
 use crate::http::problem::ApiError;
 use crate::state::AppState;
@@ -30,12 +32,13 @@ pub(super) fn unknown_bucket(state: &AppState, name: &str) -> ApiError {
     ))
 }
 
-pub(super) fn file_event(kind: &'static str, file: &FileRecord) -> Event {
+/// The event of a file change made by `actor` (a caller's [`crate::auth::Caller::actor`]).
+pub(super) fn file_event(kind: &'static str, file: &FileRecord, actor: &str) -> Event {
     Event::builtin(
         kind,
         "file",
         file.id.to_string(),
-        "admin",
+        actor,
         Some("files"),
         &serde_json::json!({
             "id": file.id,
@@ -77,4 +80,30 @@ pub(super) async fn find(state: &AppState, id: &str) -> Result<FileRecord, ApiEr
     let missing = || ApiError::NotFound(format!("no file {id:?}"));
     let id: uuid::Uuid = id.parse().map_err(|_| missing())?;
     files::get(&state.db, id).await?.ok_or_else(missing)
+}
+
+/// Where links point: `app.public_url`, Railway's public domain, else the host this
+/// request came to (it carries credentials, so its `Host` is trusted).
+pub(super) fn link_base(state: &AppState, headers: &HeaderMap) -> String {
+    if let Some(url) = state.settings.public_url() {
+        return url.as_str().trim_end_matches('/').to_owned();
+    }
+    let header_text = |name: &str| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split(',').next())
+            .map(|v| v.trim().to_owned())
+    };
+    let host = header_text("x-forwarded-host")
+        .or_else(|| header_text("host"))
+        .filter(|h| {
+            h.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"-.:[]".contains(&b))
+        })
+        .unwrap_or_else(|| "localhost".to_owned());
+    let scheme = header_text("x-forwarded-proto")
+        .filter(|p| p == "https" || p == "http")
+        .unwrap_or_else(|| "http".to_owned());
+    format!("{scheme}://{host}")
 }

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use axum::body::{Body, Bytes};
-use axum::extract::{Query, State};
+use axum::extract::{Extension, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use futures_util::{Stream, StreamExt, TryStreamExt};
@@ -13,11 +13,12 @@ use serde::Deserialize;
 use utoipa::IntoParams;
 
 use super::shared::{FILES_PATH, file_event, storage_down, unknown_bucket, with_event};
+use crate::auth::Caller;
 use crate::http::problem::{ApiError, Problem};
 use crate::state::AppState;
 use crate::storage::files::{self, FileRecord};
-use crate::storage::names;
 use crate::storage::upload::{Expected, UploadError};
+use crate::storage::{grants, names};
 
 /// What a multipart body may add to the file: boundaries, part headers, small fields.
 const MULTIPART_OVERHEAD: u64 = 64 * 1024;
@@ -34,16 +35,22 @@ pub struct UploadQuery {
 /// Uploads a file as `multipart/form-data` (field `file`) or as the raw body with
 /// `?name=`. The contents stream to storage; size, SHA-256 and the media type (from the
 /// first bytes) are taken on the way.
+///
+/// A browser uploads with an upload token instead of a key (`Authorization: Bearer syu_…`
+/// or `?token=`): the file goes to the token's bucket, within its size and types, named
+/// under its prefix, and a single-use token makes one file.
 #[utoipa::path(
     post,
     path = "/api/v1/files",
     tag = "files",
-    security(("api_key" = ["files:write"])),
+    security(("api_key" = ["files:write"]), ("upload_token" = [])),
     params(UploadQuery),
     request_body(content = Vec<u8>, description = "multipart/form-data with a `file` field, or the raw contents", content_type = "application/octet-stream"),
     responses(
         (status = 201, description = "Stored", body = FileRecord),
         (status = 400, description = "No file in the request", body = Problem),
+        (status = 401, description = "No credentials, or an upload token expired, tampered with or already used", body = Problem),
+        (status = 403, description = "The key lacks files:write, or the upload token is for another bucket", body = Problem),
         (status = 404, description = "No such bucket", body = Problem),
         (status = 408, description = "The client stopped sending", body = Problem),
         (status = 413, description = "Larger than the bucket allows", body = Problem),
@@ -53,17 +60,34 @@ pub struct UploadQuery {
 )]
 pub(super) async fn upload(
     State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
     Query(query): Query<UploadQuery>,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
-    let bucket_name = query.bucket.unwrap_or_else(|| "default".to_owned());
+    let grant = match &caller {
+        Caller::Upload(grant) => Some(grant),
+        _ => None,
+    };
+    let bucket_name = match (grant, query.bucket) {
+        (Some(grant), Some(asked)) if asked != grant.bucket => {
+            return Err(ApiError::Forbidden(format!(
+                "this upload token is for the bucket {:?}, not {asked:?}",
+                grant.bucket
+            )));
+        }
+        (Some(grant), _) => grant.bucket.clone(),
+        (None, asked) => asked.unwrap_or_else(|| "default".to_owned()),
+    };
     let bucket = state
         .storage
         .bucket(&bucket_name)
         .ok_or_else(|| unknown_bucket(&state, &bucket_name))?
         .clone();
-    let limit = bucket.max_file_size.0;
+    let limit = grant.map_or(bucket.max_file_size.0, |g| {
+        g.max_size.min(bucket.max_file_size.0)
+    });
+    let clean = |given: &str| grant.map_or_else(|| names::clean_name(given), |g| g.name(given));
     let content_type = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -138,7 +162,7 @@ pub(super) async fn upload(
                     }
                     continue;
                 }
-                let name = names::clean_name(
+                let name = clean(
                     query
                         .name
                         .as_deref()
@@ -150,6 +174,7 @@ pub(super) async fn upload(
                     bucket: &bucket,
                     name: &name,
                     declared: declared.as_deref(),
+                    grant,
                 };
                 let upload = state.storage.upload(key.clone(), limit, reservation);
                 let chunks = field.map_err(multipart_error);
@@ -164,11 +189,12 @@ pub(super) async fn upload(
                         .into(),
                 ));
             };
-            let name = names::clean_name(given);
+            let name = clean(given);
             let expected = Expected {
                 bucket: &bucket,
                 name: &name,
                 declared: content_type.as_deref(),
+                grant,
             };
             let upload = state.storage.upload(key.clone(), limit, reservation);
             let chunks =
@@ -189,13 +215,25 @@ pub(super) async fn upload(
         created_at: chrono::SubsecRound::trunc_subsecs(chrono::Utc::now(), 6),
         object_key: key.as_ref().to_owned(),
     };
-    let event = file_event("files.created", &record);
-    let insert =
-        async |tx: &mut sqlx::PgConnection| files::insert(tx, &record).await.map(|()| true);
-    if let Err(error) = with_event(&state, event, insert).await {
+    let event = file_event("files.created", &record, &caller.actor());
+    // A single-use token is spent in the transaction that records its file, so a replay
+    // racing this upload records nothing.
+    let insert = async |tx: &mut sqlx::PgConnection| {
+        if let Some(grant) = grant.filter(|g| g.single_use)
+            && !grants::claim(tx, grant, record.id).await?
+        {
+            return Ok(false);
+        }
+        files::insert(tx, &record).await.map(|()| true)
+    };
+    let recorded = with_event(&state, event, insert).await;
+    if !matches!(recorded, Ok(true)) {
         // No row, so no object either; the sweep catches this delete failing too.
         let _ = state.storage.store().delete(&key).await;
-        return Err(error.into());
+        return Err(match recorded {
+            Err(error) => error.into(),
+            Ok(_) => ApiError::TokenRefused(grants::Refusal::Used.to_string()),
+        });
     }
     metrics::counter!("switchyard_storage_upload_bytes_total").increment(stored.size);
     let location = HeaderValue::from_str(&format!("{FILES_PATH}/{id}"))

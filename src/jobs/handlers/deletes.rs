@@ -1,7 +1,8 @@
 //! `deletes`: the retention sweep. Removes dead jobs past `jobs.dead_retention_days`,
 //! audit rows past `audit.retention_days`, relayed events and webhook deliveries (with
-//! their attempts) past `events.retention_days`, and instance rows whose process stopped
-//! heartbeating a day ago. An event still waiting in the outbox is never removed. Each table is cleared in bounded batches, oldest first, so no
+//! their attempts) past `events.retention_days`, the uses of single-use upload tokens
+//! once the tokens have expired, and instance rows whose process stopped heartbeating a
+//! day ago. An event still waiting in the outbox is never removed. Each table is cleared in bounded batches, oldest first, so no
 //! statement holds a table for long. Then stored objects that no file row names and that
 //! are older than `storage.orphan_grace_seconds` are removed. Finished job records in
 //! Redis expire on their own (`jobs.retention_seconds`).
@@ -86,6 +87,13 @@ impl Job for Deletes {
                 column: "created_at",
                 older_than: self.events,
                 dependents: Some(("webhook_attempts", "delivery_id")),
+            },
+            // A spent single-use upload token's row matters only until the token expires.
+            Sweep {
+                table: "storage_upload_token_uses",
+                column: "expires_at",
+                older_than: Duration::ZERO,
+                dependents: None,
             },
             Sweep {
                 table: "instances",
