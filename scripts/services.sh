@@ -142,3 +142,15 @@ ensure_standardwebhooks() {
   python3 -m pip install -q --disable-pip-version-check standardwebhooks >/dev/null 2>&1 \
     || python3 -m pip install -q --break-system-packages standardwebhooks >/dev/null
 }
+
+# The browser test (tests/process/browser.rs) drives Debian's headless Chromium with npm
+# playwright-core, pinned in tests/browser/package-lock.json. playwright-core never
+# downloads a browser; the system one is used.
+ensure_browser() {
+  command -v chromium >/dev/null || apt_install chromium
+  command -v npm >/dev/null || apt_install nodejs npm
+  if [ ! -d tests/browser/node_modules/playwright-core ]; then
+    say "installing playwright-core with npm ci (tests/browser)"
+    (cd tests/browser && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
+  fi
+}

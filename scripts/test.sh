@@ -10,6 +10,7 @@ source scripts/services.sh
 command -v openssl >/dev/null || apt_install openssl
 command -v curl >/dev/null || apt_install curl
 ensure_standardwebhooks
+ensure_browser
 S3_STARTED_PID=""
 ensure_s3
 # The S3 server is started for the tests alone; stop it after them, whatever they did.

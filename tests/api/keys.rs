@@ -226,11 +226,7 @@ async fn every_route_declares_a_scope_and_the_authorization_matrix_holds() {
     let (star, _) = make_key(&app, &["*"]).await;
     let root = ADMIN_TOKEN.to_owned();
     for (method, path, scope, takes_upload) in &routes {
-        let mut callers = vec![
-            ("its scope", &keys[scope]),
-            ("*", &star),
-            ("root", &root),
-        ];
+        let mut callers = vec![("its scope", &keys[scope]), ("*", &star), ("root", &root)];
         if *takes_upload {
             callers.push(("an upload token", &upload));
         }
