@@ -206,6 +206,49 @@ pub async fn require_scope(
     Ok(response)
 }
 
+/// Route layer of the routes open without credentials (the download, which authorizes
+/// itself): counts each request against its caller's budget, as the gate does, or, when
+/// it carries no working credentials (a signed URL, a public bucket), against its client
+/// address's. Health and the API document are never counted.
+pub async fn limit_public(
+    State(gate): State<Gate>,
+    request: Request,
+    next: Next,
+) -> Result<Response, ApiError> {
+    let Some(path) = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map(MatchedPath::as_str)
+        .filter(|p| !p.starts_with("/api/health") && !p.starts_with("/api/openapi"))
+        .map(str::to_owned)
+    else {
+        return Ok(next.run(request).await);
+    };
+    let who = match caller(&gate.state, request.headers()).await? {
+        Some(Caller::Root) => "root".to_owned(),
+        Some(Caller::Key(key)) => format!("key:{}", key.id),
+        Some(Caller::Upload(grant)) => grant.actor(),
+        None => {
+            let peer = request
+                .extensions()
+                .get::<ConnectInfo<SocketAddr>>()
+                .map(|c| c.0);
+            let address = limit::client_address(peer, request.headers(), &gate.limits.trusted);
+            format!("ip:{}", address.map_or("unknown".into(), |a| a.to_string()))
+        }
+    };
+    let counted = match limit::count(&gate.state, &gate.limits, &who, request.method(), &path).await
+    {
+        Ok(counted) => counted,
+        Err(refused) => return Ok(refused),
+    };
+    let mut response = next.run(request).await;
+    if let Some(counted) = counted {
+        counted.stamp(&mut response);
+    }
+    Ok(response)
+}
+
 /// The bearer token of the request; on a route that takes upload tokens, else the
 /// `token` query parameter (a browser form cannot set a header).
 fn presented_token(request: &Request, upload: bool) -> Option<String> {

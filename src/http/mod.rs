@@ -112,13 +112,14 @@ pub fn build(
 ) -> impl HttpService {
     let (admin, admin_doc) = admin.split_for_parts();
     // The gate reads each route's scope from the routes' own document.
-    let gate = axum::middleware::from_fn_with_state(
-        auth::Gate::new(state.clone(), auth::RouteScopes::from_doc(&admin_doc)),
-        auth::require_scope,
-    );
+    let gate = auth::Gate::new(state.clone(), auth::RouteScopes::from_doc(&admin_doc));
+    let limit_public = axum::middleware::from_fn_with_state(gate.clone(), auth::limit_public);
+    let gate = axum::middleware::from_fn_with_state(gate, auth::require_scope);
     let (public, mut doc) = public.split_for_parts();
     doc.merge(admin_doc);
-    let router = public.merge(admin.route_layer(gate));
+    let router = public
+        .route_layer(limit_public)
+        .merge(admin.route_layer(gate));
     let document = openapi::Document::new(doc);
     let limits = middleware::Limits {
         request_timeout: state.settings.http.request_timeout(),

@@ -218,3 +218,53 @@ async fn with_redis_cut_the_limiter_fails_open_or_closed_as_configured() {
         app.stop().await;
     }
 }
+
+#[tokio::test]
+async fn downloads_without_credentials_count_per_client_address_and_health_never_counts() {
+    let app = TestApp::spawn_with(
+        |env| {
+            env.insert(
+                "CONFIG_DIR".into(),
+                concat!(env!("CARGO_MANIFEST_DIR"), "/tests/config/storage").into(),
+            );
+            env.insert("RATE_LIMIT_RATE".into(), "1/s".into());
+            env.insert("RATE_LIMIT_BURST".into(), "3".into());
+            env.insert("RATE_LIMIT_TRUSTED_PROXIES".into(), "127.0.0.1/32".into());
+        },
+        OpenApiRouter::new(),
+    )
+    .await;
+    let auth = format!("Bearer {ADMIN_TOKEN}");
+    let stored = call(
+        "POST",
+        &app.url("/api/v1/files?bucket=public&name=a.txt"),
+        &[("authorization", &auth), ("content-type", "text/plain")],
+        Some(b"hello".to_vec()),
+    )
+    .await;
+    assert_eq!(stored.status, 201, "{}", stored.body);
+    let id = stored.json()["id"].as_str().unwrap().to_owned();
+    let content = app.url(&format!("/api/v1/files/{id}/content"));
+    let from = |address: &'static str| {
+        let content = content.clone();
+        async move || call("GET", &content, &[("x-forwarded-for", address)], None).await
+    };
+
+    let first = from("203.0.113.7")().await;
+    assert_eq!(first.status, 200, "{}", first.body);
+    assert!(
+        first.header("ratelimit").is_some(),
+        "the download is counted"
+    );
+    let (allowed, refused) = until_refused(from("203.0.113.7"), 10).await;
+    assert!(allowed <= 3, "{allowed} more went through");
+    refused.assert_problem(429, "rate_limited");
+    // Another address has its own budget; health is never counted.
+    assert_eq!(from("203.0.113.8")().await.status, 200);
+    for _ in 0..10 {
+        let live = call("GET", &app.url("/api/health/live"), &[], None).await;
+        assert_eq!(live.status, 200);
+        assert!(live.header("ratelimit").is_none());
+    }
+    app.stop().await;
+}
