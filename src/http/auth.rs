@@ -13,6 +13,7 @@
 //! ([`crate::storage::grants`]), in the `Authorization` header or, for a browser form,
 //! as `?token=`. Every other route refuses them with 403.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -147,13 +148,15 @@ pub async fn require_scope(
     let access = gate.routes.access(request.method(), &path);
     let token = presented_token(&request, access.upload);
     let found = match token.as_deref() {
+        None => Err(ApiError::Unauthorized),
         Some(token) if grants::is_upload_token(token) => {
             upload_grant(&gate.state, token).await?.map(Caller::Upload)
         }
-        _ => caller(&gate.state, request.headers())
+        Some(token) => token_caller(&gate.state, token)
             .await?
             .ok_or(ApiError::Unauthorized),
     };
+    drop(token);
     let caller = match found {
         Ok(caller) => caller,
         Err(refused) => {
@@ -249,23 +252,25 @@ pub async fn limit_public(
     Ok(response)
 }
 
-/// The bearer token of the request; on a route that takes upload tokens, else the
-/// `token` query parameter (a browser form cannot set a header).
-fn presented_token(request: &Request, upload: bool) -> Option<String> {
+/// The bearer token of the request; on a route that takes upload tokens, else an upload
+/// token in the `token` query parameter (a browser form cannot set a header). Keys are
+/// never taken from a URL, which proxies and browsers keep in their logs and histories.
+fn presented_token(request: &Request, upload: bool) -> Option<Cow<'_, str>> {
     let bearer = request
         .headers()
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(bearer_token);
     if let Some(bearer) = bearer {
-        return Some(bearer.to_owned());
+        return Some(Cow::Borrowed(bearer));
     }
     if !upload {
         return None;
     }
     url::form_urlencoded::parse(request.uri().query()?.as_bytes())
         .find(|(name, _)| name == "token")
-        .map(|(_, value)| value.into_owned())
+        .map(|(_, value)| value)
+        .filter(|value| grants::is_upload_token(value))
 }
 
 /// What an upload token grants, or why it is refused (a 401 naming the reason: an
@@ -301,6 +306,11 @@ pub async fn caller(state: &AppState, headers: &HeaderMap) -> Result<Option<Call
     else {
         return Ok(None);
     };
+    token_caller(state, token).await
+}
+
+/// Who a bearer token (the admin token or an API key) names, as [`caller`].
+async fn token_caller(state: &AppState, token: &str) -> Result<Option<Caller>, ApiError> {
     let app = &state.settings.app;
     if app.admin_token_enabled && crate::auth::is_root(app.admin_token.as_ref(), token) {
         return Ok(Some(Caller::Root));

@@ -120,6 +120,25 @@ async fn an_upload_token_stores_its_kind_of_file_in_its_bucket_under_its_prefix(
     )
     .await;
     listed.assert_problem(403, "forbidden");
+
+    // Only an upload token is taken from the URL: a key there is not (URLs end up in logs).
+    let key = app
+        .admin(
+            "POST",
+            "/api/v1/keys",
+            Some(json!({"name": "backend", "scopes": ["files:write"]})),
+        )
+        .await;
+    assert_eq!(key.status, 201, "{}", key.body);
+    let key = key.json()["key"].as_str().unwrap().to_owned();
+    let in_url = call(
+        "POST",
+        &app.url(&format!("/api/v1/files?token={key}&name=k.png")),
+        &[("content-type", "image/png")],
+        Some(PNG.to_vec()),
+    )
+    .await;
+    in_url.assert_problem(401, "unauthorized");
     app.stop().await;
 }
 
