@@ -248,12 +248,24 @@ async fn with_the_root_token_disabled_only_keys_open_the_api() {
     let app = TestApp::spawn_with(
         |env| {
             env.insert("ADMIN_TOKEN_ENABLED".into(), "false".into());
+            env.insert("RATE_LIMIT_FAILED_AUTH_BURST".into(), "100000".into());
         },
         Default::default(),
     )
     .await;
-    let reply = app.admin_get("/api/v1/queues").await;
-    reply.assert_problem(401, "unauthorized");
+    // Every route refuses the root token, and the refusals change nothing.
+    let before = footprint(&app).await;
+    let root = bearer(ADMIN_TOKEN);
+    for (method, path, _, _) in routes() {
+        let reply = with_auth(&app, &method, &path, Some(&root)).await;
+        assert_eq!(reply.status, 401, "{method} {path}: {}", reply.body);
+        reply.assert_problem(401, "unauthorized");
+    }
+    assert_eq!(
+        footprint(&app).await,
+        before,
+        "a refused request changed something"
+    );
     // A key made out of band (the CLI's way) still works.
     let new = switchyard::auth::keys::KeyInput {
         name: "ci".into(),
