@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use axum::body::Body;
 use axum::extract::{MatchedPath, Request};
-use axum::http::{HeaderName, Method, StatusCode, header};
+use axum::http::{HeaderName, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use tokio::task::futures::TaskLocalFuture;
 use tower::{Layer, Service};
@@ -48,14 +48,21 @@ struct EdgeInner {
     limits: Limits,
     ids: RequestIds,
     metrics: Arc<RequestMetrics>,
+    /// `http.cors_allowed_origins`, when any.
+    cors: Option<super::browser::Cors>,
 }
 
 impl Edge {
-    pub fn new(limits: Limits, metrics: Arc<RequestMetrics>) -> Self {
+    pub fn new(
+        limits: Limits,
+        metrics: Arc<RequestMetrics>,
+        cors: Option<super::browser::Cors>,
+    ) -> Self {
         Self(Arc::new(EdgeInner {
             limits,
             ids: RequestIds::new(),
             metrics,
+            cors,
         }))
     }
 }
@@ -173,12 +180,17 @@ where
         // that streams its body lifts the deadline itself (see `Deadline`).
         let deadline = (!request.headers().contains_key(header::UPGRADE))
             .then(|| tokio::time::Instant::from_std(started) + limits.request_timeout);
+        let cors = self.edge.0.cors.as_ref();
         let done = Done {
             edge: self.edge.clone(),
             method,
             started,
             https: super::browser::forwarded_https(request.headers()),
+            origin: cors.and_then(|c| c.allowed(request.headers())),
         };
+        if let Some(answer) = cors.and_then(|c| c.preflight(request.method(), request.headers())) {
+            return EdgeFuture::early(answer, context, done);
+        }
         // Oversized targets and headers get a problem document here, not hyper's bare
         // status with an empty body.
         if let Some(refusal) = oversized(&request) {
@@ -244,6 +256,8 @@ struct Done {
     started: Instant,
     /// The request came over HTTPS (by the proxy's word): the answer gets HSTS.
     https: bool,
+    /// The request's `Origin`, when CORS allows it: the answer echoes it.
+    origin: Option<HeaderValue>,
 }
 
 pin_project_lite::pin_project! {
@@ -346,8 +360,11 @@ where
 impl Done {
     /// Stamps the request id and the security headers, writes the access-log line and
     /// records the metrics.
-    fn finish(&self, mut response: Response, context: Option<&RequestContext>) -> Response {
+    fn finish(&mut self, mut response: Response, context: Option<&RequestContext>) -> Response {
         super::browser::secure(response.headers_mut(), self.https);
+        if let Some(cors) = &self.edge.0.cors {
+            cors.stamp(self.origin.take(), response.headers_mut());
+        }
         let request_id = context.map_or("", |c| c.id.as_str());
         if let Some(context) = context {
             response

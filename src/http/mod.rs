@@ -126,15 +126,14 @@ pub fn build(
         body_limit: state.settings.http.body_limit_bytes,
     };
     let state_metrics = state.requests.clone();
-    let cors = browser::cors(&state.settings.http);
+    let cors = browser::Cors::new(&state.settings.http);
     let router = router
         .merge(openapi::router(document))
         .layer(middleware::RecordRouteLayer)
         .fallback(middleware::not_found)
         .with_state(state);
     ServiceBuilder::new()
-        .layer(middleware::Edge::new(limits, state_metrics))
-        .option_layer(cors)
+        .layer(middleware::Edge::new(limits, state_metrics, cors))
         .service(router)
 }
 

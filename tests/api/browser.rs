@@ -44,6 +44,7 @@ async fn an_allowed_origin_gets_its_preflight_answered_without_credentials_and_o
         "https://preview-1.pages.example.org",
     ] {
         let reply = preflight(&app, origin).await;
+        assert_eq!(reply.status, 204, "{origin}: {}", reply.body);
         assert!(
             reply.status < 300,
             "{origin}: {} {}",
@@ -102,6 +103,21 @@ async fn an_allowed_origin_gets_its_preflight_answered_without_credentials_and_o
         .header("access-control-expose-headers")
         .unwrap_or("")
         .to_ascii_lowercase();
+    assert!(
+        reply.header("vary").is_some_and(|v| v.contains("origin")),
+        "the answer depends on the Origin: {:?}",
+        reply.header("vary")
+    );
+    // A server-to-server call (no Origin) gets no CORS headers, and the same Vary.
+    let direct = call(
+        "GET",
+        &app.url("/api/v1/queues"),
+        &[("authorization", &auth)],
+        None,
+    )
+    .await;
+    assert!(direct.header("access-control-allow-origin").is_none());
+    assert!(direct.header("vary").is_some_and(|v| v.contains("origin")));
     for name in [
         "x-request-id",
         "ratelimit",
