@@ -47,17 +47,25 @@ local added = 0
 for i = 5, #ARGV, 9 do
   local id, due, idem = ARGV[i], tonumber(ARGV[i + 1]), ARGV[i + 2]
   local earlier = false
-  if idem ~= '' then earlier = redis.call('GET', ARGV[2] .. idem) end
+  -- Claims the key and reads an earlier claim in one call (SET NX GET, Redis 7).
+  if idem ~= '' then
+    earlier = redis.call('SET', ARGV[2] .. idem, id, 'NX', 'GET', 'EX', ARGV[i + 3])
+  end
   if earlier then
     out[#out + 1] = {earlier, 0}
   else
-    if idem ~= '' then redis.call('SET', ARGV[2] .. idem, id, 'EX', ARGV[i + 3]) end
     local state = 'queued'
     if due > now then state = 'scheduled' end
-    redis.call('HSET', job(id), 'queue', ARGV[4], 'kind', ARGV[i + 4], 'payload', ARGV[i + 5],
-      'attempts', 0, 'max_attempts', ARGV[i + 6], 'timeout_ms', ARGV[i + 7],
-      'created_ms', now, 'run_at_ms', due, 'state', state)
-    if ARGV[i + 8] ~= '' then redis.call('HSET', job(id), 'keep_s', ARGV[i + 8]) end
+    -- One HSET whether or not the job keeps its own retention: each call has a cost.
+    if ARGV[i + 8] ~= '' then
+      redis.call('HSET', job(id), 'queue', ARGV[4], 'kind', ARGV[i + 4], 'payload', ARGV[i + 5],
+        'attempts', 0, 'max_attempts', ARGV[i + 6], 'timeout_ms', ARGV[i + 7],
+        'created_ms', now, 'run_at_ms', due, 'state', state, 'keep_s', ARGV[i + 8])
+    else
+      redis.call('HSET', job(id), 'queue', ARGV[4], 'kind', ARGV[i + 4], 'payload', ARGV[i + 5],
+        'attempts', 0, 'max_attempts', ARGV[i + 6], 'timeout_ms', ARGV[i + 7],
+        'created_ms', now, 'run_at_ms', due, 'state', state)
+    end
     if due > now then
       redis.call('ZADD', KEYS[2], due, id)
     else
