@@ -54,6 +54,8 @@ pub struct Shared {
     pub keys: crate::auth::keys::Verifier,
     /// Request budgets in Redis.
     pub limiter: crate::ratelimit::Limiter,
+    /// Console sign-ins.
+    pub sessions: crate::auth::sessions::Sessions,
     /// Fires schedules and reads their last runs.
     pub scheduler: Scheduler,
     /// The kinds live workers handle, for refusing a typo at enqueue.
@@ -117,6 +119,11 @@ impl AppState {
             settings.redis.timeout(),
             &settings.redis.key_prefix,
         )?;
+        let sessions = crate::auth::sessions::Sessions::new(
+            redis.clone(),
+            &settings.redis.key_prefix,
+            settings.http.console_session(),
+        );
         let scheduler = Scheduler::new(
             queues.clone(),
             db.clone(),
@@ -147,6 +154,7 @@ impl AppState {
             sealer,
             keys,
             limiter,
+            sessions,
             scheduler,
             live_kinds,
             job_services,

@@ -403,18 +403,33 @@ impl Verifier {
         if !self.hasher.matches(secret, &row.hash) {
             return Ok(Err(Refusal::Unknown));
         }
+        Ok(self.admit(prefix, &row))
+    }
+
+    /// Who the key `prefix` is now, without its secret: for a console session, which
+    /// proved the key when it began. The key's revocation or expiry ends the session's
+    /// rights as it ends the key's.
+    pub async fn check_prefix(&self, prefix: &str) -> anyhow::Result<Result<KeyCaller, Refusal>> {
+        let Some(row) = self.row(prefix).await? else {
+            return Ok(Err(Refusal::Unknown));
+        };
+        Ok(self.admit(prefix, &row))
+    }
+
+    /// The caller a known key makes, unless it is revoked or expired.
+    fn admit(&self, prefix: &str, row: &Known) -> Result<KeyCaller, Refusal> {
         if row.revoked_at.is_some() {
-            return Ok(Err(Refusal::Revoked));
+            return Err(Refusal::Revoked);
         }
         if row.expires_at.is_some_and(|at| at <= Utc::now()) {
-            return Ok(Err(Refusal::Expired));
+            return Err(Refusal::Expired);
         }
         self.note_use(row.id);
-        Ok(Ok(KeyCaller {
+        Ok(KeyCaller {
             id: row.id,
             prefix: prefix.to_owned(),
             scopes: row.scopes.clone(),
-        }))
+        })
     }
 
     async fn row(&self, prefix: &str) -> anyhow::Result<Option<Arc<Known>>> {

@@ -10,6 +10,7 @@
 
 pub mod keys;
 pub mod scopes;
+pub mod sessions;
 
 use scopes::{Scope, Scopes};
 

@@ -27,6 +27,8 @@ pub struct HttpSettings {
     /// `*`. API keys go in `Authorization`, which needs no credentials mode.
     #[serde(default)]
     pub cors_allow_credentials: bool,
+    /// How long a console sign-in lasts, in hours.
+    pub console_session_hours: u64,
 }
 
 impl HttpSettings {
@@ -34,6 +36,11 @@ impl HttpSettings {
     /// stay silent).
     pub fn request_timeout(&self) -> Duration {
         Duration::from_secs(self.request_timeout_seconds)
+    }
+
+    /// How long a console sign-in lasts.
+    pub fn console_session(&self) -> Duration {
+        Duration::from_secs(self.console_session_hours * 3600)
     }
 }
 
@@ -109,6 +116,12 @@ pub(super) fn validate(
         return Err((
             "http.cors_allow_credentials",
             "cannot be true while http.cors_allowed_origins allows any origin (*)".into(),
+        ));
+    }
+    if !(1..=720).contains(&http.console_session_hours) {
+        return Err((
+            "http.console_session_hours",
+            "must be 1 to 720 (30 days)".into(),
         ));
     }
     if shutdown.drain_seconds > 3600 {

@@ -33,6 +33,7 @@ pub const ENVIRONMENT: &[(&str, &str)] = &[
     ("CORS_ORIGINS", "http.cors_allowed_origins"),
     ("CORS_ALLOWED_ORIGINS", "http.cors_allowed_origins"),
     ("CORS_ALLOW_CREDENTIALS", "http.cors_allow_credentials"),
+    ("CONSOLE_SESSION_HOURS", "http.console_session_hours"),
     ("LOG_LEVEL", "log.level"),
     ("RUST_LOG", "log.filter"),
     ("LOG_FORMAT", "log.format"),

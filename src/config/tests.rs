@@ -349,3 +349,22 @@ fn bad_rate_limit_settings_stop_start_up_naming_the_setting() {
     assert_eq!(loaded.settings.rate_limit.rate(), Some(super::Rate(10.0)));
     assert_eq!(loaded.settings.rate_limit.trusted().len(), 2);
 }
+
+#[test]
+fn a_console_session_outside_an_hour_to_a_month_names_the_setting() {
+    for value in ["0", "721", "soon"] {
+        let error = load_with(&[("CONSOLE_SESSION_HOURS", value)])
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(
+            error.contains("http.console_session_hours"),
+            "{value}: {error}"
+        );
+    }
+    let loaded = load_with(&[("CONSOLE_SESSION_HOURS", "24")]).unwrap();
+    assert_eq!(
+        loaded.settings.http.console_session(),
+        std::time::Duration::from_secs(86_400)
+    );
+}

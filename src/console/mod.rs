@@ -1,9 +1,25 @@
 //! The web console at `/console`: pages over the API for queues, jobs, schedules, files,
 //! realtime, instances, webhooks and audit, with a sign-in that trades a key for an
-//! HttpOnly session cookie. Its assets are compiled into the binary.
+//! HttpOnly session cookie ([`session`]). Its assets are compiled into the binary.
 //!
-//! Nothing lives here yet: the feature lands with the console. It sits on the HTTP floor
-//! beside `http`: it may use the edge's shared pieces (`http::problem`, `http::context`,
-//! `http::auth`, `http::views`) and the domains, and exposes `router()` for `app serve`
-//! and `app dev` to merge. It never imports a route module, and no module below HTTP
-//! imports it.
+//! It sits on the HTTP floor beside `http`: it uses the edge's shared pieces
+//! (`http::problem`, `http::auth`, `http::browser`, `http::limit`) and the domains, and
+//! exposes [`router`] for `app serve` and `app dev` to merge with the API's public
+//! routes. It never imports a route module, and no module below HTTP imports it.
+
+pub mod session;
+
+use axum::routing::post;
+use utoipa_axum::router::OpenApiRouter;
+
+use crate::state::AppState;
+
+/// The console's routes; none is part of the API document.
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().route(
+        session::PATH,
+        post(session::sign_in)
+            .get(session::current)
+            .delete(session::sign_out),
+    )
+}

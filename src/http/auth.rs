@@ -28,7 +28,7 @@ use super::limit::{self, Limits};
 use super::problem::ApiError;
 use crate::auth::keys::Refusal;
 use crate::auth::scopes::Scope;
-use crate::auth::{Caller, bearer_token, keys};
+use crate::auth::{Caller, bearer_token, keys, sessions};
 use crate::state::AppState;
 use crate::storage::grants;
 
@@ -148,7 +148,7 @@ pub async fn require_scope(
     let access = gate.routes.access(request.method(), &path);
     let token = presented_token(&request, access.upload);
     let found = match token.as_deref() {
-        None => Err(ApiError::Unauthorized),
+        None => session_caller(&gate.state, request.method(), request.headers()).await?,
         Some(token) if grants::is_upload_token(token) => {
             upload_grant(&gate.state, token).await?.map(Caller::Upload)
         }
@@ -273,6 +273,55 @@ fn presented_token(request: &Request, upload: bool) -> Option<Cow<'_, str>> {
         .filter(|value| grants::is_upload_token(value))
 }
 
+/// Who the request's console session cookie names, for a request without a token. A
+/// request that changes something must also carry the session's CSRF token; reads need
+/// not. No cookie, an unknown or expired session, or a holder that no longer opens
+/// anything (a revoked key, the root token turned off) is a 401.
+async fn session_caller(
+    state: &AppState,
+    method: &Method,
+    headers: &HeaderMap,
+) -> Result<Result<Caller, ApiError>, ApiError> {
+    let Some(id) = headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find_map(sessions::from_cookies)
+    else {
+        return Ok(Err(ApiError::Unauthorized));
+    };
+    let Some(session) = state.sessions.find(id).await? else {
+        return Ok(Err(ApiError::Unauthorized));
+    };
+    let safe = matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS);
+    let csrf = headers
+        .get(sessions::CSRF_HEADER)
+        .and_then(|v| v.to_str().ok());
+    if !safe && !sessions::csrf_matches(&session, csrf) {
+        return Ok(Err(ApiError::Csrf));
+    }
+    Ok(holder_caller(state, &session.holder)
+        .await?
+        .ok_or(ApiError::Unauthorized))
+}
+
+/// The caller a session's holder is now, if it still opens anything.
+pub async fn holder_caller(
+    state: &AppState,
+    holder: &sessions::Holder,
+) -> Result<Option<Caller>, ApiError> {
+    Ok(match holder {
+        sessions::Holder::Root => state
+            .settings
+            .app
+            .admin_token_enabled
+            .then_some(Caller::Root),
+        sessions::Holder::Key { prefix } => {
+            state.keys.check_prefix(prefix).await?.ok().map(Caller::Key)
+        }
+    })
+}
+
 /// What an upload token grants, or why it is refused (a 401 naming the reason: an
 /// upload token is meant for browsers, whose developers need to know which).
 pub async fn upload_grant(
@@ -310,7 +359,7 @@ pub async fn caller(state: &AppState, headers: &HeaderMap) -> Result<Option<Call
 }
 
 /// Who a bearer token (the admin token or an API key) names, as [`caller`].
-async fn token_caller(state: &AppState, token: &str) -> Result<Option<Caller>, ApiError> {
+pub async fn token_caller(state: &AppState, token: &str) -> Result<Option<Caller>, ApiError> {
     let app = &state.settings.app;
     if app.admin_token_enabled && crate::auth::is_root(app.admin_token.as_ref(), token) {
         return Ok(Some(Caller::Root));

@@ -75,11 +75,6 @@ pub fn admin_routes() -> OpenApiRouter<AppState> {
         .merge(keys::router())
 }
 
-/// The whole API of `app serve`.
-pub fn router(state: AppState) -> impl HttpService {
-    build(state, public_routes(), admin_routes())
-}
-
 /// The service `serve` runs: the routes wrapped in the edge middleware.
 pub trait HttpService:
     Service<Request, Response = Response, Error = Infallible, Future: Send + 'static>

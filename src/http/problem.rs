@@ -29,6 +29,11 @@ pub enum ApiError {
     MissingScope(crate::auth::scopes::Scope),
     #[error("{0}")]
     Forbidden(String),
+    /// A console request that changes something came without its session's CSRF token.
+    #[error(
+        "this request changes something and needs the console session's CSRF token in X-CSRF-Token"
+    )]
+    Csrf,
     #[error("{0}")]
     NotFound(String),
     #[error("{0}")]
@@ -85,7 +90,7 @@ impl ApiError {
         match self {
             Self::BadRequest(_) | Self::MalformedJson(_) => StatusCode::BAD_REQUEST,
             Self::Unauthorized | Self::TokenRefused(_) => StatusCode::UNAUTHORIZED,
-            Self::Forbidden(_) | Self::MissingScope(_) => StatusCode::FORBIDDEN,
+            Self::Forbidden(_) | Self::MissingScope(_) | Self::Csrf => StatusCode::FORBIDDEN,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::Conflict(_) => StatusCode::CONFLICT,
             Self::PayloadTooLarge { .. } | Self::FieldTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
@@ -111,6 +116,7 @@ impl ApiError {
             Self::MalformedJson(_) => "malformed_json",
             Self::Unauthorized | Self::TokenRefused(_) => "unauthorized",
             Self::Forbidden(_) => "forbidden",
+            Self::Csrf => "csrf_token_invalid",
             Self::MissingScope(_) => "insufficient_scope",
             Self::NotFound(_) => "not_found",
             Self::Conflict(_) => "conflict",

@@ -85,7 +85,10 @@ pub async fn run(
     let realtime = Realtime::new(&state.settings, state.realtime.clone())?;
     let router = http::build(
         state.clone(),
-        super::realtime::with_socket(http::public_routes(), &realtime),
+        super::realtime::with_socket(
+            http::public_routes().merge(crate::console::router()),
+            &realtime,
+        ),
         http::admin_routes(),
     );
     let (api, worker, scheduler, realtime) = tokio::join!(

@@ -1,4 +1,4 @@
-//! `app serve`: the HTTP API, and an events relay beside it.
+//! `app serve`: the HTTP API and the console, and an events relay beside it.
 
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -13,7 +13,11 @@ pub async fn run(
     listener: TcpListener,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
-    let router = http::router(state.clone());
+    let router = http::build(
+        state.clone(),
+        http::public_routes().merge(crate::console::router()),
+        http::admin_routes(),
+    );
     let relay = crate::relay::run(state.relay(), shutdown.clone());
     let (served, relayed) = tokio::join!(run_router(state, listener, shutdown, router), relay);
     served.and(relayed)

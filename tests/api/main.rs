@@ -7,6 +7,7 @@ mod common;
 mod audit;
 mod browser;
 mod connections;
+mod console;
 mod databases;
 mod errors;
 mod events;

@@ -295,7 +295,7 @@ impl TestApp {
         let options = switchyard::http::ServeOptions::from_settings(&state.settings);
         let router = switchyard::http::build(
             state.clone(),
-            switchyard::http::public_routes(),
+            switchyard::http::public_routes().merge(switchyard::console::router()),
             switchyard::http::admin_routes().merge(extra_routes),
         );
         let shutdown = CancellationToken::new();

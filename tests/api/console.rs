@@ -1,0 +1,238 @@
+//! Console sign-in: a token traded for an HttpOnly session cookie that opens the API as
+//! its holder, reads without and changes only with the session's CSRF token, and stops
+//! at sign-out, at a key's revocation, and for a token that opens nothing.
+
+use serde_json::{Value, json};
+
+use crate::common::{ADMIN_TOKEN, Reply, TestApp, call};
+
+/// Signs in with `token`; the reply.
+async fn sign_in(app: &TestApp, token: &str, extra: &[(&str, &str)]) -> Reply {
+    let mut headers = vec![("content-type", "application/json")];
+    headers.extend_from_slice(extra);
+    call(
+        "POST",
+        &app.url("/console/session"),
+        &headers,
+        Some(json!({ "token": token }).to_string().into_bytes()),
+    )
+    .await
+}
+
+/// The `name=value` of a reply's Set-Cookie.
+fn cookie_of(reply: &Reply) -> String {
+    let set = reply.header("set-cookie").expect("a Set-Cookie");
+    set.split(';').next().unwrap().to_owned()
+}
+
+async fn with_cookie(
+    app: &TestApp,
+    method: &str,
+    path: &str,
+    cookie: &str,
+    csrf: Option<&str>,
+    body: Option<Value>,
+) -> Reply {
+    let mut headers = vec![("cookie", cookie), ("content-type", "application/json")];
+    if let Some(csrf) = csrf {
+        headers.push(("x-csrf-token", csrf));
+    }
+    call(
+        method,
+        &app.url(path),
+        &headers,
+        body.map(|b| b.to_string().into_bytes()),
+    )
+    .await
+}
+
+#[tokio::test]
+async fn a_signed_in_console_reads_freely_changes_only_with_its_csrf_token_and_signs_out() {
+    let app = TestApp::spawn().await;
+    let signed = sign_in(&app, ADMIN_TOKEN, &[]).await;
+    assert_eq!(signed.status, 201, "{}", signed.body);
+    let set = signed.header("set-cookie").unwrap().to_owned();
+    for part in ["HttpOnly", "SameSite=Strict", "Path=/", "Max-Age=28800"] {
+        assert!(set.contains(part), "{part} missing from {set}");
+    }
+    assert!(!set.contains("Secure"), "plain HTTP: {set}");
+    let view = signed.json();
+    assert_eq!(view["holder"]["kind"], "root");
+    assert_eq!(view["scopes"], json!(["*"]));
+    let csrf = view["csrf_token"].as_str().unwrap().to_owned();
+    let cookie = cookie_of(&signed);
+    assert!(
+        !signed.body.contains(ADMIN_TOKEN) && !set.contains(ADMIN_TOKEN),
+        "the token never comes back"
+    );
+
+    // Redis keeps the session under a hash of its id, not the id.
+    let id = cookie.split_once('=').unwrap().1;
+    let mut conn = app.state.redis.get().await.unwrap();
+    let keys: Vec<String> = deadpool_redis::redis::cmd("KEYS")
+        .arg(format!(
+            "{}console:session:*",
+            app.state.settings.redis.key_prefix
+        ))
+        .query_async(&mut *conn)
+        .await
+        .unwrap();
+    assert_eq!(keys.len(), 1);
+    assert!(!keys[0].contains(id));
+
+    let current = with_cookie(&app, "GET", "/console/session", &cookie, None, None).await;
+    assert_eq!(current.status, 200, "{}", current.body);
+    assert_eq!(current.json()["csrf_token"], csrf);
+
+    // Reads need only the cookie.
+    let queues = with_cookie(&app, "GET", "/api/v1/queues", &cookie, None, None).await;
+    assert_eq!(queues.status, 200, "{}", queues.body);
+
+    // A change without the CSRF token (what another site's form could send) is refused
+    // and changes nothing; with it, it goes through.
+    let job = json!({ "kind": "noop", "payload": {} });
+    for bad in [None, Some("not-the-token")] {
+        let refused = with_cookie(
+            &app,
+            "POST",
+            "/api/v1/jobs",
+            &cookie,
+            bad,
+            Some(job.clone()),
+        )
+        .await;
+        refused.assert_problem(403, "csrf_token_invalid");
+    }
+    let listed = app.admin_get("/api/v1/queues").await.json();
+    let ready: u64 = listed["queues"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|q| q["ready"].as_u64().unwrap())
+        .sum();
+    assert_eq!(ready, 0, "a refused change enqueued something: {listed}");
+    let made = with_cookie(
+        &app,
+        "POST",
+        "/api/v1/jobs",
+        &cookie,
+        Some(&csrf),
+        Some(job),
+    )
+    .await;
+    assert_eq!(made.status, 202, "{}", made.body);
+
+    // Signing out needs the CSRF token too, clears the cookie and ends the session.
+    with_cookie(&app, "DELETE", "/console/session", &cookie, None, None)
+        .await
+        .assert_problem(403, "csrf_token_invalid");
+    let out = with_cookie(
+        &app,
+        "DELETE",
+        "/console/session",
+        &cookie,
+        Some(&csrf),
+        None,
+    )
+    .await;
+    assert_eq!(out.status, 204, "{}", out.body);
+    assert!(out.header("set-cookie").unwrap().contains("Max-Age=0"));
+    with_cookie(&app, "GET", "/console/session", &cookie, None, None)
+        .await
+        .assert_problem(401, "unauthorized");
+    with_cookie(&app, "GET", "/api/v1/queues", &cookie, None, None)
+        .await
+        .assert_problem(401, "unauthorized");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn only_a_working_token_signs_in_and_https_makes_the_cookie_secure() {
+    let app = TestApp::spawn().await;
+    for token in [
+        "wrong",
+        "sy_a1b2c3d4e5_ZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZ",
+        "",
+    ] {
+        let refused = sign_in(&app, token, &[]).await;
+        refused.assert_problem(401, "unauthorized");
+        assert!(refused.header("set-cookie").is_none());
+    }
+    // An upload token is for one upload, not for the console.
+    let upload = app
+        .admin(
+            "POST",
+            "/api/v1/files/upload-tokens",
+            Some(json!({ "bucket": "default", "expires_in_seconds": 60 })),
+        )
+        .await
+        .json();
+    sign_in(&app, upload["token"].as_str().unwrap(), &[])
+        .await
+        .assert_problem(401, "unauthorized");
+    let bad = call(
+        "POST",
+        &app.url("/console/session"),
+        &[("content-type", "application/json")],
+        Some(b"{\"key\": 1}".to_vec()),
+    )
+    .await;
+    assert_eq!(bad.status, 422, "{}", bad.body);
+
+    let secure = sign_in(&app, ADMIN_TOKEN, &[("x-forwarded-proto", "https")]).await;
+    assert_eq!(secure.status, 201);
+    assert!(secure.header("set-cookie").unwrap().contains("; Secure"));
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_key_session_holds_the_keys_scopes_and_ends_with_the_key() {
+    let app = TestApp::spawn().await;
+    let made = app
+        .admin(
+            "POST",
+            "/api/v1/keys",
+            Some(json!({ "name": "viewer", "scopes": ["queues:read"] })),
+        )
+        .await
+        .json();
+    let key = made["key"].as_str().unwrap();
+    let signed = sign_in(&app, key, &[]).await;
+    assert_eq!(signed.status, 201, "{}", signed.body);
+    let view = signed.json();
+    assert_eq!(view["holder"]["kind"], "key");
+    assert_eq!(view["holder"]["prefix"], made["prefix"]);
+    assert_eq!(view["scopes"], json!(["queues:read"]));
+    let cookie = cookie_of(&signed);
+
+    let queues = with_cookie(&app, "GET", "/api/v1/queues", &cookie, None, None).await;
+    assert_eq!(queues.status, 200);
+    let keys = with_cookie(&app, "GET", "/api/v1/keys", &cookie, None, None).await;
+    assert_eq!(
+        keys.assert_problem(403, "insufficient_scope")["required_scope"],
+        "keys:read"
+    );
+
+    let prefix = made["prefix"].as_str().unwrap();
+    let revoked = app
+        .admin("DELETE", &format!("/api/v1/keys/{prefix}"), None)
+        .await;
+    assert_eq!(revoked.status, 200);
+    // A revoked key stops working within a second on every replica; so does its session.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        let reply = with_cookie(&app, "GET", "/api/v1/queues", &cookie, None, None).await;
+        if reply.status == 401 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the session outlived its key"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    with_cookie(&app, "GET", "/console/session", &cookie, None, None)
+        .await
+        .assert_problem(401, "unauthorized");
+    app.stop().await;
+}
