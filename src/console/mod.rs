@@ -7,19 +7,24 @@
 //! exposes [`router`] for `app serve` and `app dev` to merge with the API's public
 //! routes. It never imports a route module, and no module below HTTP imports it.
 
+pub mod assets;
 pub mod session;
 
-use axum::routing::post;
+use axum::routing::{get, post};
 use utoipa_axum::router::OpenApiRouter;
 
 use crate::state::AppState;
 
 /// The console's routes; none is part of the API document.
 pub fn router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new().route(
-        session::PATH,
-        post(session::sign_in)
-            .get(session::current)
-            .delete(session::sign_out),
-    )
+    OpenApiRouter::new()
+        .route("/console", get(assets::page))
+        .route("/console/", get(assets::page))
+        .route(assets::ASSETS_PATH, get(assets::asset))
+        .route(
+            session::PATH,
+            post(session::sign_in)
+                .get(session::current)
+                .delete(session::sign_out),
+        )
 }

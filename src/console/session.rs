@@ -88,15 +88,18 @@ pub async fn sign_in(
         .into_response())
 }
 
-/// `GET /console/session`: the session the cookie names, or 401.
+/// `GET /console/session`: the session the cookie names, or 204 when there is none (the
+/// page asks at every load; not being signed in is not an error).
 pub async fn current(
     State(state): State<AppState>,
     headers: HeaderMap,
-) -> Result<axum::Json<SessionView>, ApiError> {
-    let (_, session, caller) = signed_in(&state, &headers)
-        .await?
-        .ok_or(ApiError::Unauthorized)?;
-    Ok(axum::Json(SessionView::new(session, &caller)))
+) -> Result<Response, ApiError> {
+    Ok(match signed_in(&state, &headers).await? {
+        Some((_, session, caller)) => {
+            axum::Json(SessionView::new(session, &caller)).into_response()
+        }
+        None => StatusCode::NO_CONTENT.into_response(),
+    })
 }
 
 /// `DELETE /console/session`: signs out (with the CSRF token, as every change); the

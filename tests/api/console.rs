@@ -137,9 +137,8 @@ async fn a_signed_in_console_reads_freely_changes_only_with_its_csrf_token_and_s
     .await;
     assert_eq!(out.status, 204, "{}", out.body);
     assert!(out.header("set-cookie").unwrap().contains("Max-Age=0"));
-    with_cookie(&app, "GET", "/console/session", &cookie, None, None)
-        .await
-        .assert_problem(401, "unauthorized");
+    let gone = with_cookie(&app, "GET", "/console/session", &cookie, None, None).await;
+    assert_eq!(gone.status, 204, "not signed in: {}", gone.body);
     with_cookie(&app, "GET", "/api/v1/queues", &cookie, None, None)
         .await
         .assert_problem(401, "unauthorized");
@@ -231,8 +230,55 @@ async fn a_key_session_holds_the_keys_scopes_and_ends_with_the_key() {
         );
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
-    with_cookie(&app, "GET", "/console/session", &cookie, None, None)
+    let gone = with_cookie(&app, "GET", "/console/session", &cookie, None, None).await;
+    assert_eq!(
+        gone.status, 204,
+        "the session ended with its key: {}",
+        gone.body
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn the_page_is_never_cached_and_its_hashed_assets_are_served_gzipped_for_good() {
+    let app = TestApp::spawn().await;
+    let page = app.get("/console").await;
+    assert_eq!(page.status, 200);
+    assert_eq!(page.header("cache-control"), Some("no-cache"));
+    let policy = page.header("content-security-policy").unwrap();
+    assert!(
+        policy.contains("script-src 'self'") && !policy.contains("unsafe"),
+        "{policy}"
+    );
+    let names: Vec<String> = page
+        .body
+        .split("/console/assets/")
+        .skip(1)
+        .map(|rest| rest.split('"').next().unwrap().to_owned())
+        .collect();
+    assert_eq!(names.len(), 2, "{}", page.body);
+    for name in &names {
+        let url = app.url(&format!("/console/assets/{name}"));
+        let zipped = call("GET", &url, &[("accept-encoding", "gzip")], None).await;
+        assert_eq!(zipped.status, 200, "{name}");
+        assert_eq!(zipped.header("content-encoding"), Some("gzip"));
+        assert_eq!(
+            zipped.header("cache-control"),
+            Some("public, max-age=31536000, immutable")
+        );
+        let plain = call("GET", &url, &[("accept-encoding", "identity")], None).await;
+        assert_eq!(plain.status, 200);
+        assert!(plain.header("content-encoding").is_none());
+        let mut unzipped = Vec::new();
+        std::io::Read::read_to_end(
+            &mut flate2::read::GzDecoder::new(&zipped.bytes[..]),
+            &mut unzipped,
+        )
+        .unwrap();
+        assert_eq!(unzipped, plain.bytes, "{name}: the same asset either way");
+    }
+    app.get("/console/assets/console.0000000000000000.js")
         .await
-        .assert_problem(401, "unauthorized");
+        .assert_problem(404, "not_found");
     app.stop().await;
 }

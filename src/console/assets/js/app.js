@@ -1,0 +1,49 @@
+// The console's frame: the session check at load, the navigation, the pages by their
+// address (#/overview, #/queues/<name>), and sign-out.
+(function () {
+  const { h, api, session, pages } = Console;
+  const root = document.getElementById("app");
+  const order = ["overview", "queues"];
+
+  async function start() {
+    // 204 (no body) when this browser is not signed in.
+    const current = await api("GET", "/console/session");
+    if (!current) return Console.signIn(root, show);
+    Object.assign(session, { csrf: current.csrf_token, holder: current.holder, scopes: current.scopes });
+    show();
+  }
+
+  function route() {
+    const [name, arg] = location.hash.replace(/^#\/?/, "").split("/");
+    return { name: pages[name] ? name : "overview", arg: arg ? decodeURIComponent(arg) : undefined };
+  }
+
+  function show() {
+    const { name, arg } = route();
+    const who = session.holder && session.holder.kind === "key" ? "key " + session.holder.prefix : "admin token";
+    const main = h("main", { id: "main" });
+    root.replaceChildren(
+      h("header", { class: "bar" },
+        h("span", { class: "brand" }, "Switchyard"),
+        h("nav", { "aria-label": "Pages" }, h("ul", {}, order.map((page) =>
+          h("li", {}, h("a", { href: "#/" + page, "aria-current": page === name ? "page" : null }, pages[page].title))))),
+        h("span", { class: "who" }, "Signed in with the " + who + " "),
+        h("button", { class: "quiet", onclick: signOut }, "Sign out")),
+      main);
+    document.title = pages[name].title + " · Switchyard";
+    pages[name].render(main, arg).catch((problem) => {
+      if (problem.status === 401) return Console.signIn(root, show);
+      main.replaceChildren(h("p", { class: "error", role: "alert" }, problem.message));
+    });
+  }
+
+  async function signOut() {
+    await api("DELETE", "/console/session").catch(() => {});
+    Object.assign(session, { csrf: null, holder: null, scopes: [] });
+    Console.signIn(root, show);
+  }
+
+  Console.refresh = show;
+  window.addEventListener("hashchange", show);
+  start();
+})();
