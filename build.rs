@@ -15,6 +15,7 @@ use std::path::Path;
 /// adds to the `Console` namespace the ones before it made.
 const SCRIPTS: &[&str] = &[
     "js/core.js",
+    "js/live.js",
     "js/signin.js",
     "js/overview.js",
     "js/queues.js",

@@ -56,6 +56,9 @@ pub struct Shared {
     pub limiter: crate::ratelimit::Limiter,
     /// Console sign-ins.
     pub sessions: crate::auth::sessions::Sessions,
+    /// Cancelled when the process begins to shut down: long-lived responses (the
+    /// console's live stream) end with it rather than hold the drain.
+    pub stopping: tokio_util::sync::CancellationToken,
     /// Fires schedules and reads their last runs.
     pub scheduler: Scheduler,
     /// The kinds live workers handle, for refusing a typo at enqueue.
@@ -155,6 +158,7 @@ impl AppState {
             keys,
             limiter,
             sessions,
+            stopping: tokio_util::sync::CancellationToken::new(),
             scheduler,
             live_kinds,
             job_services,

@@ -35,6 +35,8 @@ pub struct Scope(&'static str);
 
 /// Reading files: what a download outside the gate checks for itself.
 pub const FILES_READ: Scope = Scope("files:read");
+/// Reading queues: what the console's live stream checks for itself.
+pub const QUEUES_READ: Scope = Scope("queues:read");
 
 impl Scope {
     /// The scope named `name`, if there is one.

@@ -8,6 +8,7 @@
 //! routes. It never imports a route module, and no module below HTTP imports it.
 
 pub mod assets;
+pub mod live;
 pub mod session;
 
 use axum::routing::{get, post};
@@ -21,6 +22,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .route("/console", get(assets::page))
         .route("/console/", get(assets::page))
         .route(assets::ASSETS_PATH, get(assets::asset))
+        .route(live::PATH, get(live::live))
         .route(
             session::PATH,
             post(session::sign_in)

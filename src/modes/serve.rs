@@ -31,6 +31,12 @@ pub async fn run_router(
     router: impl http::HttpService,
 ) -> anyhow::Result<()> {
     let address = listener.local_addr()?.to_string();
+    let stopping = state.stopping.clone();
+    let watch = shutdown.clone();
+    tokio::spawn(async move {
+        watch.cancelled().await;
+        stopping.cancel();
+    });
     let registration = Registration::start(
         &state.db,
         &state.identity,

@@ -6,6 +6,7 @@ mod common;
 
 mod browser;
 mod cli;
+mod console;
 mod events;
 mod jobs;
 mod keys;

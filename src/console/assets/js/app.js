@@ -31,6 +31,8 @@
         h("button", { class: "quiet", onclick: signOut }, "Sign out")),
       main);
     document.title = pages[name].title + " · Switchyard";
+    Console.current = pages[name];
+    Console.live.open();
     pages[name].render(main, arg).catch((problem) => {
       if (problem.status === 401) return Console.signIn(root, show);
       main.replaceChildren(h("p", { class: "error", role: "alert" }, problem.message));
@@ -38,6 +40,7 @@
   }
 
   async function signOut() {
+    Console.live.close();
     await api("DELETE", "/console/session").catch(() => {});
     Object.assign(session, { csrf: null, holder: null, scopes: [] });
     Console.signIn(root, show);

@@ -1,6 +1,7 @@
 // Overview: the health of each dependency, this process, and the queues at a glance.
 Console.pages.overview = {
   title: "Overview",
+  live: true,
   async render(main) {
     const { h, api, table } = Console;
     const [health, queues] = await Promise.all([api("GET", "/api/health").catch((p) => p), api("GET", "/api/v1/queues")]);

@@ -11,6 +11,7 @@ Console.queueTable = function (queues) {
 
 Console.pages.queues = {
   title: "Queues",
+  live: true,
   async render(main, queue) {
     const { h, api, table, when } = Console;
     const listed = await api("GET", "/api/v1/queues");

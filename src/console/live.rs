@@ -1,0 +1,109 @@
+//! `GET /console/live`: the console's one live connection per browser tab, as server-sent
+//! events. Every two seconds it sends a `snapshot` (each queue's jobs by state, dead
+//! included); the page re-reads what it shows when the snapshot changes, so a retried
+//! dead job leaves the list without a reload, and a page never polls per widget. The page
+//! closes the stream while its tab is hidden.
+//!
+//! A stream lasts at most a minute (the browser reconnects at once, and the session is
+//! checked again), and ends when the process begins to shut down, so it never holds the
+//! drain.
+
+use std::convert::Infallible;
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::http::HeaderMap;
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use futures_util::Stream;
+use serde::Serialize;
+
+use super::session::signed_in;
+use crate::auth::scopes::QUEUES_READ;
+use crate::http::problem::ApiError;
+use crate::state::AppState;
+
+/// Where the stream is served.
+pub const PATH: &str = "/console/live";
+/// How often a snapshot is sent.
+const EVERY: Duration = Duration::from_secs(2);
+/// How long one stream lasts before the browser reconnects.
+const LIFETIME: Duration = Duration::from_secs(60);
+
+/// One queue in a snapshot.
+#[derive(Debug, PartialEq, Serialize)]
+struct QueueSnapshot {
+    name: String,
+    ready: u64,
+    scheduled: u64,
+    running: u64,
+    retrying: u64,
+    dead: u64,
+    succeeded_last_minute: u64,
+    failed_last_minute: u64,
+}
+
+/// `GET /console/live`: needs a console session holding `queues:read`.
+pub async fn live(State(state): State<AppState>, headers: HeaderMap) -> Result<Response, ApiError> {
+    let (_, _, caller) = signed_in(&state, &headers)
+        .await?
+        .ok_or(ApiError::Unauthorized)?;
+    if !caller.allows(QUEUES_READ) {
+        return Err(ApiError::MissingScope(QUEUES_READ));
+    }
+    Ok(Sse::new(snapshots(state))
+        .keep_alive(KeepAlive::default())
+        .into_response())
+}
+
+fn snapshots(state: AppState) -> impl Stream<Item = Result<Event, Infallible>> {
+    let until = tokio::time::Instant::now() + LIFETIME;
+    futures_util::stream::unfold((state, true), move |(state, first)| async move {
+        if !first {
+            tokio::select! {
+                _ = tokio::time::sleep(EVERY) => {}
+                _ = state.stopping.cancelled() => return None,
+            }
+        }
+        if tokio::time::Instant::now() >= until || state.stopping.is_cancelled() {
+            return None;
+        }
+        let event = match snapshot(&state).await {
+            Ok(queues) => Event::default()
+                .event("snapshot")
+                .json_data(&queues)
+                .unwrap_or_default(),
+            Err(error) => {
+                tracing::debug!(error = format!("{error:#}"), "a console snapshot failed");
+                Event::default()
+                    .event("unavailable")
+                    .data("a dependency is down")
+            }
+        };
+        Some((Ok(event), (state, false)))
+    })
+}
+
+async fn snapshot(state: &AppState) -> anyhow::Result<Vec<QueueSnapshot>> {
+    let names = &state.settings.jobs.queues;
+    let now = chrono::Utc::now().timestamp_millis();
+    let counts = state.queues.counts(names, now).await?;
+    let dead = crate::jobs::dead::counts(&state.db).await?;
+    Ok(names
+        .iter()
+        .zip(counts)
+        .map(|(name, c)| QueueSnapshot {
+            name: name.clone(),
+            ready: c.ready,
+            scheduled: c.scheduled,
+            running: c.running,
+            retrying: c.retrying,
+            dead: dead
+                .iter()
+                .find(|(q, _)| q == name)
+                .map_or(0, |(_, n)| *n as u64),
+            succeeded_last_minute: c.succeeded_last_minute,
+            failed_last_minute: c.failed_last_minute,
+        })
+        .collect())
+}

@@ -1,0 +1,112 @@
+// The console in a real browser (Debian's headless Chromium, driven by playwright-core),
+// for tests/process/console.rs against `app dev`. It reads its plan from
+// SWITCHYARD_BROWSER_PLAN (JSON), saves a screenshot of each page into plan.screenshots,
+// and prints what it saw as one JSON object; the Rust test asserts on it.
+
+import { chromium } from "playwright-core";
+
+const plan = JSON.parse(process.env.SWITCHYARD_BROWSER_PLAN);
+const browser = await chromium.launch({
+  executablePath: process.env.CHROMIUM_PATH || "/usr/bin/chromium",
+  args: [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+  ],
+});
+const page = await browser.newPage({ viewport: { width: 1280, height: 800 } });
+const seen = { problems: [], steps: {} };
+// Refusals the test provokes on purpose (a wrong token, a change without CSRF): their
+// responses are expected, and so is the one console line Chromium logs for each.
+const provoked = [];
+const consoleErrors = [];
+page.on("console", (m) => {
+  if (m.type() === "error") consoleErrors.push(m.text());
+});
+page.on("pageerror", (e) => seen.problems.push("page error: " + e.message));
+page.on("requestfailed", (r) => {
+  // A live stream cut by a navigation or sign-out is not a failed request.
+  if (!r.url().endsWith("/console/live")) seen.problems.push("failed: " + r.url());
+});
+page.on("response", (r) => {
+  if (r.status() < 400) return;
+  if (plan.expected_refusals.some((p) => r.url().endsWith(p))) provoked.push(r.status());
+  else seen.problems.push(r.status() + " " + r.url());
+});
+const shot = (name) => page.screenshot({ path: `${plan.screenshots}/${name}.png`, fullPage: true });
+const admin = (method, path, body) =>
+  fetch(plan.base + path, {
+    method,
+    headers: { Authorization: `Bearer ${plan.token}`, "Content-Type": "application/json" },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  }).then(async (r) => ({ status: r.status, body: await r.json().catch(() => null) }));
+
+// Sign-in: a wrong token is refused on the page, the right one opens the console.
+await page.goto(plan.base + "/console");
+await page.waitForSelector("#token");
+await shot("signin");
+await page.fill("#token", "not-the-token");
+await page.click("button[type=submit]");
+await page.waitForSelector(".error:not(:empty)");
+seen.steps.wrong_token = await page.textContent(".error");
+await page.fill("#token", plan.token);
+await page.click("button[type=submit]");
+await page.waitForSelector("h1:text-is('Overview')");
+seen.steps.stored = await page.evaluate(() => ({ local: localStorage.length, session: sessionStorage.length, cookie: document.cookie }));
+await shot("overview");
+
+// Queues, then the http queue's dead jobs; a job that dies appears without a reload.
+await page.click("nav a[href='#/queues']");
+await page.waitForSelector("h1:text-is('Queues')");
+await shot("queues");
+await page.goto(plan.base + "/console#/queues/http");
+await page.waitForSelector("h2:text-is('Dead jobs in http')");
+await page.evaluate(() => (window.__not_reloaded = true));
+const made = await admin("POST", "/api/v1/jobs", {
+  kind: "http",
+  payload: { url: plan.failing_url },
+  max_attempts: 1,
+});
+seen.steps.enqueued = made.status;
+const jobId = made.body && made.body.id;
+await page.waitForSelector(`code:text-is('${jobId}')`, { timeout: 20_000 });
+seen.steps.dead_appeared_live = await page.evaluate(() => window.__not_reloaded === true);
+await shot("dead-jobs");
+
+// Retried from the console: the target answers 200 this time, and the job leaves the list.
+await page.click(`tr:has(code:text-is('${jobId}')) button:text-is('Retry')`);
+await page.waitForSelector(`code:text-is('${jobId}')`, { state: "detached", timeout: 20_000 });
+const job = await admin("GET", `/api/v1/jobs/${jobId}`);
+for (let i = 0; i < 100 && job.body && job.body.state !== "succeeded"; i++) {
+  await new Promise((r) => setTimeout(r, 100));
+  Object.assign(job, await admin("GET", `/api/v1/jobs/${jobId}`));
+}
+seen.steps.retried_state = job.body && job.body.state;
+
+// A change without the CSRF token, from the signed-in page itself, is refused.
+seen.steps.without_csrf = await page.evaluate(async () => {
+  const r = await fetch("/api/v1/jobs", {
+    method: "POST",
+    headers: { "Content-Type": "application/json" },
+    body: JSON.stringify({ kind: "noop", payload: {} }),
+  });
+  return { status: r.status, body: await r.json() };
+});
+
+// Sign-out: back to the sign-in page, and the session is gone.
+await page.click("button:text-is('Sign out')");
+await page.waitForSelector("#token");
+seen.steps.after_sign_out = await page.evaluate(async () => (await fetch("/console/session")).status);
+
+await browser.close();
+for (const text of consoleErrors) {
+  const status = Number((text.match(/status of (\d+)/) || [])[1]);
+  const at = provoked.indexOf(status);
+  if (text.startsWith("Failed to load resource") && at >= 0) provoked.splice(at, 1);
+  else seen.problems.push("console: " + text);
+}
+process.stdout.write(JSON.stringify(seen));

@@ -1,0 +1,84 @@
+//! The console in a real browser against `app dev`: headless Chromium, driven by
+//! tests/browser/console.mjs, signs in (a wrong token refused), walks the pages with no
+//! console error and no failed request, sees a dead job appear without a reload, retries
+//! it from the console, is refused a change without the CSRF token, and signs out.
+//! Screenshots of each page land in `target/console-screenshots/`.
+//!
+//! scripts/test.sh installs Chromium (apt) and playwright-core (npm ci in tests/browser).
+
+use std::path::Path;
+use std::process::Command;
+
+use serde_json::{Value, json};
+
+use crate::common::target::{Answer, Target};
+use crate::common::{ADMIN_TOKEN, Process, RedisKeys, TestDb, environment, server_redis_url};
+
+#[test]
+fn the_console_signs_in_shows_a_dead_job_live_retries_it_and_signs_out() {
+    let browser_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser");
+    let chromium = std::env::var("CHROMIUM_PATH").unwrap_or_else(|_| "/usr/bin/chromium".into());
+    assert!(
+        Path::new(&chromium).exists() && browser_dir.join("node_modules/playwright-core").exists(),
+        "this test drives Debian's Chromium with playwright-core: run scripts/test.sh, which \
+         installs both (apt-get install chromium; npm ci in tests/browser)"
+    );
+    let screenshots = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/console-screenshots");
+    std::fs::create_dir_all(&screenshots).unwrap();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let db = rt.block_on(TestDb::migrated());
+    let env = environment(&db.url, &server_redis_url());
+    let _keys = RedisKeys(env["REDIS_KEY_PREFIX"].clone());
+    let dev = Process::start(&["dev"], &env);
+    // The first call fails (the job dies: one attempt), the retry succeeds.
+    let target = Target::start(vec![Answer::status(500)]);
+
+    let plan = json!({
+        "base": format!("http://127.0.0.1:{}", dev.port),
+        "token": ADMIN_TOKEN,
+        "failing_url": target.url("/hook"),
+        "screenshots": screenshots,
+        // What the test provokes on purpose: the wrong sign-in and the change without CSRF.
+        "expected_refusals": ["/console/session", "/api/v1/jobs"],
+    });
+    let output = Command::new("node")
+        .arg(browser_dir.join("console.mjs"))
+        .env("SWITCHYARD_BROWSER_PLAN", plan.to_string())
+        .env("CHROMIUM_PATH", &chromium)
+        .output()
+        .expect("run node");
+    assert!(
+        output.status.success(),
+        "the browser script failed: {}\n{}",
+        String::from_utf8_lossy(&output.stderr),
+        dev.output()
+    );
+    let seen: Value = serde_json::from_slice(&output.stdout).unwrap();
+    let steps = &seen["steps"];
+    assert_eq!(seen["problems"], json!([]), "{seen:#}");
+    assert_eq!(
+        steps["wrong_token"], "That token does not open the console.",
+        "{seen:#}"
+    );
+    assert_eq!(
+        steps["stored"],
+        json!({"local": 0, "session": 0, "cookie": ""}),
+        "nothing readable by scripts holds the session: {seen:#}"
+    );
+    assert_eq!(steps["enqueued"], 202, "{seen:#}");
+    assert_eq!(steps["dead_appeared_live"], true, "{seen:#}");
+    assert_eq!(steps["retried_state"], "succeeded", "{seen:#}");
+    assert_eq!(steps["without_csrf"]["status"], 403, "{seen:#}");
+    assert_eq!(
+        steps["without_csrf"]["body"]["code"], "csrf_token_invalid",
+        "{seen:#}"
+    );
+    assert_eq!(steps["after_sign_out"], 204, "{seen:#}");
+    for page in ["signin", "overview", "queues", "dead-jobs"] {
+        assert!(
+            screenshots.join(format!("{page}.png")).exists(),
+            "{page}.png"
+        );
+    }
+    assert_eq!(target.received().len(), 2, "one failed call, one retried");
+}
