@@ -19,6 +19,11 @@ const SCRIPTS: &[&str] = &[
     "js/signin.js",
     "js/overview.js",
     "js/queues.js",
+    "js/jobs.js",
+    "js/schedules.js",
+    "js/files.js",
+    "js/audit.js",
+    "js/keys.js",
     "js/app.js",
 ];
 

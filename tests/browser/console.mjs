@@ -87,6 +87,36 @@ for (let i = 0; i < 100 && job.body && job.body.state !== "succeeded"; i++) {
 }
 seen.steps.retried_state = job.body && job.body.state;
 
+// The job's own page: its attempts and its state.
+await page.goto(plan.base + "/console#/job/" + jobId);
+await page.waitForSelector("dl.facts");
+seen.steps.job_page_state = await page.textContent("dl.facts dd:nth-of-type(3)");
+await shot("job");
+
+// A file uploaded with the file input appears in the list.
+await page.goto(plan.base + "/console#/files");
+await page.waitForSelector("h1:text-is('Files')");
+await page.setInputFiles("#file", { name: "hello.txt", mimeType: "text/plain", buffer: Buffer.from("hello from the console\n") });
+await page.waitForSelector("td:text-is('hello.txt')", { timeout: 20_000 });
+seen.steps.uploaded = await page.textContent("#flash");
+await shot("files");
+
+// A schedule run now makes a job, reachable from the page.
+await page.goto(plan.base + "/console#/schedules");
+await page.waitForSelector("h1:text-is('Schedules')");
+await page.click("tr:has-text('maintenance.deletes') button:text-is('Run now')");
+await page.click("a:text-is('its job')");
+await page.waitForSelector("dl.facts");
+seen.steps.scheduled_job_kind = await page.textContent("dl.facts dd:nth-of-type(2)");
+await shot("schedules-job");
+
+for (const name of ["audit", "keys"]) {
+  await page.goto(plan.base + "/console#/" + name);
+  await page.waitForSelector("main h1");
+  await page.waitForLoadState("networkidle");
+  await shot(name);
+}
+
 // A change without the CSRF token, from the signed-in page itself, is refused.
 seen.steps.without_csrf = await page.evaluate(async () => {
   const r = await fetch("/api/v1/jobs", {

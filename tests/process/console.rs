@@ -1,7 +1,8 @@
 //! The console in a real browser against `app dev`: headless Chromium, driven by
 //! tests/browser/console.mjs, signs in (a wrong token refused), walks the pages with no
 //! console error and no failed request, sees a dead job appear without a reload, retries
-//! it from the console, is refused a change without the CSRF token, and signs out.
+//! it from the console, uploads a file, runs a schedule now and finds its job, is refused
+//! a change without the CSRF token, and signs out.
 //! Screenshots of each page land in `target/console-screenshots/`.
 //!
 //! scripts/test.sh installs Chromium (apt) and playwright-core (npm ci in tests/browser).
@@ -68,13 +69,26 @@ fn the_console_signs_in_shows_a_dead_job_live_retries_it_and_signs_out() {
     assert_eq!(steps["enqueued"], 202, "{seen:#}");
     assert_eq!(steps["dead_appeared_live"], true, "{seen:#}");
     assert_eq!(steps["retried_state"], "succeeded", "{seen:#}");
+    assert_eq!(steps["job_page_state"], "succeeded", "{seen:#}");
+    assert_eq!(steps["uploaded"], "Uploaded hello.txt.", "{seen:#}");
+    assert_eq!(steps["scheduled_job_kind"], "deletes", "{seen:#}");
     assert_eq!(steps["without_csrf"]["status"], 403, "{seen:#}");
     assert_eq!(
         steps["without_csrf"]["body"]["code"], "csrf_token_invalid",
         "{seen:#}"
     );
     assert_eq!(steps["after_sign_out"], 204, "{seen:#}");
-    for page in ["signin", "overview", "queues", "dead-jobs"] {
+    for page in [
+        "signin",
+        "overview",
+        "queues",
+        "dead-jobs",
+        "job",
+        "files",
+        "schedules-job",
+        "audit",
+        "keys",
+    ] {
         assert!(
             screenshots.join(format!("{page}.png")).exists(),
             "{page}.png"

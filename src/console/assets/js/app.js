@@ -3,7 +3,7 @@
 (function () {
   const { h, api, session, pages } = Console;
   const root = document.getElementById("app");
-  const order = ["overview", "queues"];
+  const order = ["overview", "queues", "job", "schedules", "files", "audit", "keys"];
 
   async function start() {
     // 204 (no body) when this browser is not signed in.
@@ -14,7 +14,8 @@
   }
 
   function route() {
-    const [name, arg] = location.hash.replace(/^#\/?/, "").split("/");
+    const [name, ...rest] = location.hash.replace(/^#\/?/, "").split("/");
+    const arg = rest.join("/");
     return { name: pages[name] ? name : "overview", arg: arg ? decodeURIComponent(arg) : undefined };
   }
 
@@ -22,6 +23,9 @@
     const { name, arg } = route();
     const who = session.holder && session.holder.kind === "key" ? "key " + session.holder.prefix : "admin token";
     const main = h("main", { id: "main" });
+    // A message from the last action (an upload, a retry), shown once above the page.
+    const flash = h("p", { id: "flash", class: "muted", role: "status" }, Console.flashed || "");
+    Console.flashed = null;
     root.replaceChildren(
       h("header", { class: "bar" },
         h("span", { class: "brand" }, "Switchyard"),
@@ -29,6 +33,7 @@
           h("li", {}, h("a", { href: "#/" + page, "aria-current": page === name ? "page" : null }, pages[page].title))))),
         h("span", { class: "who" }, "Signed in with the " + who + " "),
         h("button", { class: "quiet", onclick: signOut }, "Sign out")),
+      h("div", { class: "flash" }, flash),
       main);
     document.title = pages[name].title + " · Switchyard";
     Console.current = pages[name];
