@@ -4,7 +4,7 @@
 //! - Packs the console's assets (`src/console/assets`): the scripts in [`SCRIPTS`] order
 //!   become one `console.<hash>.js`, the style one `console.<hash>.css`, each gzipped
 //!   once here; the page names them by their hashed names, so they can be cached for
-//!   good. The result is `$OUT_DIR/console_assets.rs`, which `src/console/assets.rs`
+//!   good. The API reference viewer (`vendor/rapidoc-min.js`) is packed the same way. The result is `$OUT_DIR/console_assets.rs`, which `src/console/assets.rs`
 //!   includes.
 
 use std::fmt::Write as _;
@@ -39,14 +39,10 @@ fn main() {
         let _ = writeln!(script, "// {name}\n{text}");
     }
     let style = read(&assets.join("console.css"));
+    let viewer = read(&assets.join("vendor/rapidoc-min.js"));
+    let javascript = "text/javascript; charset=utf-8";
     let packed = [
-        pack(
-            &out,
-            "console",
-            "js",
-            "text/javascript; charset=utf-8",
-            script.as_bytes(),
-        ),
+        pack(&out, "console", "js", javascript, script.as_bytes()),
         pack(
             &out,
             "console",
@@ -54,10 +50,12 @@ fn main() {
             "text/css; charset=utf-8",
             style.as_bytes(),
         ),
+        pack(&out, "rapidoc", "js", javascript, viewer.as_bytes()),
     ];
     let page = read(&assets.join("index.html"))
         .replace("{{script}}", &packed[0].0)
         .replace("{{style}}", &packed[1].0);
+    let docs = read(&assets.join("docs.html")).replace("{{rapidoc}}", &packed[2].0);
 
     let mut code =
         String::from("/// The hashed assets: (name, content type, gzipped bytes, plain length).\n");
@@ -70,6 +68,8 @@ fn main() {
     }
     code.push_str("];\n/// The console's page, naming the hashed assets.\n");
     let _ = writeln!(code, "pub static PAGE: &str = {page:?};");
+    code.push_str("/// The API reference page, naming the viewer.\n");
+    let _ = writeln!(code, "pub static DOCS_PAGE: &str = {docs:?};");
     std::fs::write(out.join("console_assets.rs"), code).expect("write console_assets.rs");
 }
 

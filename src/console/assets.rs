@@ -37,6 +37,26 @@ pub async fn page() -> Response {
         .into_response()
 }
 
+/// What the reference page may load: the viewer, its inline styles (a web component's),
+/// and the API document and "try it" calls on this origin.
+const DOCS_POLICY: &str = "default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; \
+     connect-src 'self'; img-src 'self' data:; font-src 'self' data:; base-uri 'none'; \
+     form-action 'none'; frame-ancestors 'none'";
+
+/// `GET /docs`: the API reference, the OpenAPI document rendered by RapiDoc (bundled),
+/// with a "try it" that takes a token.
+pub async fn docs() -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "text/html; charset=utf-8"),
+            (header::CACHE_CONTROL, "no-cache"),
+            (header::CONTENT_SECURITY_POLICY, DOCS_POLICY),
+        ],
+        DOCS_PAGE,
+    )
+        .into_response()
+}
+
 /// `GET /console/assets/{name}`: a hashed asset.
 pub async fn asset(Path(name): Path<String>, headers: HeaderMap) -> Result<Response, ApiError> {
     let Some((_, content_type, gzip, length)) = ASSETS.iter().find(|(n, ..)| *n == name) else {
@@ -109,10 +129,11 @@ mod tests {
     }
 
     #[test]
-    fn the_page_names_every_asset_by_its_hash() {
-        assert_eq!(ASSETS.len(), 2);
+    fn the_pages_name_every_asset_by_its_hash() {
+        assert_eq!(ASSETS.len(), 3);
         for (name, ..) in ASSETS {
-            assert!(PAGE.contains(&format!("/console/assets/{name}")), "{name}");
+            let path = format!("/console/assets/{name}");
+            assert!(PAGE.contains(&path) || DOCS_PAGE.contains(&path), "{name}");
         }
     }
 }

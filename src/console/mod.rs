@@ -21,6 +21,7 @@ pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .route("/console", get(assets::page))
         .route("/console/", get(assets::page))
+        .route("/docs", get(assets::docs))
         .route(assets::ASSETS_PATH, get(assets::asset))
         .route(live::PATH, get(live::live))
         .route(

@@ -117,6 +117,20 @@ for (const name of ["audit", "keys"]) {
   await shot(name);
 }
 
+// The API reference renders every path of the OpenAPI document.
+await page.goto(plan.base + "/docs");
+await page.waitForFunction(() => {
+  const doc = document.querySelector("rapi-doc");
+  return doc && doc.shadowRoot && doc.shadowRoot.textContent.includes("/api/v1/jobs");
+}, null, { timeout: 20_000 });
+const spec = await (await fetch(plan.base + "/api/openapi.json")).json();
+const rendered = await page.evaluate(() => document.querySelector("rapi-doc").shadowRoot.textContent);
+seen.steps.docs_paths = Object.keys(spec.paths).length;
+seen.steps.docs_missing = Object.keys(spec.paths).filter((path) => !rendered.includes(path));
+await shot("docs");
+await page.goto(plan.base + "/console#/overview");
+await page.waitForSelector("h1:text-is('Overview')");
+
 // A change without the CSRF token, from the signed-in page itself, is refused.
 seen.steps.without_csrf = await page.evaluate(async () => {
   const r = await fetch("/api/v1/jobs", {

@@ -2,7 +2,8 @@
 //! tests/browser/console.mjs, signs in (a wrong token refused), walks the pages with no
 //! console error and no failed request, sees a dead job appear without a reload, retries
 //! it from the console, uploads a file, runs a schedule now and finds its job, is refused
-//! a change without the CSRF token, and signs out.
+//! a change without the CSRF token, finds every path of the API document on `/docs`, and
+//! signs out.
 //! Screenshots of each page land in `target/console-screenshots/`.
 //!
 //! scripts/test.sh installs Chromium (apt) and playwright-core (npm ci in tests/browser).
@@ -72,6 +73,12 @@ fn the_console_signs_in_shows_a_dead_job_live_retries_it_and_signs_out() {
     assert_eq!(steps["job_page_state"], "succeeded", "{seen:#}");
     assert_eq!(steps["uploaded"], "Uploaded hello.txt.", "{seen:#}");
     assert_eq!(steps["scheduled_job_kind"], "deletes", "{seen:#}");
+    assert!(steps["docs_paths"].as_u64().unwrap() >= 40, "{seen:#}");
+    assert_eq!(
+        steps["docs_missing"],
+        json!([]),
+        "/docs lists every path: {seen:#}"
+    );
     assert_eq!(steps["without_csrf"]["status"], 403, "{seen:#}");
     assert_eq!(
         steps["without_csrf"]["body"]["code"], "csrf_token_invalid",
@@ -88,6 +95,7 @@ fn the_console_signs_in_shows_a_dead_job_live_retries_it_and_signs_out() {
         "schedules-job",
         "audit",
         "keys",
+        "docs",
     ] {
         assert!(
             screenshots.join(format!("{page}.png")).exists(),

@@ -30,7 +30,8 @@
       h("header", { class: "bar" },
         h("span", { class: "brand" }, "Switchyard"),
         h("nav", { "aria-label": "Pages" }, h("ul", {}, order.map((page) =>
-          h("li", {}, h("a", { href: "#/" + page, "aria-current": page === name ? "page" : null }, pages[page].title))))),
+          h("li", {}, h("a", { href: "#/" + page, "aria-current": page === name ? "page" : null }, pages[page].title))),
+          h("li", {}, h("a", { href: "/docs" }, "API reference")))),
         h("span", { class: "who" }, "Signed in with the " + who + " "),
         h("button", { class: "quiet", onclick: signOut }, "Sign out")),
       h("div", { class: "flash" }, flash),
