@@ -62,6 +62,8 @@ enum Command {
         #[command(subcommand)]
         command: modes::jobs::JobsCommand,
     },
+    /// Print the OpenAPI document the API serves (needs no configuration)
+    Openapi,
     /// Make, list and revoke scoped API keys
     Keys {
         #[command(subcommand)]
@@ -166,6 +168,7 @@ impl Command {
             Self::Healthcheck(_) => "healthcheck",
             Self::Jobs { .. } => "jobs",
             Self::Keys { .. } => "keys",
+            Self::Openapi => "openapi",
         }
     }
 }
@@ -190,6 +193,7 @@ impl Cli {
             Command::Migrate(_)
             | Command::Config { .. }
             | Command::Jobs { .. }
+            | Command::Openapi
             | Command::Keys { .. } => None,
         };
         if let Some(listen) = listen {
@@ -220,6 +224,11 @@ impl Cli {
 /// Parses the command line, loads the configuration and runs the chosen mode.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Command::Openapi = cli.command {
+        // The document is the same for every deployment: no configuration is read.
+        println!("{}", crate::http::document_json());
+        return ExitCode::SUCCESS;
+    }
     let options = LoadOptions::from_process(cli.config_dir.clone(), cli.overrides());
     let loaded = match crate::settings::load(options) {
         Ok(loaded) => loaded,
@@ -361,6 +370,7 @@ async fn dispatch(
             modes::scheduler::run(state.clone(), listener, shutdown).await
         }
         Command::Migrate(_)
+        | Command::Openapi
         | Command::Config { .. }
         | Command::Healthcheck(_)
         | Command::Keys { .. } => Ok(()),

@@ -75,6 +75,14 @@ pub fn admin_routes() -> OpenApiRouter<AppState> {
         .merge(keys::router())
 }
 
+/// The OpenAPI document `serve` serves at `/api/openapi.json`, as JSON: what `app
+/// openapi` prints for client generators.
+pub fn document_json() -> String {
+    let (_, mut doc) = public_routes().split_for_parts();
+    doc.merge(admin_routes().split_for_parts().1);
+    String::from_utf8_lossy(openapi::Document::new(doc).as_bytes()).into_owned()
+}
+
 /// The service `serve` runs: the routes wrapped in the edge middleware.
 pub trait HttpService:
     Service<Request, Response = Response, Error = Infallible, Future: Send + 'static>

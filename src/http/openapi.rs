@@ -66,6 +66,7 @@ pub struct Document(Arc<Vec<u8>>);
 impl Document {
     pub fn new(mut doc: utoipa::openapi::OpenApi) -> Self {
         doc.info.version = crate::VERSION.to_owned();
+        unique_operation_ids(&mut doc);
         Self(Arc::new(
             serde_json::to_vec_pretty(&doc).unwrap_or_default(),
         ))
@@ -73,6 +74,41 @@ impl Document {
 
     pub fn as_bytes(&self) -> &[u8] {
         &self.0
+    }
+}
+
+/// Operation ids come from handler names, which repeat across resources (`list`,
+/// `create`); a client generator needs each once. A repeated id gets its operation's tag
+/// in front (`files_list`, `keys_list`); a unique one stays as it is.
+fn unique_operation_ids(doc: &mut utoipa::openapi::OpenApi) {
+    let mut seen: std::collections::HashMap<String, usize> = Default::default();
+    for item in doc.paths.paths.values() {
+        let operations = [&item.get, &item.post, &item.put, &item.patch, &item.delete];
+        for id in operations
+            .into_iter()
+            .flatten()
+            .filter_map(|op| op.operation_id.clone())
+        {
+            *seen.entry(id).or_default() += 1;
+        }
+    }
+    for item in doc.paths.paths.values_mut() {
+        let operations = [
+            &mut item.get,
+            &mut item.post,
+            &mut item.put,
+            &mut item.patch,
+            &mut item.delete,
+        ];
+        for op in operations.into_iter().flatten() {
+            let Some(id) = op.operation_id.clone() else {
+                continue;
+            };
+            if seen.get(&id).copied().unwrap_or(0) > 1 {
+                let tag = op.tags.iter().flatten().next().cloned().unwrap_or_default();
+                op.operation_id = Some(format!("{tag}_{id}"));
+            }
+        }
     }
 }
 
@@ -86,4 +122,23 @@ async fn serve(State(document): State<Document>) -> impl IntoResponse {
         [(header::CONTENT_TYPE, "application/json")],
         document.0.as_ref().clone(),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn every_operation_has_an_id_of_its_own() {
+        let doc: serde_json::Value = serde_json::from_str(&super::super::document_json()).unwrap();
+        let mut ids = Vec::new();
+        for item in doc["paths"].as_object().unwrap().values() {
+            for operation in item.as_object().unwrap().values() {
+                ids.push(operation["operationId"].as_str().unwrap().to_owned());
+            }
+        }
+        let count = ids.len();
+        ids.sort();
+        ids.dedup();
+        assert_eq!(ids.len(), count, "repeated operation ids");
+        assert!(ids.contains(&"files_list".to_owned()), "{ids:?}");
+    }
 }
