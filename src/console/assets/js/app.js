@@ -39,7 +39,7 @@
     document.title = pages[name].title + " · Switchyard";
     Console.current = pages[name];
     Console.live.open();
-    pages[name].render(main, arg).catch((problem) => {
+    pages[name].render(main, arg).then(() => performance.mark("console:drawn")).catch((problem) => {
       if (problem.status === 401) return Console.signIn(root, show);
       main.replaceChildren(h("p", { class: "error", role: "alert" }, problem.message));
     });

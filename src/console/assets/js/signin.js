@@ -12,6 +12,7 @@ Console.signIn = function (root, done) {
     error);
   root.replaceChildren(h("main", {}, form));
   input.focus();
+  performance.mark("console:signin");
 
   async function submit(event) {
     event.preventDefault();
