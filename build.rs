@@ -24,6 +24,7 @@ const SCRIPTS: &[&str] = &[
     "js/files.js",
     "js/audit.js",
     "js/keys.js",
+    "js/webhooks.js",
     "js/app.js",
 ];
 

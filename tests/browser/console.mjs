@@ -110,6 +110,18 @@ await page.waitForSelector("dl.facts");
 seen.steps.scheduled_job_kind = await page.textContent("dl.facts dd:nth-of-type(2)");
 await shot("schedules-job");
 
+// Webhooks: an endpoint, a test delivery to it, replayed from its delivery log.
+const endpoint = await admin("POST", "/api/v1/webhooks", { url: plan.hook_url, event_types: ["*"] });
+seen.steps.endpoint = endpoint.status;
+await admin("POST", `/api/v1/webhooks/${endpoint.body.id}/test`, {});
+await page.goto(plan.base + "/console#/webhooks/" + endpoint.body.id);
+await page.waitForSelector("h2:has-text('Deliveries to')");
+await page.waitForSelector("button:text-is('Replay')", { timeout: 20_000 });
+await page.click("button:text-is('Replay')");
+await page.waitForSelector("#flash:not(:empty)");
+seen.steps.replayed = await page.textContent("#flash");
+await shot("webhooks");
+
 for (const name of ["audit", "keys"]) {
   await page.goto(plan.base + "/console#/" + name);
   await page.waitForSelector("main h1");

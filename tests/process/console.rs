@@ -34,11 +34,13 @@ fn the_console_signs_in_shows_a_dead_job_live_retries_it_and_signs_out() {
     let dev = Process::start(&["dev"], &env);
     // The first call fails (the job dies: one attempt), the retry succeeds.
     let target = Target::start(vec![Answer::status(500)]);
+    let hooks = Target::start(Vec::new());
 
     let plan = json!({
         "base": format!("http://127.0.0.1:{}", dev.port),
         "token": ADMIN_TOKEN,
         "failing_url": target.url("/hook"),
+        "hook_url": hooks.url("/webhooks"),
         "screenshots": screenshots,
         // What the test provokes on purpose: the wrong sign-in and the change without CSRF.
         "expected_refusals": ["/console/session", "/api/v1/jobs"],
@@ -73,6 +75,11 @@ fn the_console_signs_in_shows_a_dead_job_live_retries_it_and_signs_out() {
     assert_eq!(steps["job_page_state"], "succeeded", "{seen:#}");
     assert_eq!(steps["uploaded"], "Uploaded hello.txt.", "{seen:#}");
     assert_eq!(steps["scheduled_job_kind"], "deletes", "{seen:#}");
+    assert_eq!(steps["endpoint"], 201, "{seen:#}");
+    assert_eq!(
+        steps["replayed"], "Replayed the delivery of webhook.test.",
+        "{seen:#}"
+    );
     assert!(steps["docs_paths"].as_u64().unwrap() >= 40, "{seen:#}");
     assert_eq!(
         steps["docs_missing"],
@@ -93,6 +100,7 @@ fn the_console_signs_in_shows_a_dead_job_live_retries_it_and_signs_out() {
         "job",
         "files",
         "schedules-job",
+        "webhooks",
         "audit",
         "keys",
         "docs",

@@ -3,7 +3,7 @@
 (function () {
   const { h, api, session, pages } = Console;
   const root = document.getElementById("app");
-  const order = ["overview", "queues", "job", "schedules", "files", "audit", "keys"];
+  const order = ["overview", "queues", "job", "schedules", "files", "webhooks", "audit", "keys"];
 
   async function start() {
     // 204 (no body) when this browser is not signed in.

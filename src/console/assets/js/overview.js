@@ -4,7 +4,14 @@ Console.pages.overview = {
   live: true,
   async render(main) {
     const { h, api, table } = Console;
-    const [health, queues] = await Promise.all([api("GET", "/api/health").catch((p) => p), api("GET", "/api/v1/queues")]);
+    // Instances need metrics:read; a key without it sees the rest.
+    const [health, queues, metrics] = await Promise.all([
+      api("GET", "/api/health").catch((p) => p),
+      api("GET", "/api/v1/queues"),
+      api("GET", "/api/metrics").catch(() => null),
+    ]);
+    const instances = (metrics && metrics.instances) || [];
+    const modes = instances.reduce((m, i) => ((m[i.mode] = (m[i.mode] || 0) + 1), m), {});
     const checks = health && health.checks ? Object.entries(health.checks) : [];
     const totals = queues.queues.reduce((t, q) => {
       for (const k of ["ready", "running", "retrying", "dead", "succeeded_last_minute", "failed_last_minute"]) t[k] += q[k];
@@ -28,6 +35,19 @@ Console.pages.overview = {
           { title: "Error", cell: ([, c]) => c.error || "" },
         ], checks)),
       h("h2", {}, "Queues"),
-      h("div", { class: "panel" }, Console.queueTable(queues.queues)));
+      h("div", { class: "panel" }, Console.queueTable(queues.queues)),
+      metrics ? [
+        h("h2", {}, "Instances"),
+        h("div", { class: "panel" },
+          h("p", { class: "muted" }, Object.entries(modes).map(([mode, n]) => n + " " + mode).join(" · ") || "none"),
+          table([
+            { title: "Mode", cell: (i) => i.mode },
+            { title: "Service", cell: (i) => i.service + " / " + i.replica },
+            { title: "Version", cell: (i) => i.version },
+            { title: "Details", cell: (i) => h("pre", {}, JSON.stringify(i.details)) },
+            { title: "Started", cell: (i) => Console.when(i.started_at) },
+            { title: "Heartbeat", cell: (i) => Console.when(i.heartbeat_at) },
+          ], instances)),
+      ] : null);
   },
 };
