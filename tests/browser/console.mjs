@@ -37,7 +37,12 @@ page.on("response", (r) => {
   if (plan.expected_refusals.some((p) => r.url().endsWith(p))) provoked.push(r.status());
   else seen.problems.push(r.status() + " " + r.url());
 });
-const shot = (name) => page.screenshot({ path: `${plan.screenshots}/${name}.png`, fullPage: true });
+// Each page is photographed, and its text checked for an object drawn as text.
+const shot = async (name) => {
+  await page.screenshot({ path: `${plan.screenshots}/${name}.png`, fullPage: true });
+  const text = await page.evaluate(() => document.body.innerText);
+  if (/\[object |undefined|NaN/.test(text)) seen.problems.push(`${name}: the page shows ${text.match(/\[object [A-Za-z]+\]|undefined|NaN/)[0]}`);
+};
 const admin = (method, path, body) =>
   fetch(plan.base + path, {
     method,
@@ -113,7 +118,14 @@ await shot("schedules-job");
 // Webhooks: an endpoint, a test delivery to it, replayed from its delivery log.
 const endpoint = await admin("POST", "/api/v1/webhooks", { url: plan.hook_url, event_types: ["*"] });
 seen.steps.endpoint = endpoint.status;
-await admin("POST", `/api/v1/webhooks/${endpoint.body.id}/test`, {});
+const test = await admin("POST", `/api/v1/webhooks/${endpoint.body.id}/test`, {});
+// Replay takes a finished delivery: wait for the test one to arrive.
+for (let i = 0; i < 200; i++) {
+  const log = await admin("GET", `/api/v1/webhooks/${endpoint.body.id}/deliveries`);
+  const done = log.body.deliveries.find((d) => d.id === test.body.id);
+  if (done && done.status === "succeeded") break;
+  await new Promise((r) => setTimeout(r, 100));
+}
 await page.goto(plan.base + "/console#/webhooks/" + endpoint.body.id);
 await page.waitForSelector("h2:has-text('Deliveries to')");
 await page.waitForSelector("button:text-is('Replay')", { timeout: 20_000 });

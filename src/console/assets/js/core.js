@@ -58,5 +58,18 @@ var Console = (function () {
     return iso ? new Date(iso).toLocaleString() : "";
   }
 
-  return { session, Problem, api, h, table, when, pages: {} };
+  // A button's handler whose refusal (a problem document) is shown above the page
+  // instead of lost as an unhandled rejection.
+  function action(handler) {
+    return async (...args) => {
+      try {
+        await handler(...args);
+      } catch (problem) {
+        Console.flashed = problem.message;
+        Console.refresh();
+      }
+    };
+  }
+
+  return { session, Problem, api, h, table, when, action, pages: {} };
 })();

@@ -36,7 +36,7 @@ Console.pages.overview = {
         ], checks)),
       h("h2", {}, "Queues"),
       h("div", { class: "panel" }, Console.queueTable(queues.queues)),
-      metrics ? [
+      ...(metrics ? [
         h("h2", {}, "Instances"),
         h("div", { class: "panel" },
           h("p", { class: "muted" }, Object.entries(modes).map(([mode, n]) => n + " " + mode).join(" · ") || "none"),
@@ -48,6 +48,6 @@ Console.pages.overview = {
             { title: "Started", cell: (i) => Console.when(i.started_at) },
             { title: "Heartbeat", cell: (i) => Console.when(i.heartbeat_at) },
           ], instances)),
-      ] : null);
+      ] : []));
   },
 };

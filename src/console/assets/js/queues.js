@@ -39,7 +39,7 @@ Console.pages.queues = {
             { title: "Last error", cell: (j) => h("pre", {}, j.last_error || "") },
             { title: "Died", cell: (j) => when(j.finished_at || j.died_at) },
             { title: "", cell: (j) => h("div", { class: "row" },
-                h("button", { async onclick() { await api("POST", "/api/v1/jobs/" + encodeURIComponent(j.id) + "/retry", {}); Console.refresh(); } }, "Retry"),
+                h("button", { onclick: Console.action(async () => { await api("POST", "/api/v1/jobs/" + encodeURIComponent(j.id) + "/retry", {}); Console.refresh(); }) }, "Retry"),
                 h("button", { class: "quiet", async onclick() {
                   if (!confirm("Delete dead job " + j.id + "?")) return;
                   await api("DELETE", "/api/v1/queues/" + encodeURIComponent(queue) + "/dead/" + encodeURIComponent(j.id));

@@ -29,11 +29,11 @@ Console.pages.webhooks = {
           { title: "Last error", cell: (d) => h("pre", {}, d.last_error || "") },
           { title: "Next attempt", cell: (d) => when(d.next_attempt_at) },
           { title: "Created", cell: (d) => when(d.created_at) },
-          { title: "", cell: (d) => h("button", { class: "quiet", async onclick() {
+          { title: "", cell: (d) => h("button", { class: "quiet", onclick: Console.action(async () => {
               await api("POST", "/api/v1/webhooks/" + encodeURIComponent(id) + "/deliveries/" + encodeURIComponent(d.id) + "/replay", {});
               Console.flashed = "Replayed the delivery of " + d.event_type + ".";
               Console.refresh();
-            } }, "Replay") },
+            }) }, "Replay") },
         ], page.deliveries)));
     }
     main.replaceChildren(...parts);
