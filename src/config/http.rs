@@ -29,6 +29,9 @@ pub struct HttpSettings {
     pub cors_allow_credentials: bool,
     /// How long a console sign-in lasts, in hours.
     pub console_session_hours: u64,
+    /// `GET /api/openapi.json` answers everyone (it holds no secret); false answers only
+    /// callers with credentials (a key, the admin token or a console session).
+    pub openapi_public: bool,
 }
 
 impl HttpSettings {

@@ -34,6 +34,7 @@ pub const ENVIRONMENT: &[(&str, &str)] = &[
     ("CORS_ALLOWED_ORIGINS", "http.cors_allowed_origins"),
     ("CORS_ALLOW_CREDENTIALS", "http.cors_allow_credentials"),
     ("CONSOLE_SESSION_HOURS", "http.console_session_hours"),
+    ("OPENAPI_PUBLIC", "http.openapi_public"),
     ("LOG_LEVEL", "log.level"),
     ("RUST_LOG", "log.filter"),
     ("LOG_FORMAT", "log.format"),

@@ -252,6 +252,26 @@ pub async fn limit_public(
     Ok(response)
 }
 
+/// Route layer of a route open to any caller with credentials, whatever their scopes
+/// (the API document, when `http.openapi_public` is false): a key, the admin token or a
+/// console session; else 401.
+pub async fn require_caller(
+    State(state): State<AppState>,
+    request: Request,
+    next: Next,
+) -> Result<Response, ApiError> {
+    let known = match caller(&state, request.headers()).await? {
+        Some(_) => true,
+        None => session_caller(&state, request.method(), request.headers())
+            .await?
+            .is_ok(),
+    };
+    if !known {
+        return Err(ApiError::Unauthorized);
+    }
+    Ok(next.run(request).await)
+}
+
 /// The bearer token of the request; on a route that takes upload tokens, else an upload
 /// token in the `token` query parameter (a browser form cannot set a header). Keys are
 /// never taken from a URL, which proxies and browsers keep in their logs and histories.

@@ -131,7 +131,14 @@ pub fn build(
     let state_metrics = state.requests.clone();
     let cors = browser::Cors::new(&state.settings.http);
     let router = router
-        .merge(openapi::router(document))
+        .merge(if state.settings.http.openapi_public {
+            openapi::router(document)
+        } else {
+            openapi::router(document).route_layer(axum::middleware::from_fn_with_state(
+                state.clone(),
+                auth::require_caller,
+            ))
+        })
         .layer(middleware::RecordRouteLayer)
         .fallback(middleware::not_found)
         .with_state(state);

@@ -282,3 +282,29 @@ async fn the_page_is_never_cached_and_its_hashed_assets_are_served_gzipped_for_g
         .assert_problem(404, "not_found");
     app.stop().await;
 }
+
+#[tokio::test]
+async fn a_hidden_api_document_answers_only_callers_with_credentials() {
+    let open = TestApp::spawn().await;
+    assert_eq!(open.get("/api/openapi.json").await.status, 200);
+    open.stop().await;
+
+    let app = TestApp::spawn_with(
+        |env| {
+            env.insert("OPENAPI_PUBLIC".into(), "false".into());
+        },
+        Default::default(),
+    )
+    .await;
+    app.get("/api/openapi.json")
+        .await
+        .assert_problem(401, "unauthorized");
+    assert_eq!(app.admin_get("/api/openapi.json").await.status, 200);
+    let signed = sign_in(&app, ADMIN_TOKEN, &[]).await;
+    let cookie = cookie_of(&signed);
+    let with_session = with_cookie(&app, "GET", "/api/openapi.json", &cookie, None, None).await;
+    assert_eq!(with_session.status, 200, "{}", with_session.body);
+    // The reference page itself stays open; it reads the document with the session.
+    assert_eq!(app.get("/docs").await.status, 200);
+    app.stop().await;
+}
