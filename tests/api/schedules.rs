@@ -163,3 +163,102 @@ async fn a_redis_blip_at_a_tick_delays_it_instead_of_losing_it() {
     assert!(gaps.is_empty(), "ticks lost around the blip: {gaps:?}");
     app.stop().await;
 }
+
+#[tokio::test]
+async fn a_paused_schedule_lets_its_ticks_pass_until_it_is_resumed() {
+    use deadpool_redis::redis::AsyncCommands;
+    let dir = ScheduleDir::new(&format!(
+        "{SCHEDULES}\n[[schedule]]\nname = \"every-second\"\ncron = \"* * * * * *\"\nqueue = \"default\"\nkind = \"noop\"\n"
+    ));
+    let path = dir.path();
+    let app = TestApp::spawn_with(
+        move |env| {
+            env.insert("CONFIG_DIR".into(), path);
+        },
+        Default::default(),
+    )
+    .await;
+    let fired = async || -> usize {
+        let mut conn = app.state.redis.get().await.unwrap();
+        let keys: Vec<String> = conn
+            .keys(format!(
+                "{}queue:default:idem:schedule:every-second:*",
+                app.state.settings.redis.key_prefix
+            ))
+            .await
+            .unwrap();
+        keys.len()
+    };
+    let paused = app
+        .admin(
+            "PATCH",
+            "/api/v1/schedules/every-second",
+            Some(serde_json::json!({ "paused": true })),
+        )
+        .await;
+    assert_eq!(paused.status, 200, "{}", paused.body);
+    assert_eq!(paused.json()["paused"], true);
+    assert!(paused.json()["next_run"].is_null());
+
+    let stop = tokio_util::sync::CancellationToken::new();
+    let scheduler = tokio::spawn(switchyard::modes::scheduler::engine(
+        app.state.clone(),
+        stop.clone(),
+    ));
+    tokio::time::sleep(std::time::Duration::from_millis(2500)).await;
+    assert_eq!(fired().await, 0, "a paused schedule fired");
+
+    let resumed = app
+        .admin(
+            "PATCH",
+            "/api/v1/schedules/every-second",
+            Some(serde_json::json!({ "paused": false })),
+        )
+        .await;
+    assert_eq!(resumed.json()["paused"], false);
+    assert!(resumed.json()["next_run"].is_string());
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while fired().await == 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the resumed schedule never fired"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    stop.cancel();
+    scheduler.await.unwrap().unwrap();
+
+    // Bad input: an unknown schedule, one disabled in the configuration, a body that is
+    // not a change.
+    app.admin(
+        "PATCH",
+        "/api/v1/schedules/nope",
+        Some(serde_json::json!({ "paused": true })),
+    )
+    .await
+    .assert_problem(404, "not_found");
+    let disabled = app
+        .admin(
+            "PATCH",
+            "/api/v1/schedules/paused",
+            Some(serde_json::json!({ "paused": false })),
+        )
+        .await;
+    assert!(
+        disabled.body.contains("enabled = false"),
+        "{}",
+        disabled.body
+    );
+    disabled.assert_problem(409, "conflict");
+    for body in [
+        serde_json::json!({}),
+        serde_json::json!({ "paused": "yes" }),
+        serde_json::json!({ "paused": true, "cron": "* * * * *" }),
+    ] {
+        let reply = app
+            .admin("PATCH", "/api/v1/schedules/hourly", Some(body.clone()))
+            .await;
+        assert_eq!(reply.status, 422, "{body}: {}", reply.body);
+    }
+    app.stop().await;
+}

@@ -109,6 +109,11 @@ await shot("files");
 // A schedule run now makes a job, reachable from the page.
 await page.goto(plan.base + "/console#/schedules");
 await page.waitForSelector("h1:text-is('Schedules')");
+await page.click("tr:has-text('maintenance.deletes') button:text-is('Pause')");
+await page.waitForSelector("#flash:text-is('Paused maintenance.deletes.')");
+seen.steps.paused = await page.textContent("tr:has-text('maintenance.deletes') td:nth-child(5)");
+await page.click("tr:has-text('maintenance.deletes') button:text-is('Resume')");
+await page.waitForSelector("#flash:text-is('Resumed maintenance.deletes.')");
 await page.click("tr:has-text('maintenance.deletes') button:text-is('Run now')");
 await page.click("a:text-is('its job')");
 await page.waitForSelector("dl.facts");
