@@ -225,9 +225,17 @@ impl Cli {
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     if let Command::Openapi = cli.command {
-        // The document is the same for every deployment: no configuration is read.
-        println!("{}", crate::http::document_json());
-        return ExitCode::SUCCESS;
+        // The document is the same for every deployment: no configuration is read. A
+        // reader that stops early (`| head`) is not an error.
+        use std::io::Write;
+        let printed = writeln!(std::io::stdout().lock(), "{}", crate::http::document_json());
+        return match printed {
+            Err(error) if error.kind() != std::io::ErrorKind::BrokenPipe => {
+                eprintln!("error: cannot print the document: {error}");
+                ExitCode::from(1)
+            }
+            _ => ExitCode::SUCCESS,
+        };
     }
     let options = LoadOptions::from_process(cli.config_dir.clone(), cli.overrides());
     let loaded = match crate::settings::load(options) {

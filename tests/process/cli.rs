@@ -380,3 +380,42 @@ fn log_level_and_rust_log_set_the_level_and_rust_log_wins() {
         "{rust_log_wins}"
     );
 }
+
+#[test]
+fn openapi_prints_the_document_without_configuration_and_a_reader_may_stop_early() {
+    let output = app()
+        .arg("openapi")
+        .env_remove("DATABASE_URL")
+        .env_remove("REDIS_URL")
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let doc: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert!(doc["paths"]["/api/v1/jobs"].is_object());
+
+    // `app openapi | head -c 10`: the reader closes the pipe early.
+    let mut child = app()
+        .arg("openapi")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = [0u8; 10];
+    std::io::Read::read_exact(child.stdout.as_mut().unwrap(), &mut first).unwrap();
+    drop(child.stdout.take());
+    let finished = child.wait_with_output().unwrap();
+    assert!(
+        finished.status.success(),
+        "{}",
+        String::from_utf8_lossy(&finished.stderr)
+    );
+    assert!(
+        finished.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&finished.stderr)
+    );
+}
