@@ -1,5 +1,5 @@
 //! The gate on every endpoint but health and the API document: who the caller is (the
-//! admin token or an API key, from [`crate::auth`]), whether they hold the scope the
+//! admin token, an API key, an upload token or a console session, from [`crate::auth`]), whether they hold the scope the
 //! matched route needs, and whether they have budget left ([`super::limit`]). 401 is no
 //! or bad credentials, 403 a missing scope, named, 429 an exhausted budget.
 //!
@@ -12,6 +12,10 @@
 //! A route that also names the `upload_token` scheme takes upload tokens
 //! ([`crate::storage::grants`]), in the `Authorization` header or, for a browser form,
 //! as `?token=`. Every other route refuses them with 403.
+//!
+//! A request without a token may carry a console session cookie
+//! ([`crate::auth::sessions`]): it acts as the session's holder, and a request that
+//! changes something must also carry the session's CSRF token (403 without it).
 
 use std::borrow::Cow;
 use std::collections::HashMap;
