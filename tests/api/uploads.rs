@@ -437,3 +437,25 @@ async fn a_presigned_post_becomes_a_file_once_the_object_is_checked_path_style()
 async fn a_presigned_post_becomes_a_file_once_the_object_is_checked_virtual_hosted() {
     a_presigned_post_becomes_a_file_once_the_object_is_checked(Backend::S3VirtualHosted).await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_declared_buckets_are_listed_with_their_rules() {
+    let app = spawn(Backend::Local).await;
+    let listed = app.admin_get("/api/v1/files/buckets").await;
+    assert_eq!(listed.status, 200, "{}", listed.body);
+    let buckets = listed.json()["buckets"].as_array().unwrap().clone();
+    let names: Vec<&str> = buckets
+        .iter()
+        .map(|b| b["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["default", "docs", "images", "public", "small"]);
+    let images = buckets.iter().find(|b| b["name"] == "images").unwrap();
+    assert_eq!(images["max_file_size"], 65_536);
+    assert_eq!(images["allowed_types"], json!(["image/*"]));
+    assert_eq!(images["public"], false);
+    // The static segment is not taken for a file id.
+    app.admin_get("/api/v1/files/0190f0c4-0000-7000-8000-000000000000")
+        .await
+        .assert_problem(404, "not_found");
+    app.stop().await;
+}

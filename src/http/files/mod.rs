@@ -41,6 +41,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(upload::upload))
         .route_layer(StreamsBody)
         .routes(routes!(list))
+        .routes(routes!(buckets))
         .routes(routes!(get_file, delete_file))
         .routes(routes!(sign_url))
         .routes(routes!(tokens::create))
@@ -110,6 +111,47 @@ async fn list(
         files: page.files,
         next_cursor: page.next_cursor,
     }))
+}
+
+/// One declared bucket and its rules.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct BucketView {
+    pub name: String,
+    /// Bytes.
+    pub max_file_size: u64,
+    /// Accepted types and extensions; empty accepts any.
+    pub allowed_types: Vec<String>,
+    /// Downloads need no credentials.
+    pub public: bool,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct BucketList {
+    pub buckets: Vec<BucketView>,
+}
+
+/// The buckets declared in `storage.buckets`, with their limits.
+#[utoipa::path(
+    get,
+    path = "/api/v1/files/buckets",
+    tag = "files",
+    security(("api_key" = ["files:read"])),
+    responses((status = 200, description = "The buckets", body = BucketList))
+)]
+async fn buckets(State(state): State<AppState>) -> axum::Json<BucketList> {
+    let buckets = state
+        .storage
+        .settings()
+        .buckets
+        .iter()
+        .map(|(name, bucket)| BucketView {
+            name: name.clone(),
+            max_file_size: bucket.max_file_size.0,
+            allowed_types: bucket.allowed_types.clone(),
+            public: bucket.public,
+        })
+        .collect();
+    axum::Json(BucketList { buckets })
 }
 
 /// A file's metadata.

@@ -11,12 +11,17 @@ Console.pages.files = {
     const query = new URLSearchParams({ bucket, limit: "50" });
     if (prefix) query.set("name_prefix", prefix);
     if (cursor) query.set("cursor", cursor);
-    const page = await api("GET", "/api/v1/files?" + query);
+    const [page, declared] = await Promise.all([
+      api("GET", "/api/v1/files?" + query),
+      api("GET", "/api/v1/files/buckets"),
+    ]);
     const go = (changes) => {
       const next = new URLSearchParams({ bucket, prefix, ...changes });
       location.hash = "#/files/" + encodeURIComponent(next.toString());
     };
-    const bucketInput = h("input", { id: "bucket", name: "bucket", value: bucket });
+    const bucketInput = h("select", { id: "bucket", name: "bucket" },
+      declared.buckets.map((b) => h("option", { value: b.name, selected: b.name === bucket },
+        b.name + " (up to " + b.max_file_size.toLocaleString() + " B" + (b.public ? ", public" : "") + ")")));
     const prefixInput = h("input", { id: "prefix", name: "prefix", value: prefix });
     const filter = h("form", { class: "panel row", onsubmit(event) {
       event.preventDefault();
