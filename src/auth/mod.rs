@@ -50,6 +50,15 @@ impl Caller {
         }
     }
 
+    /// Whose request budget this caller spends: `root`, `key:<id>` or `upload:<token id>`.
+    pub fn budget(&self) -> String {
+        match self {
+            Self::Root => "root".to_owned(),
+            Self::Key(key) => format!("key:{}", key.id),
+            Self::Upload(grant) => grant.actor(),
+        }
+    }
+
     /// How audit rows name this caller: `admin`, `key:<prefix>` or `upload:<token id>`.
     pub fn actor(&self) -> String {
         match self {

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::auth::Caller;
 use crate::auth::sessions::{self, Holder, Session};
-use crate::http::auth::{holder_caller, token_caller};
+use crate::http::auth::{console_session, csrf_sent, holder_caller, token_caller};
 use crate::http::browser::forwarded_https;
 use crate::http::extract::Json;
 use crate::http::limit::{self, Limits};
@@ -108,14 +108,9 @@ pub async fn sign_out(
     State(state): State<AppState>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    if let Some(id) = session_id(&headers) {
-        if let Some(session) = state.sessions.find(id).await? {
-            let csrf = headers
-                .get(sessions::CSRF_HEADER)
-                .and_then(|v| v.to_str().ok());
-            if !sessions::csrf_matches(&session, csrf) {
-                return Err(ApiError::Csrf);
-            }
+    if let Some((id, session)) = console_session(&state, &headers).await? {
+        if !csrf_sent(&session, &headers) {
+            return Err(ApiError::Csrf);
         }
         state.sessions.end(id).await?;
     }
@@ -131,24 +126,13 @@ pub async fn signed_in(
     state: &AppState,
     headers: &HeaderMap,
 ) -> Result<Option<(String, Session, Caller)>, ApiError> {
-    let Some(id) = session_id(headers) else {
-        return Ok(None);
-    };
-    let Some(session) = state.sessions.find(id).await? else {
+    let Some((id, session)) = console_session(state, headers).await? else {
         return Ok(None);
     };
     let Some(caller) = holder_caller(state, &session.holder).await? else {
         return Ok(None);
     };
     Ok(Some((id.to_owned(), session, caller)))
-}
-
-fn session_id(headers: &HeaderMap) -> Option<&str> {
-    headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .find_map(sessions::from_cookies)
 }
 
 /// The session cookie: HttpOnly, `SameSite=Strict`, for the whole origin (the API's

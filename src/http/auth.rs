@@ -164,11 +164,7 @@ pub async fn require_scope(
     let caller = match found {
         Ok(caller) => caller,
         Err(refused) => {
-            let peer = request
-                .extensions()
-                .get::<ConnectInfo<SocketAddr>>()
-                .map(|c| c.0);
-            let address = limit::client_address(peer, request.headers(), &gate.limits.trusted);
+            let address = client_of(&gate, &request);
             if let Err(refused) = limit::count_failure(&gate.state, &gate.limits, address).await {
                 return Ok(refused);
             }
@@ -195,22 +191,32 @@ pub async fn require_scope(
             ));
         }
     }
-    let who = match &caller {
-        Caller::Root => "root".to_owned(),
-        Caller::Key(key) => format!("key:{}", key.id),
-        Caller::Upload(grant) => grant.actor(),
-    };
-    let counted = match limit::count(&gate.state, &gate.limits, &who, request.method(), &path).await
-    {
-        Ok(counted) => counted,
-        Err(refused) => return Ok(refused),
-    };
+    let who = caller.budget();
     request.extensions_mut().insert(caller);
+    Ok(counted(&gate, &who, &path, request, next).await)
+}
+
+/// Runs the request when `who` has budget left on `path`, and stamps the answer with
+/// what is left; the 429 (or, failing closed, the 503) when not.
+async fn counted(gate: &Gate, who: &str, path: &str, request: Request, next: Next) -> Response {
+    let counted = match limit::count(&gate.state, &gate.limits, who, request.method(), path).await {
+        Ok(counted) => counted,
+        Err(refused) => return refused,
+    };
     let mut response = next.run(request).await;
     if let Some(counted) = counted {
         counted.stamp(&mut response);
     }
-    Ok(response)
+    response
+}
+
+/// The request's client address, believing forwarded ones only from trusted proxies.
+fn client_of(gate: &Gate, request: &Request) -> Option<std::net::IpAddr> {
+    let peer = request
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0);
+    limit::client_address(peer, request.headers(), &gate.limits.trusted)
 }
 
 /// Route layer of the routes open without credentials (the download, which authorizes
@@ -232,28 +238,13 @@ pub async fn limit_public(
         return Ok(next.run(request).await);
     };
     let who = match caller(&gate.state, request.headers()).await? {
-        Some(Caller::Root) => "root".to_owned(),
-        Some(Caller::Key(key)) => format!("key:{}", key.id),
-        Some(Caller::Upload(grant)) => grant.actor(),
+        Some(caller) => caller.budget(),
         None => {
-            let peer = request
-                .extensions()
-                .get::<ConnectInfo<SocketAddr>>()
-                .map(|c| c.0);
-            let address = limit::client_address(peer, request.headers(), &gate.limits.trusted);
+            let address = client_of(&gate, &request);
             format!("ip:{}", address.map_or("unknown".into(), |a| a.to_string()))
         }
     };
-    let counted = match limit::count(&gate.state, &gate.limits, &who, request.method(), &path).await
-    {
-        Ok(counted) => counted,
-        Err(refused) => return Ok(refused),
-    };
-    let mut response = next.run(request).await;
-    if let Some(counted) = counted {
-        counted.stamp(&mut response);
-    }
-    Ok(response)
+    Ok(counted(&gate, &who, &path, request, next).await)
 }
 
 /// Route layer of a route open to any caller with credentials, whatever their scopes
@@ -306,27 +297,40 @@ async fn session_caller(
     method: &Method,
     headers: &HeaderMap,
 ) -> Result<Result<Caller, ApiError>, ApiError> {
+    let Some((_, session)) = console_session(state, headers).await? else {
+        return Ok(Err(ApiError::Unauthorized));
+    };
+    let safe = matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS);
+    if !safe && !csrf_sent(&session, headers) {
+        return Ok(Err(ApiError::Csrf));
+    }
+    Ok(holder_caller(state, &session.holder)
+        .await?
+        .ok_or(ApiError::Unauthorized))
+}
+
+/// The console session the request's cookie names, with its id, while it lasts.
+pub async fn console_session<'h>(
+    state: &AppState,
+    headers: &'h HeaderMap,
+) -> Result<Option<(&'h str, sessions::Session)>, ApiError> {
     let Some(id) = headers
         .get_all(header::COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .find_map(sessions::from_cookies)
     else {
-        return Ok(Err(ApiError::Unauthorized));
+        return Ok(None);
     };
-    let Some(session) = state.sessions.find(id).await? else {
-        return Ok(Err(ApiError::Unauthorized));
-    };
-    let safe = matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS);
+    Ok(state.sessions.find(id).await?.map(|session| (id, session)))
+}
+
+/// Whether the request carries the session's CSRF token.
+pub fn csrf_sent(session: &sessions::Session, headers: &HeaderMap) -> bool {
     let csrf = headers
         .get(sessions::CSRF_HEADER)
         .and_then(|v| v.to_str().ok());
-    if !safe && !sessions::csrf_matches(&session, csrf) {
-        return Ok(Err(ApiError::Csrf));
-    }
-    Ok(holder_caller(state, &session.holder)
-        .await?
-        .ok_or(ApiError::Unauthorized))
+    sessions::csrf_matches(session, csrf)
 }
 
 /// The caller a session's holder is now, if it still opens anything.
