@@ -16,11 +16,11 @@ use axum::http::HeaderMap;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use futures_util::Stream;
-use serde::Serialize;
 
 use super::session::signed_in;
 use crate::auth::scopes::QUEUES_READ;
 use crate::http::problem::ApiError;
+use crate::jobs::summary::{QueueView, summaries};
 use crate::state::AppState;
 
 /// Where the stream is served.
@@ -29,19 +29,6 @@ pub const PATH: &str = "/console/live";
 const EVERY: Duration = Duration::from_secs(2);
 /// How long one stream lasts before the browser reconnects.
 const LIFETIME: Duration = Duration::from_secs(60);
-
-/// One queue in a snapshot.
-#[derive(Debug, PartialEq, Serialize)]
-struct QueueSnapshot {
-    name: String,
-    ready: u64,
-    scheduled: u64,
-    running: u64,
-    retrying: u64,
-    dead: u64,
-    succeeded_last_minute: u64,
-    failed_last_minute: u64,
-}
 
 /// `GET /console/live`: needs a console session holding `queues:read`.
 pub async fn live(State(state): State<AppState>, headers: HeaderMap) -> Result<Response, ApiError> {
@@ -84,26 +71,6 @@ fn snapshots(state: AppState) -> impl Stream<Item = Result<Event, Infallible>> {
     })
 }
 
-async fn snapshot(state: &AppState) -> anyhow::Result<Vec<QueueSnapshot>> {
-    let names = &state.settings.jobs.queues;
-    let now = chrono::Utc::now().timestamp_millis();
-    let counts = state.queues.counts(names, now).await?;
-    let dead = crate::jobs::dead::counts(&state.db).await?;
-    Ok(names
-        .iter()
-        .zip(counts)
-        .map(|(name, c)| QueueSnapshot {
-            name: name.clone(),
-            ready: c.ready,
-            scheduled: c.scheduled,
-            running: c.running,
-            retrying: c.retrying,
-            dead: dead
-                .iter()
-                .find(|(q, _)| q == name)
-                .map_or(0, |(_, n)| *n as u64),
-            succeeded_last_minute: c.succeeded_last_minute,
-            failed_last_minute: c.failed_last_minute,
-        })
-        .collect())
+async fn snapshot(state: &AppState) -> anyhow::Result<Vec<QueueView>> {
+    summaries(&state.queues, &state.db, &state.settings.jobs.queues).await
 }

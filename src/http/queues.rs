@@ -14,6 +14,7 @@ use super::problem::{ApiError, Problem};
 use super::views::JobView;
 use crate::invalid::Invalid;
 use crate::jobs::dead;
+use crate::jobs::summary::{self, QueueView};
 use crate::queue::now_ms;
 use crate::state::AppState;
 
@@ -23,25 +24,6 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(list_dead))
         .routes(routes!(retry_dead))
         .routes(routes!(delete_dead))
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-pub struct QueueView {
-    pub name: String,
-    /// Waiting to start.
-    pub ready: u64,
-    /// Delayed until a later time.
-    pub scheduled: u64,
-    /// Leased by a worker.
-    pub running: u64,
-    /// Waiting out a backoff.
-    pub retrying: u64,
-    /// In Postgres, retryable.
-    pub dead: u64,
-    /// Attempts that succeeded in the last minute.
-    pub succeeded_last_minute: u64,
-    /// Attempts that failed in the last minute.
-    pub failed_last_minute: u64,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -58,26 +40,7 @@ pub struct QueueList {
     responses((status = 200, description = "Counts per queue", body = QueueList))
 )]
 async fn list_queues(State(state): State<AppState>) -> Result<axum::Json<QueueList>, ApiError> {
-    let names = &state.settings.jobs.queues;
-    let counts = state.queues.counts(names, now_ms()).await?;
-    let dead = dead::counts(&state.db).await?;
-    let queues = names
-        .iter()
-        .zip(counts)
-        .map(|(name, c)| QueueView {
-            name: name.clone(),
-            ready: c.ready,
-            scheduled: c.scheduled,
-            running: c.running,
-            retrying: c.retrying,
-            dead: dead
-                .iter()
-                .find(|(q, _)| q == name)
-                .map_or(0, |(_, n)| *n as u64),
-            succeeded_last_minute: c.succeeded_last_minute,
-            failed_last_minute: c.failed_last_minute,
-        })
-        .collect();
+    let queues = summary::summaries(&state.queues, &state.db, &state.settings.jobs.queues).await?;
     Ok(axum::Json(QueueList { queues }))
 }
 

@@ -12,6 +12,7 @@ pub mod enqueue;
 pub mod handlers;
 pub mod live;
 mod registry;
+pub mod summary;
 
 use std::future::Future;
 use std::sync::Arc;
