@@ -7,6 +7,7 @@ use crate::events::Event;
 use crate::http::problem::ApiError;
 use crate::state::AppState;
 use crate::storage::files::{self, FileRecord};
+use crate::storage::upload::UploadError;
 
 /// Where the files routes live; the upload posts here and links point below it.
 pub const FILES_PATH: &str = "/api/v1/files";
@@ -19,6 +20,11 @@ pub(super) fn storage_down(cause: object_store::Error) -> ApiError {
 }
 
 pub(super) fn unknown_bucket(state: &AppState, name: &str) -> ApiError {
+    ApiError::NotFound(no_bucket(state, name))
+}
+
+/// Why `name` is no bucket, with the declared ones.
+pub(super) fn no_bucket(state: &AppState, name: &str) -> String {
     let declared: Vec<&str> = state
         .storage
         .settings()
@@ -26,10 +32,25 @@ pub(super) fn unknown_bucket(state: &AppState, name: &str) -> ApiError {
         .keys()
         .map(String::as_str)
         .collect();
-    ApiError::NotFound(format!(
+    format!(
         "no bucket {name:?}; the declared buckets (storage.buckets) are {}",
         declared.join(", ")
-    ))
+    )
+}
+
+/// The answer to an upload (streamed or presigned) the store or the rules refused.
+pub(super) fn upload_error(error: UploadError) -> ApiError {
+    match error {
+        UploadError::TooLarge { limit } => too_large(limit),
+        UploadError::TypeRefused { .. } => ApiError::UnsupportedMediaType(error.to_string()),
+        UploadError::Store(cause) => storage_down(cause),
+    }
+}
+
+pub(super) fn too_large(limit: u64) -> ApiError {
+    ApiError::PayloadTooLarge {
+        limit: usize::try_from(limit).unwrap_or(usize::MAX),
+    }
 }
 
 /// The event of a file change made by `actor` (a caller's [`crate::auth::Caller::actor`]).

@@ -12,7 +12,9 @@ use object_store::ObjectStoreExt;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::shared::{FILES_PATH, file_event, link_base, storage_down, unknown_bucket, with_event};
+use super::shared::{
+    FILES_PATH, file_event, link_base, no_bucket, unknown_bucket, upload_error, with_event,
+};
 use crate::auth::Caller;
 use crate::config::valid_type_pattern;
 use crate::http::extract::Json;
@@ -54,23 +56,10 @@ pub struct TokenRequest {
 impl TokenRequest {
     /// The grant this asks for, or the field that is wrong.
     fn grant(self, state: &AppState, issuer: String) -> Result<Grant, Invalid> {
-        let bucket = state.storage.bucket(&self.bucket).ok_or_else(|| {
-            let declared: Vec<&str> = state
-                .storage
-                .settings()
-                .buckets
-                .keys()
-                .map(String::as_str)
-                .collect();
-            Invalid::new(
-                "bucket",
-                format!(
-                    "no bucket {:?}; the declared buckets (storage.buckets) are {}",
-                    self.bucket,
-                    declared.join(", ")
-                ),
-            )
-        })?;
+        let bucket = state
+            .storage
+            .bucket(&self.bucket)
+            .ok_or_else(|| Invalid::new("bucket", no_bucket(state, &self.bucket)))?;
         if !(1..=MAX_LIFETIME_SECONDS).contains(&self.expires_in_seconds) {
             return Err(Invalid::new(
                 "expires_in_seconds",
@@ -296,16 +285,11 @@ pub(super) async fn complete(
                 "nothing has been posted with this token's form yet".into(),
             ));
         }
-        Err(UploadError::Store(cause)) => return Err(storage_down(cause)),
-        Err(refused) => {
+        Err(refused @ (UploadError::TooLarge { .. } | UploadError::TypeRefused { .. })) => {
             let _ = state.storage.store().delete(&key).await;
-            return Err(match refused {
-                UploadError::TooLarge { limit } => ApiError::PayloadTooLarge {
-                    limit: usize::try_from(limit).unwrap_or(usize::MAX),
-                },
-                other => ApiError::UnsupportedMediaType(other.to_string()),
-            });
+            return Err(upload_error(refused));
         }
+        Err(failed) => return Err(upload_error(failed)),
     };
     let record = FileRecord {
         id: grant.id,

@@ -12,12 +12,12 @@ use object_store::ObjectStoreExt;
 use serde::Deserialize;
 use utoipa::IntoParams;
 
-use super::shared::{FILES_PATH, file_event, storage_down, unknown_bucket, with_event};
+use super::shared::{FILES_PATH, file_event, too_large, unknown_bucket, upload_error, with_event};
 use crate::auth::Caller;
 use crate::http::problem::{ApiError, Problem};
 use crate::state::AppState;
 use crate::storage::files::{self, FileRecord};
-use crate::storage::upload::{Expected, UploadError};
+use crate::storage::upload::Expected;
 use crate::storage::{grants, names};
 
 /// What a multipart body may add to the file: boundaries, part headers, small fields.
@@ -284,20 +284,6 @@ async fn within<T>(idle: Duration, next: impl Future<Output = T>) -> Result<T, A
         })
 }
 
-fn upload_error(error: UploadError) -> ApiError {
-    match error {
-        UploadError::TooLarge { limit } => too_large(limit),
-        UploadError::TypeRefused { .. } => ApiError::UnsupportedMediaType(error.to_string()),
-        UploadError::Store(cause) => storage_down(cause),
-    }
-}
-
 fn multipart_error(error: multer::Error) -> ApiError {
     ApiError::BadRequest(format!("the multipart body is not valid: {error}"))
-}
-
-fn too_large(limit: u64) -> ApiError {
-    ApiError::PayloadTooLarge {
-        limit: usize::try_from(limit).unwrap_or(usize::MAX),
-    }
 }
