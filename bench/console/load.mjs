@@ -4,18 +4,11 @@
 // navigation until the Overview is fully drawn (its figures and tables filled), as the
 // page itself marks them (performance marks, since navigation start). Prints one JSON
 // object per round.
-import { createRequire } from "node:module";
-
-// playwright-core is installed with the tests' Node tools (tests/browser).
-const require = createRequire(new URL("../../tests/browser/package.json", import.meta.url));
-const { chromium } = require("playwright-core");
+// The browser as the tests launch it (playwright-core is installed in tests/browser).
+import { launch } from "../../tests/browser/chromium.mjs";
 
 const [base, token, rounds] = [process.argv[2], process.argv[3], Number(process.argv[4] || 5)];
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM_PATH || "/usr/bin/chromium",
-  args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync"],
-});
+const browser = await launch();
 for (let round = 0; round < rounds; round++) {
   const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
   const page = await context.newPage();

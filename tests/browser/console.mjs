@@ -3,21 +3,10 @@
 // SWITCHYARD_BROWSER_PLAN (JSON), saves a screenshot of each page into plan.screenshots,
 // and prints what it saw as one JSON object; the Rust test asserts on it.
 
-import { chromium } from "playwright-core";
+import { launch } from "./chromium.mjs";
 
 const plan = JSON.parse(process.env.SWITCHYARD_BROWSER_PLAN);
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM_PATH || "/usr/bin/chromium",
-  args: [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-  ],
-});
+const browser = await launch();
 const page = await browser.newPage({ viewport: { width: 1280, height: 800 } });
 const seen = { problems: [], steps: {} };
 // Refusals the test provokes on purpose (a wrong token, a change without CSRF): their

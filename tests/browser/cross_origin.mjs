@@ -9,23 +9,11 @@
 // - opens a realtime socket with the realtime token, subscribes, and waits for the event
 //   this script publishes through the API once the page says it is subscribed.
 
-import { chromium } from "playwright-core";
+import { launch } from "./chromium.mjs";
 
 const plan = JSON.parse(process.env.SWITCHYARD_BROWSER_PLAN);
 
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM_PATH || "/usr/bin/chromium",
-  // This machine has no network but loopback: keep Chromium from reaching for Google.
-  args: [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-  ],
-});
+const browser = await launch();
 
 /** What one page at `origin` saw. */
 async function visit(origin) {

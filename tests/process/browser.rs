@@ -3,11 +3,12 @@
 //! another. From the allowed one it uploads a file with an upload token and receives a
 //! realtime event; from the other the browser itself blocks both, and nothing is stored.
 //!
-//! scripts/test.sh installs Chromium (apt) and playwright-core (npm ci in tests/browser).
+//! scripts/test.sh installs Chromium (apt) and playwright-core (npm ci in tests/browser);
+//! [`run_script`] runs a browser script there for this test and tests/process/console.rs.
 
 use std::io::{Read, Write};
 use std::net::TcpListener;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use serde_json::{Value, json};
@@ -15,6 +16,38 @@ use serde_json::{Value, json};
 use crate::common::{
     ADMIN_TOKEN, Process, RedisKeys, TestDb, blocking_call, environment, server_redis_url,
 };
+
+/// Where the Node tools the browser tests use live.
+fn browser_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser")
+}
+
+/// Debian's Chromium and playwright-core are there, or the test says how to get them.
+pub(crate) fn require_browser() {
+    let chromium = std::env::var("CHROMIUM_PATH").unwrap_or_else(|_| "/usr/bin/chromium".into());
+    assert!(
+        Path::new(&chromium).exists()
+            && browser_dir().join("node_modules/playwright-core").exists(),
+        "this test drives Debian's Chromium with playwright-core: run scripts/test.sh, which \
+         installs both (apt-get install chromium; npm ci in tests/browser)"
+    );
+}
+
+/// Runs the browser script `name` (in tests/browser) with `plan` and returns what it
+/// saw; a failed script fails the test with its output and `context`.
+pub(crate) fn run_script(name: &str, plan: &Value, context: &str) -> Value {
+    let output = Command::new("node")
+        .arg(browser_dir().join(name))
+        .env("SWITCHYARD_BROWSER_PLAN", plan.to_string())
+        .output()
+        .expect("run node");
+    assert!(
+        output.status.success(),
+        "the browser script failed: {}\n{context}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_slice(&output.stdout).unwrap()
+}
 
 /// Serves an empty HTML page on a loopback port of its own: an origin for the browser to
 /// run scripts from. The thread ends with the test process.
@@ -57,13 +90,7 @@ fn post(app: &Process, path: &str, body: Value) -> Value {
 
 #[test]
 fn a_browser_on_an_allowed_origin_uploads_and_subscribes_and_another_origin_is_blocked() {
-    let browser_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser");
-    let chromium = std::env::var("CHROMIUM_PATH").unwrap_or_else(|_| "/usr/bin/chromium".into());
-    assert!(
-        Path::new(&chromium).exists() && browser_dir.join("node_modules/playwright-core").exists(),
-        "this test drives Debian's Chromium with playwright-core: run scripts/test.sh, which \
-         installs both (apt-get install chromium; npm ci in tests/browser)"
-    );
+    require_browser();
     let rt = tokio::runtime::Runtime::new().unwrap();
     let db = rt.block_on(TestDb::migrated());
     let allowed = page_origin();
@@ -106,18 +133,7 @@ fn a_browser_on_an_allowed_origin_uploads_and_subscribes_and_another_origin_is_b
         "realtime_token": socket["token"],
         "channel": "lobby",
     });
-    let output = Command::new("node")
-        .arg(browser_dir.join("cross_origin.mjs"))
-        .env("SWITCHYARD_BROWSER_PLAN", plan.to_string())
-        .env("CHROMIUM_PATH", &chromium)
-        .output()
-        .expect("run node");
-    assert!(
-        output.status.success(),
-        "the browser script failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let seen: Value = serde_json::from_slice(&output.stdout).unwrap();
+    let seen = run_script("cross_origin.mjs", &plan, "");
 
     // The allowed origin: the upload passes the preflight and the response is readable,
     // exposed headers included; the socket subscribes and receives the event.

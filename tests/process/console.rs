@@ -9,22 +9,16 @@
 //! scripts/test.sh installs Chromium (apt) and playwright-core (npm ci in tests/browser).
 
 use std::path::Path;
-use std::process::Command;
 
-use serde_json::{Value, json};
+use serde_json::json;
 
+use crate::browser::{require_browser, run_script};
 use crate::common::target::{Answer, Target};
 use crate::common::{ADMIN_TOKEN, Process, RedisKeys, TestDb, environment, server_redis_url};
 
 #[test]
 fn the_console_signs_in_shows_a_dead_job_live_retries_it_and_signs_out() {
-    let browser_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser");
-    let chromium = std::env::var("CHROMIUM_PATH").unwrap_or_else(|_| "/usr/bin/chromium".into());
-    assert!(
-        Path::new(&chromium).exists() && browser_dir.join("node_modules/playwright-core").exists(),
-        "this test drives Debian's Chromium with playwright-core: run scripts/test.sh, which \
-         installs both (apt-get install chromium; npm ci in tests/browser)"
-    );
+    require_browser();
     let screenshots = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/console-screenshots");
     std::fs::create_dir_all(&screenshots).unwrap();
     let rt = tokio::runtime::Runtime::new().unwrap();
@@ -45,19 +39,7 @@ fn the_console_signs_in_shows_a_dead_job_live_retries_it_and_signs_out() {
         // What the test provokes on purpose: the wrong sign-in and the change without CSRF.
         "expected_refusals": ["/console/session", "/api/v1/jobs"],
     });
-    let output = Command::new("node")
-        .arg(browser_dir.join("console.mjs"))
-        .env("SWITCHYARD_BROWSER_PLAN", plan.to_string())
-        .env("CHROMIUM_PATH", &chromium)
-        .output()
-        .expect("run node");
-    assert!(
-        output.status.success(),
-        "the browser script failed: {}\n{}",
-        String::from_utf8_lossy(&output.stderr),
-        dev.output()
-    );
-    let seen: Value = serde_json::from_slice(&output.stdout).unwrap();
+    let seen = run_script("console.mjs", &plan, &dev.output());
     let steps = &seen["steps"];
     assert_eq!(seen["problems"], json!([]), "{seen:#}");
     assert_eq!(
