@@ -1,6 +1,6 @@
 //! `/api/v1/realtime`: the WebSocket endpoint (on `app realtime` and `app dev`), and
-//! publishing (`realtime:publish`) and token minting (`realtime:token`), on every mode
-//! that serves the API.
+//! publishing (`realtime:publish`), token minting (`realtime:token`) and every hub's
+//! sockets and channels (`metrics:read`), on every mode that serves the API.
 //!
 //! Before a socket is upgraded, the edge checks, in order: the `Origin` against
 //! `realtime.allowed_origins` (403), the client address's attempts this minute against
@@ -27,6 +27,7 @@ use super::extract::Json;
 use super::problem::{ApiError, Problem};
 use crate::invalid::Invalid;
 use crate::realtime::history::PublishError;
+use crate::realtime::stats::{self, RealtimeStats};
 use crate::realtime::token::{Claims, TokenKey};
 use crate::realtime::{Realtime, channel, socket};
 use crate::state::AppState;
@@ -36,6 +37,7 @@ pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(publish))
         .routes(routes!(mint_token))
+        .routes(routes!(hub_stats))
 }
 
 /// The WebSocket endpoint, served by the process that runs `realtime`'s hub.
@@ -96,6 +98,20 @@ async fn publish(
         channel: request.channel,
         offset,
     }))
+}
+
+/// Sockets open on every realtime hub, the busiest channels with their subscribers, and
+/// each hub's own figures, reported every second.
+#[utoipa::path(
+    get,
+    path = "/api/v1/realtime/stats",
+    tag = "realtime",
+    security(("api_key" = ["metrics:read"])),
+    responses((status = 200, description = "Every live hub's figures and their sum", body = RealtimeStats))
+)]
+async fn hub_stats(State(state): State<AppState>) -> Result<axum::Json<RealtimeStats>, ApiError> {
+    let stats = stats::read(&state.realtime, crate::queue::now_ms()).await?;
+    Ok(axum::Json(stats))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]

@@ -245,6 +245,27 @@ pub async fn delete(db: &PgPool, queues: &Queues, id: uuid::Uuid) -> anyhow::Res
     Ok(deleted == 1)
 }
 
+/// Deletes every dead job of `queue` that died before `died_before` (all of them when
+/// `None`), for good. Returns how many.
+pub async fn delete_all(
+    db: &PgPool,
+    queues: &Queues,
+    queue: &str,
+    died_before: Option<chrono::DateTime<chrono::Utc>>,
+) -> anyhow::Result<u64> {
+    move_outbox(db, queues).await?;
+    let deleted = sqlx::query(
+        "DELETE FROM dead_jobs WHERE queue = $1 AND ($2::timestamptz IS NULL OR died_at < $2)",
+    )
+    .bind(queue)
+    .bind(died_before)
+    .execute(db)
+    .await
+    .context("failed to delete dead jobs")?
+    .rows_affected();
+    Ok(deleted)
+}
+
 /// Dead jobs per queue.
 pub async fn counts(db: &PgPool) -> anyhow::Result<Vec<(String, i64)>> {
     sqlx::query_as("SELECT queue, count(*) FROM dead_jobs GROUP BY queue")

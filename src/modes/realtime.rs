@@ -10,7 +10,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::http;
-use crate::realtime::Realtime;
+use crate::realtime::{Realtime, stats};
 use crate::state::AppState;
 
 /// How often `/api/health` gets fresh connection and subscriber figures.
@@ -70,6 +70,11 @@ pub async fn engine(
             .clone()
             .run_subscriber(client, stop_subscriber.clone()),
     );
+    let reporter = tokio::spawn(report_to_redis(
+        state.clone(),
+        realtime.clone(),
+        stop_subscriber.clone(),
+    ));
     let mut report = tokio::time::interval(REPORT_EVERY);
     loop {
         tokio::select! {
@@ -78,6 +83,7 @@ pub async fn engine(
             // that hear nothing.
             ended = &mut subscriber => {
                 realtime.hub.close_all(state.settings.shutdown.drain()).await;
+                stop_subscriber.cancel();
                 return match ended {
                     Ok(Ok(())) => Err(anyhow::anyhow!("the realtime subscriber stopped")),
                     Ok(Err(error)) => Err(error.context("the realtime subscriber failed")),
@@ -102,8 +108,46 @@ pub async fn engine(
         .close_all(state.settings.shutdown.drain())
         .await;
     stop_subscriber.cancel();
+    let _ = reporter.await;
     match subscriber.await {
         Ok(result) => result,
         Err(error) => Err(anyhow::anyhow!("the realtime subscriber panicked: {error}")),
+    }
+}
+
+/// Reports the hub's sockets and busiest channels to Redis every [`REPORT_EVERY`], for
+/// the API's realtime figures, until `stop`; then withdraws the report.
+async fn report_to_redis(state: AppState, realtime: Arc<Realtime>, stop: CancellationToken) {
+    let name = format!(
+        "{}/{}/{}",
+        state.identity.service,
+        state.identity.replica,
+        std::process::id()
+    );
+    let mut tick = tokio::time::interval(REPORT_EVERY);
+    let mut failing = false;
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => break,
+            _ = tick.tick() => {}
+        }
+        let report = stats::HubReport::of(&name, &realtime.hub, crate::queue::now_ms());
+        match stats::report(&state.realtime, &report).await {
+            Ok(()) => failing = false,
+            Err(error) if !failing => {
+                failing = true;
+                tracing::debug!(
+                    error = format!("{error:#}"),
+                    "could not report the hub's figures"
+                );
+            }
+            Err(_) => {}
+        }
+    }
+    if let Err(error) = stats::withdraw(&state.realtime, &name).await {
+        tracing::debug!(
+            error = format!("{error:#}"),
+            "could not withdraw the hub's report"
+        );
     }
 }

@@ -25,7 +25,9 @@
 //! - `queue:{q}:idem:{key}`: STRING, the job id an idempotency key made, with the
 //!   idempotency window as its TTL.
 //! - `queue:{q}:succeeded:{t}` and `queue:{q}:failed:{t}`: counters of attempts finished in
-//!   the 10-second window `t`, kept two minutes, for the last minute's throughput.
+//!   the 10-second window `t`, kept a little over an hour (the TTL set once, when the
+//!   window's first attempt makes the key), for the last minute's and the last hour's
+//!   throughput.
 //! - `job:{id}`: HASH with the job (`queue`, `kind`, `payload`, `attempts`, `max_attempts`,
 //!   `timeout_ms`) and its progress (`state`, `worker` for display, `lapses` (leases
 //!   that ran out under it), `last_error`, `errors` as a JSON list, `created_ms`,
@@ -56,9 +58,11 @@ use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
 mod backoff;
+mod browse;
 mod scripts;
 
 pub use backoff::Backoff;
+pub use browse::{JobState, QueueCounts, Throughput};
 
 /// A job to enqueue.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -174,19 +178,6 @@ pub enum Cancel {
     /// The job is past cancelling; this is its state.
     TooLate(String),
     NotFound,
-}
-
-/// A queue's numbers for the API.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, utoipa::ToSchema)]
-pub struct QueueCounts {
-    pub ready: u64,
-    pub scheduled: u64,
-    pub running: u64,
-    pub retrying: u64,
-    /// Attempts that succeeded in the last minute.
-    pub succeeded_last_minute: u64,
-    /// Attempts that failed in the last minute.
-    pub failed_last_minute: u64,
 }
 
 /// The width of one throughput counter window.
@@ -596,51 +587,6 @@ impl Queues {
             .await
             .context("revive script failed")?;
         Ok(revived == 1)
-    }
-
-    /// Each queue's counts, in one round trip.
-    pub async fn counts(&self, queues: &[String], now_ms: i64) -> anyhow::Result<Vec<QueueCounts>> {
-        let windows: Vec<i64> = (0..6).map(|i| now_ms - i * WINDOW_MS).collect();
-        let mut pipe = redis::pipe();
-        for queue in queues {
-            pipe.llen(self.key(queue, "ready"))
-                .zcard(self.key(queue, "scheduled"))
-                .zcard(self.key(queue, "leased"))
-                .zcard(self.key(queue, "retry"));
-            for what in ["succeeded", "failed"] {
-                let keys: Vec<String> = windows
-                    .iter()
-                    .map(|&t| self.counter(queue, what, t))
-                    .collect();
-                pipe.mget(keys);
-            }
-        }
-        let mut conn = self.conn.clone();
-        type Row = (u64, u64, u64, u64, Vec<Option<u64>>, Vec<Option<u64>>);
-        let rows: Vec<Row> = {
-            let flat: Vec<redis::Value> = pipe
-                .query_async(&mut conn)
-                .await
-                .context("failed to count queues")?;
-            flat.chunks(6)
-                .map(|c| redis::from_redis_value(redis::Value::Array(c.to_vec())))
-                .collect::<Result<_, _>>()
-                .context("unexpected queue counts")?
-        };
-        let sum = |v: Vec<Option<u64>>| v.into_iter().flatten().sum();
-        Ok(rows
-            .into_iter()
-            .map(
-                |(ready, scheduled, running, retrying, succeeded, failed)| QueueCounts {
-                    ready,
-                    scheduled,
-                    running,
-                    retrying,
-                    succeeded_last_minute: sum(succeeded),
-                    failed_last_minute: sum(failed),
-                },
-            )
-            .collect())
     }
 }
 

@@ -27,6 +27,8 @@ local function wake(key)
   redis.call('LPUSH', key, 1)
   redis.call('LTRIM', key, 0, 0)
 end
+-- How long a throughput counter is kept: the hour the console charts, and a window more.
+local COUNTER_KEEP_S = 3620
 "#,
                 $body
             ))
@@ -207,8 +209,9 @@ if #held > 0 then
   done = #held
 end
 if done > 0 then
-  redis.call('INCRBY', KEYS[2], done)
-  redis.call('EXPIRE', KEYS[2], 120)
+  if redis.call('INCRBY', KEYS[2], done) == done then
+    redis.call('EXPIRE', KEYS[2], COUNTER_KEEP_S)
+  end
 end
 return done
 "#
@@ -240,8 +243,9 @@ local id = ARGV[3]
 local key = job(id)
 if redis.call('ZREM', KEYS[1], lease(id)) == 0 then return '' end
 add_error(key, redis.call('HGET', key, 'attempts'), ARGV[4], ARGV[6])
-redis.call('INCR', KEYS[4])
-redis.call('EXPIRE', KEYS[4], 120)
+if redis.call('INCR', KEYS[4]) == 1 then
+  redis.call('EXPIRE', KEYS[4], COUNTER_KEEP_S)
+end
 if tonumber(ARGV[5]) >= 0 then
   redis.call('HSET', key, 'state', 'retrying', 'worker', '', 'run_at_ms', ARGV[5])
   redis.call('ZADD', KEYS[2], ARGV[5], id)

@@ -54,6 +54,11 @@ impl Keys {
         format!("{}{{{channel}}}", self.prefix)
     }
 
+    /// The hash where each hub reports its connections and busiest channels.
+    pub fn hubs(&self) -> String {
+        format!("{}hubs", self.prefix)
+    }
+
     /// The count of connection attempts from `address` in the minute `minute`.
     pub fn attempts(&self, address: &str, minute: i64) -> String {
         format!("{}attempts:{address}:{minute}", self.prefix)

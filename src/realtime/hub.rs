@@ -191,6 +191,18 @@ impl Hub {
         self.lock_members().len()
     }
 
+    /// The `n` channels with the most subscribers here, most first.
+    pub fn busiest(&self, n: usize) -> Vec<(String, usize)> {
+        let mut channels: Vec<(String, usize)> = self
+            .lock_members()
+            .iter()
+            .map(|(channel, count)| (channel.to_string(), *count))
+            .collect();
+        channels.sort_unstable_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+        channels.truncate(n);
+        channels
+    }
+
     pub fn subscriber_connected(&self) -> bool {
         self.subscriber_up.load(Ordering::Acquire)
     }

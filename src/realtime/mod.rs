@@ -8,6 +8,7 @@
 //! - [`socket`] runs one connection; [`protocol`] is its wire format and close codes,
 //!   [`frame`] the WebSocket frames the server writes.
 //! - [`token`] checks the JWTs sockets authenticate with; [`channel`] names channels.
+//! - [`stats`] is what every hub reports of its sockets and channels, added up.
 
 pub mod channel;
 pub mod frame;
@@ -16,6 +17,7 @@ pub mod hub;
 pub mod outlet;
 pub mod protocol;
 pub mod socket;
+pub mod stats;
 pub mod token;
 
 use std::sync::Arc;

@@ -5,6 +5,7 @@
 mod common;
 
 mod audit;
+mod browse;
 mod browser;
 mod connections;
 mod console;
