@@ -138,7 +138,7 @@ fn sum(hubs: Vec<HubReport>) -> RealtimeStats {
             subscribers,
         })
         .collect();
-    channels.sort_by(|a, b| b.subscribers.cmp(&a.subscribers));
+    channels.sort_by_key(|c| std::cmp::Reverse(c.subscribers));
     channels.truncate(CHANNELS_REPORTED);
     RealtimeStats {
         connections: hubs.iter().map(|h| h.connections).sum(),
