@@ -22,6 +22,7 @@ const SCRIPTS: &[&str] = &[
     "js/jobs.js",
     "js/schedules.js",
     "js/files.js",
+    "js/realtime.js",
     "js/audit.js",
     "js/keys.js",
     "js/webhooks.js",

@@ -37,6 +37,8 @@ pub struct Scope(&'static str);
 pub const FILES_READ: Scope = Scope("files:read");
 /// Reading queues: what the console's live stream checks for itself.
 pub const QUEUES_READ: Scope = Scope("queues:read");
+/// Reading metrics: what decides whether the live stream carries realtime figures.
+pub const METRICS_READ: Scope = Scope("metrics:read");
 
 impl Scope {
     /// The scope named `name`, if there is one.

@@ -1,6 +1,7 @@
 //! `GET /console/live`: the console's one live connection per browser tab, as server-sent
 //! events. Every two seconds it sends a `snapshot` (each queue's jobs by state, dead
-//! included); the page re-reads what it shows when the snapshot changes, so a retried
+//! included, and, for a caller holding `metrics:read`, the realtime hubs' sockets and
+//! channels); the page re-reads what it shows when the snapshot changes, so a retried
 //! dead job leaves the list without a reload, and a page never polls per widget. The page
 //! closes the stream while its tab is hidden.
 //!
@@ -18,9 +19,10 @@ use axum::response::{IntoResponse, Response};
 use futures_util::Stream;
 
 use super::session::signed_in;
-use crate::auth::scopes::QUEUES_READ;
+use crate::auth::scopes::{METRICS_READ, QUEUES_READ};
 use crate::http::problem::ApiError;
 use crate::jobs::summary::{QueueView, summaries};
+use crate::realtime::stats::{self, ChannelCount};
 use crate::state::AppState;
 
 /// Where the stream is served.
@@ -38,12 +40,13 @@ pub async fn live(State(state): State<AppState>, headers: HeaderMap) -> Result<R
     if !caller.allows(QUEUES_READ) {
         return Err(ApiError::MissingScope(QUEUES_READ));
     }
-    Ok(Sse::new(snapshots(state))
+    let realtime = caller.allows(METRICS_READ);
+    Ok(Sse::new(snapshots(state, realtime))
         .keep_alive(KeepAlive::default())
         .into_response())
 }
 
-fn snapshots(state: AppState) -> impl Stream<Item = Result<Event, Infallible>> {
+fn snapshots(state: AppState, realtime: bool) -> impl Stream<Item = Result<Event, Infallible>> {
     let until = tokio::time::Instant::now() + LIFETIME;
     futures_util::stream::unfold((state, true), move |(state, first)| async move {
         if !first {
@@ -55,10 +58,10 @@ fn snapshots(state: AppState) -> impl Stream<Item = Result<Event, Infallible>> {
         if tokio::time::Instant::now() >= until || state.stopping.is_cancelled() {
             return None;
         }
-        let event = match snapshot(&state).await {
-            Ok(queues) => Event::default()
+        let event = match snapshot(&state, realtime).await {
+            Ok(snapshot) => Event::default()
                 .event("snapshot")
-                .json_data(&queues)
+                .json_data(&snapshot)
                 .unwrap_or_default(),
             Err(error) => {
                 tracing::debug!(error = format!("{error:#}"), "a console snapshot failed");
@@ -71,6 +74,30 @@ fn snapshots(state: AppState) -> impl Stream<Item = Result<Event, Infallible>> {
     })
 }
 
-async fn snapshot(state: &AppState) -> anyhow::Result<Vec<QueueView>> {
-    summaries(&state.queues, &state.db, &state.settings.jobs.queues).await
+/// What one snapshot holds.
+#[derive(serde::Serialize)]
+struct Snapshot {
+    queues: Vec<QueueView>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    realtime: Option<Realtime>,
+}
+
+#[derive(serde::Serialize)]
+struct Realtime {
+    connections: usize,
+    channels: Vec<ChannelCount>,
+}
+
+async fn snapshot(state: &AppState, realtime: bool) -> anyhow::Result<Snapshot> {
+    let queues = summaries(&state.queues, &state.db, &state.settings.jobs.queues).await?;
+    let realtime = if realtime {
+        let figures = stats::read(&state.realtime, crate::queue::now_ms()).await?;
+        Some(Realtime {
+            connections: figures.connections,
+            channels: figures.channels,
+        })
+    } else {
+        None
+    };
+    Ok(Snapshot { queues, realtime })
 }

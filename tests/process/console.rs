@@ -1,9 +1,12 @@
 //! The console in a real browser against `app dev`: headless Chromium, driven by
 //! tests/browser/console.mjs, signs in (a wrong token refused), walks the pages with no
 //! console error and no failed request, sees a dead job appear without a reload, retries
-//! it from the console, uploads a file, runs a schedule now and finds its job, is refused
-//! a change without the CSRF token, finds every path of the API document on `/docs`, and
-//! signs out.
+//! it from the console, finds a delayed job under its queue's scheduled jobs, deletes a
+//! queue's dead jobs at once, uploads a file, runs a schedule now and finds its job,
+//! publishes a realtime event, is refused a change without the CSRF token, finds every
+//! path of the API document on `/docs`, and signs out; on the way it reaches a page by
+//! keyboard, checks every control has a name, and that no page runs off a phone's width
+//! in the dark scheme.
 //! Screenshots of each page land in `target/console-screenshots/`.
 //!
 //! scripts/test.sh installs Chromium (apt) and playwright-core (npm ci in tests/browser).
@@ -34,6 +37,8 @@ fn the_console_signs_in_shows_a_dead_job_live_retries_it_and_signs_out() {
         "base": format!("http://127.0.0.1:{}", dev.port),
         "token": ADMIN_TOKEN,
         "failing_url": target.url("/hook"),
+        // Nothing listens on the discard port: a call there fails at once.
+        "refused_url": "http://127.0.0.1:9/refused",
         "hook_url": hooks.url("/webhooks"),
         "screenshots": screenshots,
         // What the test provokes on purpose: the wrong sign-in and the change without CSRF.
@@ -55,6 +60,33 @@ fn the_console_signs_in_shows_a_dead_job_live_retries_it_and_signs_out() {
     assert_eq!(steps["dead_appeared_live"], true, "{seen:#}");
     assert_eq!(steps["retried_state"], "succeeded", "{seen:#}");
     assert_eq!(steps["job_page_state"], "succeeded", "{seen:#}");
+    let chart = steps["chart"].as_str().unwrap_or_default();
+    assert!(
+        chart.starts_with("Over the last 60 minutes: 0 succeeded, 0 failed"),
+        "{seen:#}"
+    );
+    assert_eq!(steps["keyboard"], "#/queues", "{seen:#}");
+    let history = steps["delayed_history"].as_str().unwrap_or_default();
+    assert!(
+        history.contains("enqueued") && history.contains("due"),
+        "{seen:#}"
+    );
+    assert_eq!(
+        steps["bulk_deleted"], "Deleted 1 dead jobs of http.",
+        "{seen:#}"
+    );
+    assert_eq!(steps["dead_after"], 0, "{seen:#}");
+    let published = steps["published"].as_str().unwrap_or_default();
+    assert!(
+        published.starts_with("Published to console.test at offset "),
+        "{seen:#}"
+    );
+    assert_eq!(steps["dark_background"], "rgb(17, 19, 24)", "{seen:#}");
+    assert_eq!(
+        steps["low_contrast"],
+        json!({"dark": [], "light": []}),
+        "{seen:#}"
+    );
     assert_eq!(steps["uploaded"], "Uploaded hello.txt.", "{seen:#}");
     assert_eq!(steps["paused"], "paused", "{seen:#}");
     assert_eq!(steps["scheduled_job_kind"], "deletes", "{seen:#}");
@@ -81,6 +113,11 @@ fn the_console_signs_in_shows_a_dead_job_live_retries_it_and_signs_out() {
         "queues",
         "dead-jobs",
         "job",
+        "scheduled-jobs",
+        "realtime",
+        "phone-overview",
+        "phone-queues",
+        "phone-realtime",
         "files",
         "schedules-job",
         "webhooks",

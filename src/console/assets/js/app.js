@@ -3,7 +3,7 @@
 (function () {
   const { h, api, session, pages } = Console;
   const root = document.getElementById("app");
-  const order = ["overview", "queues", "job", "schedules", "files", "webhooks", "audit", "keys"];
+  const order = ["overview", "queues", "job", "schedules", "files", "realtime", "webhooks", "audit", "keys"];
 
   async function start() {
     // 204 (no body) when this browser is not signed in.
@@ -32,8 +32,9 @@
         h("nav", { "aria-label": "Pages" }, h("ul", {}, order.map((page) =>
           h("li", {}, h("a", { href: "#/" + page, "aria-current": page === name ? "page" : null }, pages[page].title))),
           h("li", {}, h("a", { href: "/docs" }, "API reference")))),
-        h("span", { class: "who" }, "Signed in with the " + who + " "),
-        h("button", { class: "quiet", onclick: signOut }, "Sign out")),
+        h("div", { class: "account" },
+          h("span", { class: "who", title: "Signed in with the " + who }, who),
+          h("button", { class: "quiet", onclick: signOut }, "Sign out"))),
       h("div", { class: "flash" }, flash),
       main);
     document.title = pages[name].title + " · Switchyard";
@@ -52,7 +53,38 @@
     Console.signIn(root, show);
   }
 
+  // A live update draws the page again in place: the frame, the focused control and
+  // whatever was typed into a field stay as they were, so a keyboard user is not thrown
+  // back to the top every time a job finishes.
+  async function redraw() {
+    const main = document.getElementById("main");
+    const { name, arg } = route();
+    if (!main || Console.current !== pages[name]) return show();
+    const fresh = h("main", { id: "main" });
+    try {
+      await pages[name].render(fresh, arg);
+    } catch (problem) {
+      if (problem.status === 401) return Console.signIn(root, show);
+      return;
+    }
+    if (!main.isConnected || Console.current !== pages[name]) return;
+    const controls = (within) => Array.from(within.querySelectorAll("a, button, input, select, textarea"));
+    const before = controls(main);
+    const focused = before.indexOf(document.activeElement);
+    for (const field of main.querySelectorAll("input[id], textarea[id], select[id]")) {
+      const twin = fresh.querySelector("#" + CSS.escape(field.id));
+      if (twin && field.type !== "file" && field.value !== field.defaultValue) twin.value = field.value;
+    }
+    main.replaceWith(fresh);
+    if (focused >= 0) {
+      const id = before[focused].id;
+      const again = (id && fresh.querySelector("#" + CSS.escape(id))) || controls(fresh)[focused];
+      if (again) again.focus();
+    }
+  }
+
   Console.refresh = show;
+  Console.redraw = redraw;
   window.addEventListener("hashchange", show);
   start();
 })();

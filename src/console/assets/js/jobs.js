@@ -1,5 +1,6 @@
-// A job by id: its kind, payload, attempts with their errors, and its state's times;
-// retry, cancel. The search box on the queues page leads here.
+// A job by id: its kind, payload, its history (made, due, each failed attempt, started,
+// finished) and its attempts' errors; retry, cancel, and delete once dead. The search box
+// on the queues page leads here.
 Console.pages.job = {
   title: "Jobs",
   live: true,
@@ -19,10 +20,12 @@ Console.pages.job = {
       if (problem.status !== 404) throw problem;
       return main.replaceChildren(h("h1", {}, "Find a job"), search, h("p", { class: "error", role: "alert" }, problem.message));
     }
-    const act = (label, method, path, quiet) => h("button", { class: quiet ? "quiet" : null, async onclick() {
+    const act = (label, method, path, quiet, question) => h("button", { class: quiet ? "quiet" : null, onclick: Console.action(async () => {
+      if (question && !confirm(question)) return;
       await api(method, path, method === "POST" ? {} : undefined);
+      Console.flashed = label + ": done for job " + job.id + ".";
       Console.refresh();
-    } }, label);
+    }) }, label);
     const path = "/api/v1/jobs/" + encodeURIComponent(job.id);
     const facts = [
       ["Queue", job.queue], ["Kind", job.kind], ["State", job.state],
@@ -37,7 +40,14 @@ Console.pages.job = {
         h("dl", { class: "facts" }, facts.flatMap(([k, v]) => [h("dt", {}, k), h("dd", {}, v || "—")])),
         h("div", { class: "row" },
           ["dead", "succeeded", "cancelled"].includes(job.state) ? act("Retry", "POST", path + "/retry") : null,
-          ["queued", "scheduled", "retrying"].includes(job.state) ? act("Cancel", "DELETE", path, true) : null)),
+          ["queued", "scheduled", "retrying"].includes(job.state) ? act("Cancel", "DELETE", path, true) : null,
+          job.state === "dead"
+            ? act("Delete", "DELETE", "/api/v1/queues/" + encodeURIComponent(job.queue) + "/dead/" + encodeURIComponent(job.id), true,
+                "Delete dead job " + job.id + " for good?")
+            : null)),
+      h("h2", {}, "History"),
+      h("div", { class: "panel" }, h("ol", { class: "history" }, Console.jobHistory(job).map(([at, what]) =>
+        h("li", {}, h("time", { datetime: at }, when(at)), " · ", what)))),
       h("h2", {}, "Payload"),
       h("div", { class: "panel" }, h("pre", {}, JSON.stringify(job.payload, null, 2))),
       h("h2", {}, "Failed attempts"),
@@ -47,4 +57,16 @@ Console.pages.job = {
         { title: "Error", cell: (a) => h("pre", {}, a.error) },
       ], job.errors || [])));
   },
+};
+
+// A job's states in time order, from the times and errors its record keeps.
+Console.jobHistory = function (job) {
+  const steps = [[job.created_at, "enqueued"]];
+  if (job.run_at && job.run_at !== job.created_at) steps.push([job.run_at, "due"]);
+  for (const e of job.errors || []) steps.push([e.at, "attempt " + e.attempt + " failed: " + e.error]);
+  if (job.started_at) steps.push([job.started_at, "attempt " + job.attempts + " started"]);
+  if (job.finished_at) steps.push([job.finished_at, job.state]);
+  else steps.push([null, "now " + job.state]);
+  return steps.filter(([at, what], i) => at || i === steps.length - 1)
+    .sort((a, b) => (a[0] && b[0] ? new Date(a[0]) - new Date(b[0]) : a[0] ? -1 : 1));
 };

@@ -1,6 +1,6 @@
 // Live updates: one server-sent-events stream per tab (/console/live), closed while the
-// tab is hidden. When its snapshot of the queues changes, a page that shows live data
-// (`live: true`) is drawn again; nothing polls per widget.
+// tab is hidden. When its snapshot (the queues, and realtime's figures) changes, a page
+// that shows live data (`live: true`) is drawn again in place; nothing polls per widget.
 Console.live = (function () {
   let source = null;
   let last = null;
@@ -12,7 +12,7 @@ Console.live = (function () {
       if (event.data === last) return;
       const first = last === null;
       last = event.data;
-      if (!first && Console.current && Console.current.live) Console.refresh();
+      if (!first && Console.current && Console.current.live) Console.redraw();
     });
     source.addEventListener("error", () => {
       // The browser reconnects by itself, unless the server refused (signed out).
