@@ -50,6 +50,8 @@
     Console.live.close();
     await api("DELETE", "/console/session").catch(() => {});
     Object.assign(session, { csrf: null, holder: null, scopes: [] });
+    // Forms a page keeps across redraws are not handed to whoever signs in next.
+    for (const page of Object.values(pages)) delete page.form;
     Console.signIn(root, show);
   }
 

@@ -6,33 +6,9 @@ Console.pages.realtime = {
   async render(main) {
     const { h, api, table, when } = Console;
     const stats = await api("GET", "/api/v1/realtime/stats");
-    const channel = h("input", { id: "rt-channel", name: "channel", required: true, value: Console.lastChannel || "console.test" });
-    const event = h("input", { id: "rt-event", name: "event", required: true, value: "console.test" });
-    const data = h("textarea", { id: "rt-data", name: "data", rows: 3 }, '{"hello": "from the console"}');
-    const result = h("p", { role: "status", class: "muted" });
-    const form = h("form", { class: "panel", onsubmit: async (e) => {
-      e.preventDefault();
-      result.className = "muted";
-      try {
-        let parsed;
-        try {
-          parsed = data.value.trim() ? JSON.parse(data.value) : null;
-        } catch (bad) {
-          throw new Error("The data is not JSON: " + bad.message);
-        }
-        const published = await api("POST", "/api/v1/realtime/publish", { channel: channel.value.trim(), event: event.value.trim(), data: parsed });
-        Console.lastChannel = published.channel;
-        result.textContent = "Published to " + published.channel + " at offset " + published.offset + ".";
-      } catch (problem) {
-        result.className = "error";
-        result.textContent = problem.message;
-      }
-    } },
-      h("div", { class: "grid" },
-        h("div", {}, h("label", { for: "rt-channel" }, "Channel"), channel),
-        h("div", {}, h("label", { for: "rt-event" }, "Event"), event)),
-      h("div", { class: "gap-top" }, h("label", { for: "rt-data" }, "Data (JSON)"), data),
-      h("div", { class: "row gap-top" }, h("button", { type: "submit" }, "Publish"), result));
+    // The form is made once and kept: a live redraw moves it, with what was typed and
+    // the answer to a publish still under way, instead of making a new one.
+    const form = this.form || (this.form = Console.publishForm());
     const stat = (label, value) => h("div", { class: "panel" }, h("div", { class: "muted" }, label), h("div", { class: "stat" }, value));
     main.replaceChildren(
       h("h1", {}, "Realtime"),
@@ -55,4 +31,35 @@ Console.pages.realtime = {
       h("h2", {}, "Publish a test event"),
       form);
   },
+};
+
+// Publishes a test event: a channel, an event name and JSON data.
+Console.publishForm = function () {
+  const { h, api } = Console;
+  const channel = h("input", { id: "rt-channel", name: "channel", required: true, value: "console.test" });
+  const event = h("input", { id: "rt-event", name: "event", required: true, value: "console.test" });
+  const data = h("textarea", { id: "rt-data", name: "data", rows: 3 }, '{"hello": "from the console"}');
+  const result = h("p", { role: "status", class: "muted" });
+  return h("form", { class: "panel", onsubmit: async (e) => {
+    e.preventDefault();
+    result.className = "muted";
+    try {
+      let parsed;
+      try {
+        parsed = data.value.trim() ? JSON.parse(data.value) : null;
+      } catch (bad) {
+        throw new Error("The data is not JSON: " + bad.message);
+      }
+      const published = await api("POST", "/api/v1/realtime/publish", { channel: channel.value.trim(), event: event.value.trim(), data: parsed });
+      result.textContent = "Published to " + published.channel + " at offset " + published.offset + ".";
+    } catch (problem) {
+      result.className = "error";
+      result.textContent = problem.message;
+    }
+  } },
+    h("div", { class: "grid" },
+      h("div", {}, h("label", { for: "rt-channel" }, "Channel"), channel),
+      h("div", {}, h("label", { for: "rt-event" }, "Event"), event)),
+    h("div", { class: "gap-top" }, h("label", { for: "rt-data" }, "Data (JSON)"), data),
+    h("div", { class: "row gap-top" }, h("button", { type: "submit" }, "Publish"), result));
 };
