@@ -386,6 +386,18 @@ pub async fn caller(state: &AppState, headers: &HeaderMap) -> Result<Option<Call
     token_caller(state, token).await
 }
 
+/// The caller a read outside the gate (a download) comes from: a bearer token, or else
+/// the console session its cookie names (a read needs no CSRF token), or `None`.
+pub async fn reader(state: &AppState, headers: &HeaderMap) -> Result<Option<Caller>, ApiError> {
+    if let Some(caller) = caller(state, headers).await? {
+        return Ok(Some(caller));
+    }
+    match console_session(state, headers).await? {
+        Some((_, session)) => holder_caller(state, &session.holder).await,
+        None => Ok(None),
+    }
+}
+
 /// Who a bearer token (the admin token or an API key) names, as [`caller`].
 pub async fn token_caller(state: &AppState, token: &str) -> Result<Option<Caller>, ApiError> {
     let app = &state.settings.app;

@@ -308,3 +308,50 @@ async fn a_hidden_api_document_answers_only_callers_with_credentials() {
     assert_eq!(app.get("/docs").await.status, 200);
     app.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_console_session_downloads_a_file_as_its_holder() {
+    let app = TestApp::spawn().await;
+    let auth = format!("Bearer {ADMIN_TOKEN}");
+    let uploaded = call(
+        "POST",
+        &app.url("/api/v1/files?name=notes.txt"),
+        &[("authorization", &auth), ("content-type", "text/plain")],
+        Some(b"kept in the console".to_vec()),
+    )
+    .await;
+    assert_eq!(uploaded.status, 201, "{}", uploaded.body);
+    let path = format!(
+        "/api/v1/files/{}/content?download=true",
+        uploaded.json()["id"].as_str().unwrap()
+    );
+    let admin_cookie = cookie_of(&sign_in(&app, ADMIN_TOKEN, &[]).await);
+    let viewer = app
+        .admin(
+            "POST",
+            "/api/v1/keys",
+            Some(json!({ "name": "viewer", "scopes": ["queues:read"] })),
+        )
+        .await
+        .json();
+    let viewer_cookie = cookie_of(&sign_in(&app, viewer["key"].as_str().unwrap(), &[]).await);
+
+    let downloaded = with_cookie(&app, "GET", &path, &admin_cookie, None, None).await;
+    let without_scope = with_cookie(&app, "GET", &path, &viewer_cookie, None, None).await;
+    let unknown = with_cookie(&app, "GET", &path, "sy_console=unknown", None, None).await;
+
+    assert_eq!(downloaded.status, 200, "{}", downloaded.body);
+    assert_eq!(downloaded.body, "kept in the console");
+    assert!(
+        downloaded
+            .header("content-disposition")
+            .unwrap()
+            .starts_with("attachment")
+    );
+    assert_eq!(
+        without_scope.assert_problem(403, "insufficient_scope")["required_scope"],
+        "files:read"
+    );
+    unknown.assert_problem(401, "unauthorized");
+    app.stop().await;
+}

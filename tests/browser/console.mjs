@@ -130,6 +130,11 @@ await page.waitForSelector("h1:text-is('Files')");
 await page.setInputFiles("#file", { name: "hello.txt", mimeType: "text/plain", buffer: Buffer.from("hello from the console\n") });
 await page.waitForSelector("td:text-is('hello.txt')", { timeout: 20_000 });
 seen.steps.uploaded = await page.textContent("#flash");
+const [download] = await Promise.all([
+  page.waitForEvent("download"),
+  page.click("tr:has-text('hello.txt') a:text-is('Download')"),
+]);
+seen.steps.downloaded = { name: download.suggestedFilename(), failure: await download.failure() };
 await shot("files");
 
 // A schedule run now makes a job, reachable from the page.

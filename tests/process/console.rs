@@ -88,6 +88,11 @@ fn the_console_signs_in_shows_a_dead_job_live_retries_it_and_signs_out() {
         "{seen:#}"
     );
     assert_eq!(steps["uploaded"], "Uploaded hello.txt.", "{seen:#}");
+    assert_eq!(
+        steps["downloaded"],
+        json!({"name": "hello.txt", "failure": null}),
+        "{seen:#}"
+    );
     assert_eq!(steps["paused"], "paused", "{seen:#}");
     assert_eq!(steps["scheduled_job_kind"], "deletes", "{seen:#}");
     assert_eq!(steps["endpoint"], 201, "{seen:#}");

@@ -31,8 +31,8 @@ pub struct ContentQuery {
     pub download: bool,
 }
 
-/// Downloads a file. Needs credentials with `files:read`, a signed URL's `expires` and
-/// `signature`, or a public bucket. Supports one `Range` (206, or 416 when no byte of it exists),
+/// Downloads a file. Needs credentials with `files:read` (a key, or the console's session
+/// cookie), a signed URL's `expires` and `signature`, or a public bucket. Supports one `Range` (206, or 416 when no byte of it exists),
 /// `If-None-Match` (304) and `If-Range`.
 #[utoipa::path(
     get,
@@ -58,7 +58,7 @@ pub(super) async fn content(
     method: Method,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let caller = auth::caller(&state, &headers).await?;
+    let caller = auth::reader(&state, &headers).await?;
     let admin = caller.as_ref().is_some_and(|c| c.allows(FILES_READ));
     let signed = match (&query.expires, &query.signature) {
         (Some(expires), Some(signature)) if !admin => {

@@ -70,6 +70,7 @@ Console.pages.files = {
         { title: "Type", cell: (f) => f.content_type },
         { title: "Uploaded", cell: (f) => when(f.created_at) },
         { title: "", cell: (f) => h("div", { class: "row" },
+            h("a", { href: "/api/v1/files/" + encodeURIComponent(f.id) + "/content?download=true", download: f.name }, "Download"),
             h("button", { class: "quiet", async onclick() {
               const signed = await api("POST", "/api/v1/files/" + f.id + "/url", { download: true });
               links.replaceChildren("Signed link for ", f.name, ": ", h("a", { href: signed.url, rel: "noreferrer" }, "download"), " (until " + when(signed.expires_at) + ")");
