@@ -144,7 +144,14 @@ async fn report_to_redis(state: AppState, realtime: Arc<Realtime>, stop: Cancell
             Err(_) => {}
         }
     }
-    if let Err(error) = stats::withdraw(&state.realtime, &name).await {
+    // Bounded: a Redis that is down must not hold the exit; readers drop a silent hub's
+    // report after `stats::STALE_AFTER` anyway.
+    let withdrawn = tokio::time::timeout(
+        Duration::from_secs(1),
+        stats::withdraw(&state.realtime, &name),
+    )
+    .await;
+    if let Ok(Err(error)) = withdrawn {
         tracing::debug!(
             error = format!("{error:#}"),
             "could not withdraw the hub's report"
