@@ -4,7 +4,7 @@
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
@@ -22,6 +22,9 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(run_schedule))
 }
 
+/// How many upcoming ticks a schedule's view lists.
+const NEXT_RUNS: usize = 5;
+
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ScheduleView {
     pub name: String,
@@ -37,6 +40,8 @@ pub struct ScheduleView {
     pub kind: String,
     /// The next tick, in the schedule's time zone; absent when disabled or paused.
     pub next_run: Option<String>,
+    /// The next five ticks, in the schedule's time zone; empty when disabled or paused.
+    pub next_runs: Vec<String>,
     pub last_run: Option<LastRun>,
     /// The state of the last run's job, while the job's record exists.
     pub last_job_state: Option<String>,
@@ -74,12 +79,19 @@ async fn view(state: &AppState, entry: &scheduler::Entry) -> Result<ScheduleView
         None => None,
     };
     let paused = state.scheduler.paused(&s.name).await?;
-    let now: DateTime<Utc> = Utc::now();
+    let next_runs: Vec<String> = if s.enabled && !paused {
+        std::iter::successors(entry.cron.next_after(Utc::now()), |t| {
+            entry.cron.next_after(*t)
+        })
+        .take(NEXT_RUNS)
+        .map(|t| t.with_timezone(&entry.cron.timezone()).to_rfc3339())
+        .collect()
+    } else {
+        Vec::new()
+    };
     Ok(ScheduleView {
-        next_run: (s.enabled && !paused)
-            .then(|| entry.cron.next_after(now))
-            .flatten()
-            .map(|t| t.with_timezone(&entry.cron.timezone()).to_rfc3339()),
+        next_run: next_runs.first().cloned(),
+        next_runs,
         name: s.name.clone(),
         cron: s.cron.clone(),
         timezone: s.timezone.clone(),

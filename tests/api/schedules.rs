@@ -78,6 +78,25 @@ async fn the_api_and_the_list_command_agree() {
             .contains("T02:30:00+0"),
         "{nightly}"
     );
+    let upcoming: Vec<&str> = nightly["next_runs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t.as_str().unwrap())
+        .collect();
+    assert_eq!(upcoming.len(), 5, "{nightly}");
+    assert_eq!(upcoming[0], nightly["next_run"]);
+    let days: Vec<chrono::DateTime<chrono::FixedOffset>> = upcoming
+        .iter()
+        .map(|t| chrono::DateTime::parse_from_rfc3339(t).unwrap())
+        .collect();
+    for pair in days.windows(2) {
+        assert!(pair[0] < pair[1], "{upcoming:?}");
+        assert!(
+            pair[1].format("%H:%M").to_string() == "02:30",
+            "{upcoming:?}"
+        );
+    }
     assert!(nightly["last_run"].is_null());
     app_server.stop().await;
 }
@@ -199,6 +218,7 @@ async fn a_paused_schedule_lets_its_ticks_pass_until_it_is_resumed() {
     assert_eq!(paused.status, 200, "{}", paused.body);
     assert_eq!(paused.json()["paused"], true);
     assert!(paused.json()["next_run"].is_null());
+    assert_eq!(paused.json()["next_runs"], serde_json::json!([]));
 
     let stop = tokio_util::sync::CancellationToken::new();
     let scheduler = tokio::spawn(switchyard::modes::scheduler::engine(

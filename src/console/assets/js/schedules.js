@@ -15,7 +15,9 @@ Console.pages.schedules = {
         { title: "Time zone", cell: (s) => s.timezone },
         { title: "Job", cell: (s) => s.kind + (s.queue ? " on " + s.queue : "") },
         { title: "State", cell: (s) => (!s.enabled ? "disabled in config" : s.paused ? "paused" : "active") },
-        { title: "Next run", cell: (s) => when(s.next_run) },
+        { title: "Next runs", cell: (s) => s.next_runs.length
+            ? h("ol", { class: "plain" }, s.next_runs.map((t) => h("li", {}, h("time", { datetime: t }, when(t)))))
+            : "—" },
         { title: "Last run", cell: (s) => s.last_run
             ? h("span", {}, when(s.last_run.tick) + " · ", h("a", { href: "#/job/" + encodeURIComponent(s.last_run.job_id) }, s.last_job_state || "job"))
             : "never" },
