@@ -376,10 +376,12 @@ fn start(engine: &Arc<Engine>, tasks: &TaskTracker, job: Leased, permit: OwnedSe
                     )
                     .await;
             }
-            Err(JobError::Defer(wait)) => engine.defer(&job, wait).await,
+            // Boxed, as the rare paths: inline, their futures would make every job's
+            // task (moved and freed once per job) larger.
+            Err(JobError::Defer(wait)) => Box::pin(engine.defer(&job, wait)).await,
             Err(error) => {
                 meters.failed.increment(1);
-                engine.record_failure(&job, error).await;
+                Box::pin(engine.record_failure(&job, error)).await;
             }
         }
     });
@@ -417,7 +419,10 @@ impl Engine {
             fields.insert("attempt".into(), job.attempt.into());
         }
         let channel = format!("jobs.{}", job.id);
-        if let Err(error) = announcer.publish(&channel, event, &data).await {
+        // Boxed: a publish's future (a pooled Redis connection's checkout among it) is
+        // kilobytes, and inline it would make every job's task that much larger, announcer
+        // or not.
+        if let Err(error) = Box::pin(announcer.publish(&channel, event, &data)).await {
             tracing::warn!(
                 job_id = job.id,
                 event,

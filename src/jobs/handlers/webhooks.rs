@@ -55,7 +55,9 @@ impl Webhooks {
         {
             return Ok(target.clone());
         }
-        let target = endpoints::target(&ctx.services.db, &self.sealer, id).await?;
+        // Boxed: a cache miss is rare, and the query's future would otherwise make every
+        // delivery's future (moved and freed once per delivery) several kilobytes larger.
+        let target = Box::pin(endpoints::target(&ctx.services.db, &self.sealer, id)).await?;
         if let Ok(mut targets) = self.targets.lock() {
             targets.retain(|_, (read, _)| read.elapsed() < TARGET_TTL);
             targets.insert(id, (Instant::now(), target.clone()));
@@ -77,7 +79,9 @@ impl Webhooks {
         let now = Utc::now().timestamp_millis();
         let second = now.div_euclid(1000);
         let key = format!("{}webhooks:rate:{}:{second}", self.key_prefix, target.id);
-        let mut conn = ctx.services.redis.get().await?;
+        // Boxed: a pooled connection's checkout is kilobytes of future, and inline it would
+        // make every delivery's future that much larger, rate-limited or not.
+        let mut conn = Box::pin(ctx.services.redis.get()).await?;
         let (count,): (u64,) = deadpool_redis::redis::pipe()
             .atomic()
             .incr(&key, 1)
@@ -181,14 +185,13 @@ impl Job for Webhooks {
                 } else if status == 410 {
                     let error = anyhow!("the endpoint answered 410 Gone; it is disabled");
                     outcome.error = Some(error.to_string());
-                    if let Err(e) = endpoints::disable(
+                    let disabled = Box::pin(endpoints::disable(
                         &ctx.services.db,
                         target.id,
                         "gone",
                         "it answered 410 Gone",
-                    )
-                    .await
-                    {
+                    ));
+                    if let Err(e) = disabled.await {
                         tracing::warn!(endpoint = %target.id, error = format!("{e:#}"), "could not disable the endpoint");
                     }
                     Err(JobError::Fatal(error))
