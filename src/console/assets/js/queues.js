@@ -47,10 +47,13 @@ Console.queueJobs = async function (queue, state, counts) {
   return [h("h2", {}, (state === "dead" ? "Dead jobs" : "Jobs " + state) + " in " + queue), tabs, ...body];
 };
 
-// Jobs Redis holds in one state, fifty at a time, with a button for the next fifty.
+// Jobs Redis holds in one state, fifty at a time, with a button for the next fifty. A live
+// redraw reads as many as were shown (up to 200), so it does not undo "Show more".
+Console.shown = {};
 Console.liveJobs = async function (queue, state) {
   const { h, api, table, when } = Console;
-  const path = "/api/v1/queues/" + encodeURIComponent(queue) + "/jobs?state=" + state + "&limit=50";
+  const key = queue + "/" + state;
+  const path = "/api/v1/queues/" + encodeURIComponent(queue) + "/jobs?state=" + state;
   const columns = [
     { title: "Job", cell: (j) => Console.jobLink(j.id) },
     { title: "Kind", cell: (j) => j.kind },
@@ -59,17 +62,20 @@ Console.liveJobs = async function (queue, state) {
         when(state === "running" ? j.started_at : state === "ready" ? j.created_at : j.run_at) },
     { title: "Last error", cell: (j) => h("pre", {}, j.last_error || "") },
   ];
-  const first = await api("GET", path);
+  const first = await api("GET", path + "&limit=" + Math.min(200, Math.max(50, Console.shown[key] || 0)));
   const panel = h("div", { class: "panel" });
   const jobs = first.jobs.slice();
   const more = (cursor) => h("button", { class: "quiet gap-top", onclick: Console.action(async () => {
-    const next = await api("GET", path + "&cursor=" + encodeURIComponent(cursor));
+    const next = await api("GET", path + "&limit=50&cursor=" + encodeURIComponent(cursor));
     jobs.push(...next.jobs);
     draw(next.next_cursor);
   }) }, "Show more");
-  const draw = (cursor) => panel.replaceChildren(
-    h("p", { class: "muted" }, "Showing " + jobs.length + " of " + first.total + "."),
-    table(columns, jobs), ...(cursor ? [more(cursor)] : []));
+  const draw = (cursor) => {
+    Console.shown[key] = jobs.length;
+    panel.replaceChildren(
+      h("p", { class: "muted" }, "Showing " + jobs.length + " of " + first.total + "."),
+      table(columns, jobs), ...(cursor ? [more(cursor)] : []));
+  };
   draw(first.next_cursor);
   return [panel];
 };
