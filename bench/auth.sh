@@ -45,9 +45,7 @@ HOST=127.0.0.1 PORT=$port_root taskset -c $SERVER_CPU "$APP" serve >/dev/null 2>
 HOST=127.0.0.1 PORT=$port_cors CORS_ALLOWED_ORIGINS=$ORIGIN \
   taskset -c $SERVER_CPU "$APP" serve >/dev/null 2>&1 & cors_pid=$!
 trap 'kill $gated_pid $root_pid $cors_pid 2>/dev/null || true' EXIT
-for port in $port_gated $port_root $port_cors; do
-  for _ in $(seq 1 100); do curl -sf "http://127.0.0.1:$port/api/health/live" >/dev/null && break; sleep 0.1; done
-done
+for port in $port_gated $port_root $port_cors; do wait_live "$port"; done
 gated_url="http://127.0.0.1:$port_gated/api/v1/queues"
 root_url="http://127.0.0.1:$port_root/api/v1/queues"
 cors_url="http://127.0.0.1:$port_cors/api/v1/queues"

@@ -10,3 +10,11 @@ fresh_database() {
   export DATABASE_URL="${DATABASE_URL%/*}/$1"
   LOG_LEVEL=warn "$APP" migrate
 }
+
+# Waits up to ten seconds for the app on 127.0.0.1:$1 to answer /api/health/live.
+wait_live() {
+  for _ in $(seq 100); do
+    curl -fsS -o /dev/null "http://127.0.0.1:$1/api/health/live" 2>/dev/null && return
+    sleep 0.1
+  done
+}

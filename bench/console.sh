@@ -23,7 +23,7 @@ export ADMIN_TOKEN="bench-admin-token-0123456789"
 port=18995
 HOST=127.0.0.1 PORT=$port "$APP" dev >/dev/null 2>&1 & dev_pid=$!
 trap 'kill $dev_pid 2>/dev/null || true' EXIT
-for _ in $(seq 100); do curl -fsS -o /dev/null "http://127.0.0.1:$port/api/health/live" && break; sleep 0.1; done
+wait_live "$port"
 
 say "$ROUNDS rounds in headless Chromium"
 out=$(node bench/console/load.mjs "http://127.0.0.1:$port" "$ADMIN_TOKEN" "$ROUNDS")

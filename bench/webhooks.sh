@@ -43,7 +43,7 @@ round() {
   HOST=127.0.0.1 PORT=$port "$APP" serve >"$work/serve.log" 2>&1 & serve_pid=$!
   WORKER_QUEUES=webhooks WORKER_CONCURRENCY=$CONCURRENCY OUTBOUND_MAX_CONCURRENT=$CONCURRENCY \
     "$APP" worker >"$work/worker.log" 2>&1 & worker_pid=$!
-  for _ in $(seq 100); do curl -fsS -o /dev/null "http://127.0.0.1:$port/api/health" && break; sleep 0.1; done
+  wait_live "$port"
   "$DRIVER" "http://127.0.0.1:$port" "$ADMIN_TOKEN" | sed "s/^{/{\"round\":$1,/"
   kill $serve_pid $worker_pid; wait $serve_pid $worker_pid 2>/dev/null || true
 }

@@ -46,6 +46,17 @@ async fn with_cookie(
     .await
 }
 
+/// A key holding only `queues:read`, as `POST /api/v1/keys` answers it.
+async fn viewer_key(app: &TestApp) -> Value {
+    app.admin(
+        "POST",
+        "/api/v1/keys",
+        Some(json!({ "name": "viewer", "scopes": ["queues:read"] })),
+    )
+    .await
+    .json()
+}
+
 #[tokio::test]
 async fn a_signed_in_console_reads_freely_changes_only_with_its_csrf_token_and_signs_out() {
     let app = TestApp::spawn().await;
@@ -187,14 +198,7 @@ async fn only_a_working_token_signs_in_and_https_makes_the_cookie_secure() {
 #[tokio::test]
 async fn a_key_session_holds_the_keys_scopes_and_ends_with_the_key() {
     let app = TestApp::spawn().await;
-    let made = app
-        .admin(
-            "POST",
-            "/api/v1/keys",
-            Some(json!({ "name": "viewer", "scopes": ["queues:read"] })),
-        )
-        .await
-        .json();
+    let made = viewer_key(&app).await;
     let key = made["key"].as_str().unwrap();
     let signed = sign_in(&app, key, &[]).await;
     assert_eq!(signed.status, 201, "{}", signed.body);
@@ -326,14 +330,7 @@ async fn the_console_session_downloads_a_file_as_its_holder() {
         uploaded.json()["id"].as_str().unwrap()
     );
     let admin_cookie = cookie_of(&sign_in(&app, ADMIN_TOKEN, &[]).await);
-    let viewer = app
-        .admin(
-            "POST",
-            "/api/v1/keys",
-            Some(json!({ "name": "viewer", "scopes": ["queues:read"] })),
-        )
-        .await
-        .json();
+    let viewer = viewer_key(&app).await;
     let viewer_cookie = cookie_of(&sign_in(&app, viewer["key"].as_str().unwrap(), &[]).await);
 
     let downloaded = with_cookie(&app, "GET", &path, &admin_cookie, None, None).await;

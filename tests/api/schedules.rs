@@ -24,17 +24,22 @@ kind = "noop"
 enabled = false
 "#;
 
-#[tokio::test]
-async fn the_api_and_the_list_command_agree() {
-    let dir = ScheduleDir::new(SCHEDULES);
+/// The API with `dir` as its configuration directory.
+async fn spawn_with_schedules(dir: &ScheduleDir) -> TestApp {
     let path = dir.path();
-    let app_server = TestApp::spawn_with(
+    TestApp::spawn_with(
         move |env| {
             env.insert("CONFIG_DIR".into(), path);
         },
         Default::default(),
     )
-    .await;
+    .await
+}
+
+#[tokio::test]
+async fn the_api_and_the_list_command_agree() {
+    let dir = ScheduleDir::new(SCHEDULES);
+    let app_server = spawn_with_schedules(&dir).await;
 
     let listed = app_server.admin_get("/api/v1/schedules").await.json();
     let path = dir.path();
@@ -104,14 +109,7 @@ async fn the_api_and_the_list_command_agree() {
 #[tokio::test]
 async fn a_schedule_can_be_run_now_and_its_last_run_shows() {
     let dir = ScheduleDir::new(SCHEDULES);
-    let path = dir.path();
-    let app = TestApp::spawn_with(
-        move |env| {
-            env.insert("CONFIG_DIR".into(), path);
-        },
-        Default::default(),
-    )
-    .await;
+    let app = spawn_with_schedules(&dir).await;
 
     let ran = app
         .admin("POST", "/api/v1/schedules/hourly/run", None)
@@ -189,14 +187,7 @@ async fn a_paused_schedule_lets_its_ticks_pass_until_it_is_resumed() {
     let dir = ScheduleDir::new(&format!(
         "{SCHEDULES}\n[[schedule]]\nname = \"every-second\"\ncron = \"* * * * * *\"\nqueue = \"default\"\nkind = \"noop\"\n"
     ));
-    let path = dir.path();
-    let app = TestApp::spawn_with(
-        move |env| {
-            env.insert("CONFIG_DIR".into(), path);
-        },
-        Default::default(),
-    )
-    .await;
+    let app = spawn_with_schedules(&dir).await;
     let fired = async || -> usize {
         let mut conn = app.state.redis.get().await.unwrap();
         let keys: Vec<String> = conn
