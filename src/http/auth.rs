@@ -247,21 +247,15 @@ pub async fn limit_public(
     Ok(counted(&gate, &who, &path, request, next).await)
 }
 
-/// Route layer of a route open to any caller with credentials, whatever their scopes
+/// Route layer of a read open to any caller with credentials, whatever their scopes
 /// (the API document, when `http.openapi_public` is false): a key, the admin token or a
-/// console session; else 401.
+/// console session, as [`reader`] finds them; else 401.
 pub async fn require_caller(
     State(state): State<AppState>,
     request: Request,
     next: Next,
 ) -> Result<Response, ApiError> {
-    let known = match caller(&state, request.headers()).await? {
-        Some(_) => true,
-        None => session_caller(&state, request.method(), request.headers())
-            .await?
-            .is_ok(),
-    };
-    if !known {
+    if reader(&state, request.headers()).await?.is_none() {
         return Err(ApiError::Unauthorized);
     }
     Ok(next.run(request).await)
