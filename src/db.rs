@@ -13,6 +13,9 @@ use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions};
 use crate::config::DatabaseSettings;
 use crate::retry::{self, Attempt};
 
+/// How long a pooled connection may sit idle before it is tested on checkout.
+const TEST_IDLE_AFTER: Duration = Duration::from_secs(10);
+
 /// The SQL files in `migrations/`, compiled into the binary.
 pub fn migrator() -> Migrator {
     let mut migrator = sqlx::migrate!("./migrations");
@@ -40,6 +43,21 @@ pub async fn connect(settings: &DatabaseSettings, wait: Duration) -> anyhow::Res
         _ => options,
     };
     let pool = PgPoolOptions::new()
+        // sqlx pings every pooled connection before lending it by default: a round trip
+        // before every checkout's first statement, which under load waits for a busy CPU
+        // like any other. Only a connection idle for a while is likely to have been cut
+        // (a restart, a failover, a proxy's idle timeout), so only such a one is tested;
+        // one that fails is dropped and another lent. sqlx also pings each connection
+        // as it goes back to the pool, which catches a connection broken while in use.
+        .test_before_acquire(false)
+        .before_acquire(|conn, meta| {
+            Box::pin(async move {
+                if meta.idle_for >= TEST_IDLE_AFTER {
+                    conn.ping().await?;
+                }
+                Ok(true)
+            })
+        })
         .max_connections(settings.max_connections)
         .min_connections(settings.min_connections)
         .acquire_timeout(Duration::from_secs(settings.acquire_timeout_seconds))

@@ -1,12 +1,11 @@
 //! The delivery log: one row per (event, endpoint) pair and one per attempt, and the jobs
-//! that carry deliveries to the worker. The relay makes the rows ([`create`]) in the
-//! transaction that marks its events relayed, then enqueues their jobs ([`enqueue`]) and
-//! stamps the events; a relay that dies in between leaves events without the stamp,
+//! that carry deliveries to the worker. The relay makes the rows in the statement that
+//! marks its events relayed, builds their jobs ([`first_round`]), enqueues them once it
+//! has committed ([`enqueue`]) and stamps the events; a relay that dies in between leaves events without the stamp,
 //! which [`stranded`] finds.
 //! Replay and recover start a new generation of a delivery: a fresh job under a fresh
 //! idempotency key, while the rows stay the same.
 
-use std::collections::HashMap;
 use std::time::Duration;
 
 use anyhow::Context;
@@ -19,7 +18,7 @@ use utoipa::ToSchema;
 use super::{JOB_KIND, QUEUE};
 use crate::config::Settings;
 use crate::cursor::{self, BadCursor};
-use crate::events::{Event, Pattern, Stored, columns};
+use crate::events::{Event, Stored, columns};
 use crate::queue::{NewJob, Queues, now_ms};
 
 /// A delivery as the API shows it.
@@ -103,67 +102,25 @@ impl DeliveryJob {
     }
 }
 
-/// Makes the deliveries of `events` to the enabled endpoints whose patterns match, on the
-/// relay's transaction. A pair that already has one is skipped. Returns the jobs to
-/// enqueue once the transaction commits.
-pub async fn create(
-    conn: &mut PgConnection,
-    events: &[Event],
-    subscriptions: &[(uuid::Uuid, Vec<Pattern>)],
-) -> anyhow::Result<Vec<DeliveryJob>> {
-    let mut ids = Vec::new();
-    let mut endpoints = Vec::new();
-    let mut event_ids = Vec::new();
-    let mut types = Vec::new();
-    let mut bodies: HashMap<uuid::Uuid, (Box<RawValue>, usize)> = HashMap::new();
-    for (index, event) in events.iter().enumerate() {
-        let mut body = None;
-        for (endpoint, patterns) in subscriptions {
-            if !patterns.iter().any(|p| p.matches(&event.kind)) {
-                continue;
-            }
-            let id = uuid::Uuid::now_v7();
-            let body =
-                body.get_or_insert_with(|| RawValue::from_string(event.body()).unwrap_or_default());
-            bodies.insert(id, (body.clone(), index));
-            ids.push(id);
-            endpoints.push(*endpoint);
-            event_ids.push(event.id.clone());
-            types.push(event.kind.clone());
-        }
-    }
-    if ids.is_empty() {
-        return Ok(Vec::new());
-    }
-    let made: Vec<(uuid::Uuid, uuid::Uuid)> = sqlx::query_as(
-        "INSERT INTO webhook_deliveries (id, endpoint_id, event_id, event_type)
-         SELECT * FROM UNNEST($1::uuid[], $2::uuid[], $3::text[], $4::text[])
-         ON CONFLICT (event_id, endpoint_id) DO NOTHING
-         RETURNING id, endpoint_id",
-    )
-    .bind(&ids)
-    .bind(&endpoints)
-    .bind(&event_ids)
-    .bind(&types)
-    .fetch_all(&mut *conn)
-    .await
-    .context("failed to record webhook deliveries")?;
-    Ok(made
-        .into_iter()
-        .filter_map(|(id, endpoint)| {
-            let (body, index) = bodies.remove(&id)?;
-            let event = &events[index];
-            Some(DeliveryJob {
-                delivery: id,
-                endpoint,
-                generation: 0,
-                trigger: "scheduled".into(),
-                event_id: event.id.clone(),
-                event_type: event.kind.clone(),
-                body,
-            })
-        })
-        .collect())
+/// The first-round jobs of the deliveries the relay made for `event`, as
+/// (delivery, endpoint) pairs; they share one copy of the request body.
+pub fn first_round(
+    event: &Event,
+    made: impl Iterator<Item = (uuid::Uuid, uuid::Uuid)>,
+) -> Vec<DeliveryJob> {
+    let mut body = None;
+    made.map(|(delivery, endpoint)| DeliveryJob {
+        delivery,
+        endpoint,
+        generation: 0,
+        trigger: "scheduled".into(),
+        event_id: event.id.clone(),
+        event_type: event.kind.clone(),
+        body: body
+            .get_or_insert_with(|| RawValue::from_string(event.body()).unwrap_or_default())
+            .clone(),
+    })
+    .collect()
 }
 
 /// Enqueues delivery jobs; their idempotency keys keep a second enqueue of the same

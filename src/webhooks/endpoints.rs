@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use anyhow::Context;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use sqlx::{PgConnection, PgPool};
+use sqlx::PgPool;
 use utoipa::ToSchema;
 
 use crate::events::{Event, Pattern};
@@ -326,30 +326,6 @@ pub async fn rotate_secret(
     .context("failed to store the new secret")?;
     tx.commit().await.context("failed to commit the rotation")?;
     Ok(Some(secret))
-}
-
-/// What the relay needs to match events: every enabled endpoint's id and patterns. The
-/// rows stay locked `FOR KEY SHARE` until the caller's transaction ends, so none of them
-/// is deleted before the deliveries made for it are committed (changes and rotations,
-/// which take weaker locks, are not held up).
-pub async fn subscriptions(
-    conn: &mut PgConnection,
-) -> anyhow::Result<Vec<(uuid::Uuid, Vec<Pattern>)>> {
-    let rows: Vec<(uuid::Uuid, Vec<String>)> =
-        sqlx::query_as("SELECT id, event_types FROM webhook_endpoints WHERE enabled FOR KEY SHARE")
-            .fetch_all(&mut *conn)
-            .await
-            .context("failed to read webhook subscriptions")?;
-    Ok(rows
-        .into_iter()
-        .map(|(id, types)| {
-            let patterns = types
-                .iter()
-                .filter_map(|t| Pattern::parse(t).ok())
-                .collect();
-            (id, patterns)
-        })
-        .collect())
 }
 
 /// An endpoint as a delivery uses it: where to send, what to add, how to sign.

@@ -352,6 +352,79 @@ async fn with_three_relays_every_event_is_relayed_exactly_once() {
 }
 
 #[tokio::test]
+async fn the_relay_matches_exact_types_prefixes_and_everything_and_makes_time_ordered_ids() {
+    let app = spawn().await;
+    let orders = subscribe(&app, &["orders.*"]).await;
+    let signup = subscribe(&app, &["user.signup"]).await;
+    let all = subscribe(&app, &["*"]).await;
+    let both = subscribe(&app, &["user.signup", "orders.*"]).await;
+    let events: Vec<Value> = [
+        "orders.placed",
+        "orders.items.added",
+        "orders",
+        "ordersystem.full",
+        "user.signup",
+        "user.signup.retry",
+        "user.signup2",
+    ]
+    .iter()
+    .map(|kind| json!({"type": kind, "id": format!("match-{kind}")}))
+    .collect();
+    let reply = app
+        .admin(
+            "POST",
+            "/api/v1/events/batch",
+            Some(json!({ "events": events })),
+        )
+        .await;
+    assert_eq!(reply.status, 202, "{}", reply.body);
+    eventually("every event to be relayed", async || {
+        count(
+            &app,
+            "SELECT count(*) FROM events WHERE enqueued_at IS NULL",
+        )
+        .await
+            == 0
+    })
+    .await;
+    let made: Vec<(String, String)> = sqlx::query_as(
+        "SELECT endpoint_id::text, event_type FROM webhook_deliveries ORDER BY 1, 2",
+    )
+    .fetch_all(&app.state.db)
+    .await
+    .unwrap();
+    let to = |endpoint: &str| -> Vec<&str> {
+        made.iter()
+            .filter(|(e, _)| e == endpoint)
+            .map(|(_, t)| t.as_str())
+            .collect()
+    };
+    assert_eq!(to(&orders), ["orders.items.added", "orders.placed"]);
+    assert_eq!(to(&signup), ["user.signup"]);
+    assert_eq!(to(&all).len(), 7);
+    assert_eq!(
+        to(&both),
+        ["orders.items.added", "orders.placed", "user.signup"]
+    );
+    // Delivery ids are version 7 UUIDs whose time is when the relay made them.
+    let ids: Vec<(uuid::Uuid, chrono::DateTime<chrono::Utc>)> =
+        sqlx::query_as("SELECT id, created_at FROM webhook_deliveries")
+            .fetch_all(&app.state.db)
+            .await
+            .unwrap();
+    for (id, created) in ids {
+        assert_eq!(id.get_version_num(), 7, "{id}");
+        let (seconds, nanos) = id.get_timestamp().unwrap().to_unix();
+        let ms = seconds as i64 * 1000 + i64::from(nanos / 1_000_000);
+        assert!(
+            (ms - created.timestamp_millis()).abs() < 5_000,
+            "{id} made at {created}"
+        );
+    }
+    app.stop().await;
+}
+
+#[tokio::test]
 async fn a_change_that_rolls_back_emits_nothing() {
     let app = spawn().await;
     subscribe(&app, &["*"]).await;
