@@ -1,5 +1,5 @@
 // The whole Switchyard project in Railway's Infrastructure as Code: Postgres, Redis, a
-// bucket, and the four services that run the same image with different start commands.
+// bucket, and the services that run the same image with different start commands.
 //
 // Preview with `railway config plan`, apply with `railway config apply`. `.ci/run`
 // type-checks this file against the SDK (npm `railway@3`) and evaluates it
@@ -15,7 +15,16 @@
 // used for them.
 import { bucket, defineRailway, postgres, preserve, project, redis, ref, service } from "railway/iac";
 
-export default defineRailway(() => {
+// One service or four. "split" runs the api, worker, scheduler and realtime as services of
+// their own, each scaled and restarted on its own: what a growing app wants. "one" runs
+// every part in a single `app all` service (config/railway/all.json): the cheapest start
+// for a small app, one replica's memory instead of four. The README's "One service or
+// four" says when to move from one to the other. To switch, change LAYOUT and preview
+// with `railway config plan`; the stores and secrets stay as they are.
+export type Layout = "split" | "one";
+const LAYOUT: Layout = "split";
+
+export const switchyard = (layout: Layout) => defineRailway(() => {
   const db = postgres("postgres");
   const cache = redis("redis");
   const files = bucket("files");
@@ -62,26 +71,25 @@ export default defineRailway(() => {
   // ENCRYPTION_KEY (openssl rand -base64 32) seals webhook secrets and registered
   // database passwords: the api stores them and the worker signs deliveries with them.
   // Both may reach the project's own services on the private network: the api checks
-  // webhook URLs and registered databases there, the worker delivers there.
-  const api = appService("api", "app serve", 30, {
-    preDeploy: "app migrate",
-    env: {
-      ENCRYPTION_KEY: preserve(),
-      OUTBOUND_ALLOW_HOSTS: "*.railway.internal",
-    },
-  });
-  // http jobs are signed with OUTBOUND_SIGNING_SECRET (set it once: whsec_ + base64).
-  const worker = appService("worker", "app worker --queues=default,webhooks,audits,deletes,mails,http", 60, {
-    env: {
-      ENCRYPTION_KEY: preserve(),
-      OUTBOUND_SIGNING_SECRET: preserve(),
-      OUTBOUND_ALLOW_HOSTS: "*.railway.internal",
-    },
-  });
-  const scheduler = appService("scheduler", "app scheduler", 30);
-  const realtime = appService("realtime", "app realtime", 30);
+  // webhook URLs and registered databases there, the worker delivers there. http jobs are
+  // signed with OUTBOUND_SIGNING_SECRET (set it once: whsec_ + base64).
+  const apiEnv = { ENCRYPTION_KEY: preserve(), OUTBOUND_ALLOW_HOSTS: "*.railway.internal" };
+  const workerEnv = { ...apiEnv, OUTBOUND_SIGNING_SECRET: preserve() };
+  const split = () => [
+    appService("api", "app serve", 30, { preDeploy: "app migrate", env: apiEnv }),
+    appService("worker", "app worker --queues=default,webhooks,audits,deletes,mails,http", 60, {
+      env: workerEnv,
+    }),
+    appService("scheduler", "app scheduler", 30),
+    appService("realtime", "app realtime", 30),
+  ];
+  // Every part in one process, on every declared queue: it needs what the api and the
+  // worker need, and its grace period covers the worker's drain.
+  const one = () => [appService("all", "app all", 60, { preDeploy: "app migrate", env: workerEnv })];
 
   return project("switchyard", {
-    resources: [db, cache, files, api, worker, scheduler, realtime],
+    resources: [db, cache, files, ...(layout === "one" ? one() : split())],
   });
 });
+
+export default switchyard(LAYOUT);

@@ -67,10 +67,14 @@ def rss_kib(pid):
 
 def idle_rss(argv, path, settle=3.0):
     port = free_port()
-    # realtime refuses to start without APP_SECRET (it signs socket tokens).
+    # realtime refuses to start without APP_SECRET (it signs socket tokens), and `all`
+    # (whose worker consumes the webhooks and http queues) without the encryption key
+    # and the signing secret, which `dev` generates.
     proc = start(argv, port, {
         "ADMIN_TOKEN": "bench-admin-token-0123456789",
         "APP_SECRET": "bench-app-secret-0123456789abcdef0123456789",
+        "ENCRYPTION_KEY": "KioqKioqKioqKioqKioqKioqKioqKioqKioqKioqKio=",
+        "OUTBOUND_SIGNING_SECRET": "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
     })
     try:
         deadline = time.time() + 30
@@ -124,6 +128,7 @@ modes = {
     "worker": [APP, "worker"],
     "scheduler": [APP, "scheduler"],
     "realtime": [APP, "realtime"],
+    "all": [APP, "all"],
     "dev": [APP, "dev"],
 }
 result["idle_rss_kib"] = {m: idle_rss(argv, "/api/health") for m, argv in modes.items()}

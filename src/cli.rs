@@ -48,6 +48,9 @@ enum Command {
     Realtime(ListenArgs),
     /// Apply pending database migrations (Railway pre-deploy command)
     Migrate(MigrateArgs),
+    /// Run the API, worker, scheduler and realtime hub in one process on one port, with
+    /// production settings (a one-service deployment)
+    All(AllArgs),
     /// Run every mode in one process, migrating first (for a laptop)
     Dev(ListenArgs),
     /// Inspect the configuration
@@ -82,7 +85,7 @@ struct ListenArgs {
     /// Address to bind [env: HOST] [default: ::]
     #[arg(long)]
     host: Option<std::net::IpAddr>,
-    /// Port to listen on [env: PORT] [default: 8080 for serve, realtime and dev; none for
+    /// Port to listen on [env: PORT] [default: 8080 for serve, realtime, all and dev; none for
     /// worker and scheduler, which then serve no health endpoint]
     #[arg(long)]
     port: Option<u16>,
@@ -103,6 +106,22 @@ struct WorkerArgs {
     #[command(flatten)]
     listen: ListenArgs,
     /// Queues to consume, comma-separated [env: WORKER_QUEUES]
+    #[arg(long, value_name = "A,B", value_delimiter = ',')]
+    queues: Option<Vec<String>>,
+    /// Jobs to run at once [env: WORKER_CONCURRENCY]
+    #[arg(long, value_name = "N")]
+    concurrency: Option<usize>,
+}
+
+#[derive(Debug, Args)]
+struct AllArgs {
+    #[command(flatten)]
+    listen: ListenArgs,
+    /// Apply pending migrations before starting, for platforms without a pre-deploy step
+    /// [env: MIGRATE_ON_START]
+    #[arg(long)]
+    migrate: bool,
+    /// Queues the worker consumes, comma-separated [default: every queue in jobs.queues]
     #[arg(long, value_name = "A,B", value_delimiter = ',')]
     queues: Option<Vec<String>>,
     /// Jobs to run at once [env: WORKER_CONCURRENCY]
@@ -163,6 +182,7 @@ impl Command {
             Self::Scheduler(_) => "scheduler",
             Self::Realtime(_) => "realtime",
             Self::Migrate(_) => "migrate",
+            Self::All(_) => "all",
             Self::Dev(_) => "dev",
             Self::Config { .. } => "config",
             Self::Healthcheck(_) => "healthcheck",
@@ -187,6 +207,7 @@ impl Cli {
         let listen = match &self.command {
             Command::Serve(a) => Some(&a.listen),
             Command::Worker(a) => Some(&a.listen),
+            Command::All(a) => Some(&a.listen),
             Command::Scheduler(a) => Some(&a.listen),
             Command::Realtime(a) | Command::Dev(a) => Some(a),
             Command::Healthcheck(a) => Some(&a.listen),
@@ -204,18 +225,20 @@ impl Cli {
                 out.push(Override::new("--port", "http.port", port));
             }
         }
-        if let Command::Serve(args) = &self.command
-            && args.migrate
-        {
+        let (migrate, queues, concurrency) = match &self.command {
+            Command::Serve(a) => (a.migrate, None, None),
+            Command::Worker(a) => (false, a.queues.as_ref(), a.concurrency),
+            Command::All(a) => (a.migrate, a.queues.as_ref(), a.concurrency),
+            _ => (false, None, None),
+        };
+        if migrate {
             out.push(Override::new("--migrate", "startup.migrate", true));
         }
-        if let Command::Worker(args) = &self.command {
-            if let Some(queues) = &args.queues {
-                out.push(Override::new("--queues", "worker.queues", queues));
-            }
-            if let Some(n) = args.concurrency {
-                out.push(Override::new("--concurrency", "worker.concurrency", n));
-            }
+        if let Some(queues) = queues {
+            out.push(Override::new("--queues", "worker.queues", queues));
+        }
+        if let Some(n) = concurrency {
+            out.push(Override::new("--concurrency", "worker.concurrency", n));
         }
         out
     }
@@ -276,6 +299,9 @@ fn run_async(command: Command, loaded: Loaded) -> ExitCode {
             return ExitCode::from(1);
         }
     };
+    if let Command::All(args) = &command {
+        modes::all::prepare(&mut settings, args.queues.is_some());
+    }
     if let Command::Dev(_) = command
         && let Err(error) = modes::dev::prepare(&mut settings)
     {
@@ -352,6 +378,13 @@ async fn dispatch(
             }
             let listener = crate::http::bind(host, port.unwrap_or(8080)).await?;
             modes::serve::run(state.clone(), listener, shutdown).await
+        }
+        Command::All(_) => {
+            if state.settings.startup.migrate {
+                crate::db::migrate(&state.db).await?;
+            }
+            let listener = crate::http::bind(host, port.unwrap_or(8080)).await?;
+            modes::all::run(state.clone(), listener, shutdown).await
         }
         Command::Dev(_) => {
             let listener = crate::http::bind(host, port.unwrap_or(8080)).await?;

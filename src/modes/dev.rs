@@ -1,16 +1,14 @@
-//! `app dev`: every mode in one process on shared pools, for a laptop, with one events
-//! relay. Migrates first, runs the worker on every declared queue, lets outbound calls
-//! reach local servers, and generates an admin token, an app secret (signed URLs and
-//! realtime tokens), an encryption key (webhook secrets) and a signing secret for `http`
-//! jobs when none are configured, printing each once so that a local backend can use them.
+//! `app dev`: every mode in one process, as `app all` runs them, for a laptop. Unlike
+//! `app all` it migrates first, lets outbound calls reach local servers, and generates an
+//! admin token, an app secret (signed URLs and realtime tokens), an encryption key
+//! (webhook secrets) and a signing secret for `http` jobs when none are configured,
+//! printing each once so that a local backend can use them.
 
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::{Secret, Settings};
-use crate::http;
 use crate::outbound::SigningKey;
-use crate::realtime::Realtime;
 use crate::state::AppState;
 
 /// Adjusts settings for a laptop before anything starts.
@@ -63,8 +61,7 @@ pub fn generate_token() -> anyhow::Result<Secret> {
     Ok(Secret::new(format!("dev_{hex}")))
 }
 
-/// Runs the API (which also serves health), the worker, the scheduler and the realtime
-/// hub side by side until `shutdown`.
+/// Migrates, then runs every part as `app all` does.
 pub async fn run(
     state: AppState,
     listener: TcpListener,
@@ -74,43 +71,5 @@ pub async fn run(
     if !applied.is_empty() {
         tracing::info!(count = applied.len(), "applied migrations");
     }
-    // One part failing stops the others, as a crashed container would on Railway.
-    let stop_all_on_error = |result: anyhow::Result<()>| {
-        if result.is_err() {
-            shutdown.cancel();
-        }
-        result
-    };
-    // The API's port also serves the WebSocket endpoint.
-    let realtime = Realtime::new(&state.settings, state.realtime.clone())?;
-    let router = http::build(
-        state.clone(),
-        super::realtime::with_socket(
-            http::public_routes().merge(crate::console::router()),
-            &realtime,
-        ),
-        http::admin_routes(),
-    );
-    let (api, worker, scheduler, realtime) = tokio::join!(
-        async {
-            let relay = crate::relay::run(state.relay(), shutdown.clone());
-            let (served, relayed) = tokio::join!(
-                super::serve::run_router(state.clone(), listener, shutdown.clone(), router),
-                relay
-            );
-            stop_all_on_error(served.and(relayed))
-        },
-        async {
-            stop_all_on_error(super::worker::run(state.clone(), None, shutdown.clone()).await)
-        },
-        async {
-            stop_all_on_error(super::scheduler::run(state.clone(), None, shutdown.clone()).await)
-        },
-        async {
-            stop_all_on_error(
-                super::realtime::engine(state.clone(), realtime, shutdown.clone()).await,
-            )
-        },
-    );
-    api.and(worker).and(scheduler).and(realtime)
+    super::all::run(state, listener, shutdown).await
 }

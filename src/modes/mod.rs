@@ -2,6 +2,7 @@
 //! business logic. Every long-running mode has the shape `run(state, listener, shutdown)`
 //! so tests can call it in-process.
 
+pub mod all;
 pub mod config_check;
 pub mod dev;
 pub mod healthcheck;

@@ -58,9 +58,9 @@ pub async fn run_with(
         "kinds": registry.kinds(),
     });
     let engine = engine(state.clone(), registry, shutdown.clone());
-    // `app dev` runs its relay beside the API.
-    let relay =
-        (state.identity.mode != "dev").then(|| crate::relay::run(state.relay(), shutdown.clone()));
+    // `app dev` and `app all` run their relay beside the API.
+    let relay = (!matches!(state.identity.mode, "dev" | "all"))
+        .then(|| crate::relay::run(state.relay(), shutdown.clone()));
     let both = async {
         let (ran, relayed) = tokio::join!(engine, async {
             match relay {

@@ -9,10 +9,10 @@ use switchyard::queue::{NewJob, Queues};
 use crate::common::{Process, RedisKeys, TestDb, app, environment, server_redis_url};
 
 /// A test's database, key prefix and a handle on its queues.
-struct Setup {
+pub(crate) struct Setup {
     rt: tokio::runtime::Runtime,
     db: TestDb,
-    env: BTreeMap<String, String>,
+    pub(crate) env: BTreeMap<String, String>,
     queues: Queues,
     _keys: RedisKeys,
 }
@@ -23,7 +23,7 @@ impl Setup {
         app().args(args).envs(&self.env).output().expect("run app")
     }
 
-    fn new(vars: &[(&str, &str)]) -> Self {
+    pub(crate) fn new(vars: &[(&str, &str)]) -> Self {
         let rt = tokio::runtime::Runtime::new().unwrap();
         let db = rt.block_on(TestDb::migrated());
         let mut env = environment(&db.url, &server_redis_url());
@@ -50,7 +50,7 @@ impl Setup {
         }
     }
 
-    fn enqueue_noops(&self, n: usize, sleep_ms: u64) -> Vec<String> {
+    pub(crate) fn enqueue_noops(&self, n: usize, sleep_ms: u64) -> Vec<String> {
         let jobs: Vec<NewJob> = (0..n)
             .map(|_| NewJob {
                 queue: "default".into(),
@@ -76,7 +76,7 @@ impl Setup {
             .collect()
     }
 
-    fn states(&self, ids: &[String]) -> Vec<String> {
+    pub(crate) fn states(&self, ids: &[String]) -> Vec<String> {
         ids.iter()
             .map(|id| {
                 self.rt
@@ -87,11 +87,11 @@ impl Setup {
             .collect()
     }
 
-    fn count(&self, ids: &[String], state: &str) -> usize {
+    pub(crate) fn count(&self, ids: &[String], state: &str) -> usize {
         self.states(ids).iter().filter(|s| *s == state).count()
     }
 
-    fn wait_until(&self, limit: Duration, what: &str, done: impl Fn() -> bool) {
+    pub(crate) fn wait_until(&self, limit: Duration, what: &str, done: impl Fn() -> bool) {
         let deadline = Instant::now() + limit;
         while !done() {
             assert!(Instant::now() < deadline, "timed out waiting: {what}");

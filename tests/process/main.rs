@@ -4,6 +4,7 @@
 #[path = "../common/mod.rs"]
 mod common;
 
+mod all;
 mod browser;
 mod cli;
 mod console;
