@@ -121,6 +121,17 @@ async fn beat(db: PgPool, id: Uuid, stop: CancellationToken) {
     }
 }
 
+/// How many processes of each mode heartbeated within the last minute.
+pub async fn live_by_mode(db: &PgPool) -> anyhow::Result<Vec<(String, i64)>> {
+    let rows = sqlx::query_as(
+        "SELECT mode, count(*) FROM instances \
+         WHERE heartbeat_at > now() - interval '1 minute' GROUP BY mode ORDER BY mode",
+    )
+    .fetch_all(db)
+    .await?;
+    Ok(rows)
+}
+
 /// Processes that heartbeated within the last minute, newest first.
 pub async fn live(db: &PgPool) -> anyhow::Result<Vec<Instance>> {
     let rows = sqlx::query_as(

@@ -1,5 +1,6 @@
 //! `GET /api/metrics` (JSON: system, database, redis, queues, instances) and `GET /metrics`
-//! (Prometheus text). Both need `metrics:read`.
+//! (Prometheus text: the process's counters and histograms, and the figures
+//! [`super::gauges`] reads at scrape time). Both need `metrics:read`.
 
 use std::collections::BTreeMap;
 
@@ -91,7 +92,7 @@ async fn metrics_json(State(state): State<AppState>) -> Result<axum::Json<Metric
             pid: std::process::id(),
             uptime_s: state.health.uptime().as_secs(),
             cpu_count: std::thread::available_parallelism().map_or(1, |n| n.get()),
-            rss_bytes: rss_bytes(),
+            rss_bytes: crate::telemetry::process::read().map(|f| f.resident_bytes),
             load_average: load_average(),
         },
         database: Database {
@@ -136,7 +137,12 @@ async fn prometheus(State(state): State<AppState>) -> impl IntoResponse {
             header::CONTENT_TYPE,
             "text/plain; version=0.0.4; charset=utf-8",
         )],
-        format!("{}{}", state.requests.render(), state.metrics.render()),
+        format!(
+            "{}{}{}",
+            state.requests.render(),
+            state.metrics.render(),
+            super::gauges::render(&state).await
+        ),
     )
 }
 
@@ -160,19 +166,6 @@ async fn redis_info(state: &AppState) -> BTreeMap<String, String> {
         .filter_map(|line| line.split_once(':'))
         .map(|(k, v)| (k.to_owned(), v.trim().to_owned()))
         .collect()
-}
-
-fn rss_bytes() -> Option<u64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let kb = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))?
-        .trim()
-        .trim_end_matches("kB")
-        .trim()
-        .parse::<u64>()
-        .ok()?;
-    Some(kb * 1024)
 }
 
 fn load_average() -> Option<[f64; 3]> {

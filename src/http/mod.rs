@@ -10,6 +10,7 @@ pub mod delivery_log;
 pub mod events;
 pub mod extract;
 pub mod files;
+mod gauges;
 mod graceful;
 pub mod health;
 pub mod jobs;

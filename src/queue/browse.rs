@@ -1,5 +1,6 @@
-//! What the API and the console read about queues without changing them: each queue's
-//! counts, its throughput minute by minute over the last hour, and the jobs in one state.
+//! What the API, the console and the metrics read about queues without changing them:
+//! each queue's counts, its throughput minute by minute over the last hour, the jobs in
+//! one state, and how long the next ready job has waited.
 //! All of it is a live view: jobs move between states while it is read.
 
 use anyhow::Context;
@@ -183,6 +184,52 @@ impl Queues {
             .filter_map(|(id, hash)| JobRecord::from_hash(id, hash))
             .collect();
         Ok((jobs, total))
+    }
+
+    /// How long each queue's next ready job has waited, in milliseconds: since it was
+    /// enqueued or, for a delayed one, since it came due. `None` for an empty queue. Two
+    /// round trips however many queues and jobs there are: the head of each ready list,
+    /// then those jobs' times.
+    pub async fn oldest_ready(
+        &self,
+        queues: &[String],
+        now_ms: i64,
+    ) -> anyhow::Result<Vec<Option<i64>>> {
+        let mut conn = self.conn.clone();
+        let mut heads = redis::pipe();
+        for queue in queues {
+            heads.lindex(self.key(queue, "ready"), 0);
+        }
+        let ids: Vec<Option<String>> = heads
+            .query_async(&mut conn)
+            .await
+            .context("failed to read the heads of the ready lists")?;
+        let mut times = redis::pipe();
+        for id in ids.iter().flatten() {
+            times
+                .cmd("HMGET")
+                .arg(format!("{}{id}", self.job_prefix()))
+                .arg("created_ms")
+                .arg("run_at_ms");
+        }
+        let read: Vec<(Option<i64>, Option<i64>)> = if ids.iter().all(Option::is_none) {
+            Vec::new()
+        } else {
+            times
+                .query_async(&mut conn)
+                .await
+                .context("failed to read the oldest ready jobs")?
+        };
+        let mut read = read.into_iter();
+        Ok(ids
+            .iter()
+            .map(|id| {
+                id.as_ref()?;
+                let (created, due) = read.next()?;
+                let since = created.max(due)?;
+                Some((now_ms - since).max(0))
+            })
+            .collect())
     }
 
     fn counters(&self, queue: &str, what: &str, windows: &[i64]) -> Vec<String> {

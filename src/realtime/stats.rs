@@ -73,8 +73,10 @@ impl HubReport {
     }
 }
 
-/// Writes this hub's report.
+/// Writes this hub's report, and sets the process's channel gauge from it (the socket
+/// gauge follows each socket as it opens and closes).
 pub async fn report(history: &History, report: &HubReport) -> anyhow::Result<()> {
+    metrics::gauge!("switchyard_realtime_channels").set(report.channels as f64);
     let mut conn = history.pool().get().await.context("no Redis connection")?;
     let json = serde_json::to_string(report).context("failed to encode a hub report")?;
     let _: () = conn

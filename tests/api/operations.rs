@@ -50,6 +50,102 @@ async fn prometheus_text_counts_requests_by_route_and_status() {
     app.stop().await;
 }
 
+/// The value of one series in Prometheus text, by its name and labels as printed.
+fn series(text: &str, name_and_labels: &str) -> f64 {
+    text.lines()
+        .find_map(|line| line.strip_prefix(name_and_labels)?.strip_prefix(' '))
+        .unwrap_or_else(|| panic!("no {name_and_labels} in:\n{text}"))
+        .parse()
+        .unwrap()
+}
+
+#[tokio::test]
+async fn prometheus_gauges_give_jobs_by_queue_and_state_the_oldest_wait_pools_and_the_process() {
+    let app = TestApp::spawn().await;
+    let queues = &app.state.queues;
+    let now = switchyard::queue::now_ms();
+    let job = |queue: &str, run_at_ms: Option<i64>| switchyard::queue::NewJob {
+        queue: queue.into(),
+        kind: "noop".into(),
+        payload: serde_json::value::RawValue::from_string("{}".into()).unwrap(),
+        run_at_ms,
+        max_attempts: 1,
+        timeout: std::time::Duration::from_secs(60),
+        idempotency_key: None,
+        idempotency_window: None,
+        retention: None,
+    };
+    // Two ready on mails, the first enqueued a minute ago, and one due in an hour.
+    queues
+        .enqueue(&job("mails", None), now - 60_000)
+        .await
+        .unwrap();
+    queues.enqueue(&job("mails", None), now).await.unwrap();
+    queues
+        .enqueue(&job("mails", Some(now + 3_600_000)), now)
+        .await
+        .unwrap();
+    // One running on audits, and one dead on deletes.
+    queues.enqueue(&job("audits", None), now).await.unwrap();
+    let leased = queues
+        .fetch("audits", "w1", 1, std::time::Duration::from_secs(60), now)
+        .await
+        .unwrap();
+    assert_eq!(leased.jobs.len(), 1);
+    sqlx::query(
+        "INSERT INTO dead_jobs (id, queue, kind, payload, attempts, max_attempts, timeout_ms,
+             last_error, created_at)
+         VALUES ($1, 'deletes', 'noop', '{}', 1, 1, 1000, 'planned', now())",
+    )
+    .bind(uuid::Uuid::now_v7())
+    .execute(&app.state.db)
+    .await
+    .unwrap();
+
+    let reply = app.admin_get("/metrics").await;
+
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    let text = &reply.body;
+    let jobs = |queue: &str, state: &str| {
+        series(
+            text,
+            &format!(r#"switchyard_queue_jobs{{queue="{queue}",state="{state}"}}"#),
+        )
+    };
+    assert_eq!(jobs("mails", "ready"), 2.0);
+    assert_eq!(jobs("mails", "scheduled"), 1.0);
+    assert_eq!(jobs("audits", "running"), 1.0);
+    assert_eq!(jobs("audits", "ready"), 0.0);
+    assert_eq!(jobs("deletes", "dead"), 1.0);
+    assert_eq!(jobs("default", "retrying"), 0.0);
+    let waited = series(
+        text,
+        r#"switchyard_queue_oldest_ready_age_seconds{queue="mails"}"#,
+    );
+    assert!((60.0..600.0).contains(&waited), "{waited}");
+    assert_eq!(
+        series(
+            text,
+            r#"switchyard_queue_oldest_ready_age_seconds{queue="default"}"#
+        ),
+        0.0
+    );
+    assert_eq!(series(text, "switchyard_db_pool_max_connections"), 10.0);
+    assert!(series(text, r#"switchyard_db_pool_connections{state="in_use"}"#) >= 0.0);
+    assert_eq!(series(text, "switchyard_redis_pool_waiting"), 0.0);
+    assert!(series(text, "process_resident_memory_bytes") > 1e6);
+    assert!(series(text, "process_open_fds") > 0.0);
+    assert!(series(text, "process_cpu_seconds_total") > 0.0);
+    assert!(text.contains("# TYPE switchyard_instances gauge"), "{text}");
+    // Each family is declared once, and no label carries a job id.
+    for line in text.lines().filter(|l| l.starts_with("# TYPE ")) {
+        assert_eq!(text.matches(&format!("{line}\n")).count(), 1, "{line}");
+    }
+    let id = leased.jobs[0].id.as_str();
+    assert!(!text.contains(id), "a job id reached the metrics");
+    app.stop().await;
+}
+
 #[tokio::test]
 async fn the_openapi_document_is_3_1_and_describes_every_route() {
     let app = TestApp::spawn().await;
