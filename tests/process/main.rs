@@ -8,6 +8,7 @@ mod all;
 mod browser;
 mod cli;
 mod console;
+mod dashboard;
 mod events;
 mod jobs;
 mod keys;

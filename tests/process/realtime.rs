@@ -55,7 +55,7 @@ fn admin() -> Vec<(String, String)> {
 }
 
 /// A token for `channels` from the process's minting endpoint.
-fn token(app: &Process, channels: &[&str]) -> String {
+pub(crate) fn token(app: &Process, channels: &[&str]) -> String {
     let reply = blocking_call(
         "POST",
         &app.url("/api/v1/realtime/token"),
@@ -71,7 +71,7 @@ fn token(app: &Process, channels: &[&str]) -> String {
 }
 
 /// Publishes through `app`'s API; returns the offset.
-fn publish(app: &Process, channel: &str, event: &str, data: Value) -> u64 {
+pub(crate) fn publish(app: &Process, channel: &str, event: &str, data: Value) -> u64 {
     let reply = blocking_call(
         "POST",
         &app.url("/api/v1/realtime/publish"),
@@ -88,7 +88,7 @@ fn publish(app: &Process, channel: &str, event: &str, data: Value) -> u64 {
 
 type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
-struct Client {
+pub(crate) struct Client {
     ws: Ws,
 }
 
@@ -125,7 +125,7 @@ impl Client {
     }
 
     /// Connects with a token for `channels` and reads `connected`.
-    async fn authenticated(app: &Process, channels: &[&str]) -> Self {
+    pub(crate) async fn authenticated(app: &Process, channels: &[&str]) -> Self {
         let mut client = Self::connect(app, Some(&token(app, channels))).await;
         assert_eq!(client.next().await["type"], "connected");
         client
@@ -139,7 +139,7 @@ impl Client {
     }
 
     /// The next JSON message, skipping pings.
-    async fn next(&mut self) -> Value {
+    pub(crate) async fn next(&mut self) -> Value {
         loop {
             let frame = tokio::time::timeout(PATIENCE, self.ws.next())
                 .await
@@ -155,7 +155,7 @@ impl Client {
     }
 
     /// Subscribes and returns the `subscribed` reply.
-    async fn subscribe(&mut self, channels: &[&str], since: Value) -> Value {
+    pub(crate) async fn subscribe(&mut self, channels: &[&str], since: Value) -> Value {
         self.send(json!({"type": "subscribe", "channels": channels, "since": since}))
             .await;
         let reply = self.next().await;

@@ -1,0 +1,151 @@
+//! The Grafana dashboard in `deploy/grafana/` against a real process: every metric its
+//! queries and variables name is one `app all` exports once it has done a little of
+//! everything (a request, a job that succeeds and one that fails, an event, a realtime
+//! subscriber and a publish).
+
+use std::collections::BTreeSet;
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+use crate::common::{
+    ADMIN_TOKEN, Process, RedisKeys, TestDb, blocking_call, environment, server_redis_url,
+};
+use crate::realtime::{Client, publish};
+
+fn admin(app: &Process, method: &str, path: &str, body: Option<Value>) -> Value {
+    let reply = blocking_call(
+        method,
+        &app.url(path),
+        &[
+            ("authorization".into(), format!("Bearer {ADMIN_TOKEN}")),
+            ("content-type".into(), "application/json".into()),
+        ],
+        body.map(|b| b.to_string().into_bytes()),
+    );
+    assert!(reply.status < 300, "{method} {path}: {}", reply.body);
+    serde_json::from_str(&reply.body).unwrap_or(Value::Null)
+}
+
+/// Every string under `key` anywhere in `value`.
+fn strings_under<'a>(value: &'a Value, key: &str, out: &mut Vec<&'a str>) {
+    match value {
+        Value::Object(map) => {
+            for (k, v) in map {
+                match v {
+                    Value::String(s) if k == key => out.push(s),
+                    _ => strings_under(v, key, out),
+                }
+            }
+        }
+        Value::Array(items) => items.iter().for_each(|v| strings_under(v, key, out)),
+        _ => {}
+    }
+}
+
+/// The metric names a PromQL expression mentions (Switchyard's, the HTTP and the process
+/// families; PromQL's own functions and label names never start with these).
+fn metric_names(expr: &str) -> Vec<String> {
+    expr.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == ':'))
+        .filter(|t| {
+            ["switchyard_", "http_", "process_"]
+                .iter()
+                .any(|p| t.starts_with(p))
+        })
+        .map(str::to_owned)
+        .collect()
+}
+
+#[test]
+fn every_metric_the_grafana_dashboard_queries_is_exported() {
+    let text = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/grafana/switchyard.json"),
+    )
+    .unwrap();
+    let dashboard: Value = serde_json::from_str(&text).expect("the dashboard is valid JSON");
+    let mut queries = Vec::new();
+    strings_under(&dashboard, "expr", &mut queries);
+    strings_under(&dashboard, "definition", &mut queries);
+    let panels = dashboard["panels"].as_array().unwrap();
+    assert!(panels.len() >= 10, "{} panels", panels.len());
+    assert!(queries.len() >= 15, "{queries:?}");
+    let wanted: BTreeSet<String> = queries.iter().flat_map(|q| metric_names(q)).collect();
+
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let db = rt.block_on(TestDb::migrated());
+    let mut env = environment(&db.url, &server_redis_url());
+    env.insert(
+        "OUTBOUND_SIGNING_SECRET".into(),
+        "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw".into(),
+    );
+    let _keys = RedisKeys(env["REDIS_KEY_PREFIX"].clone());
+    let mut app = Process::start(&["all"], &env);
+
+    let jobs = [
+        json!({"kind": "noop", "queue": "default"}),
+        // Refused by the outbound guard: a failure.
+        json!({"kind": "http", "queue": "http", "max_attempts": 1,
+               "payload": {"url": app.url("/api/health/live")}}),
+    ];
+    let ids: Vec<String> = jobs
+        .into_iter()
+        .map(|job| {
+            admin(&app, "POST", "/api/v1/jobs", Some(job))["id"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
+        .collect();
+    admin(
+        &app,
+        "POST",
+        "/api/v1/events",
+        Some(json!({"type": "dashboard.checked"})),
+    );
+    rt.block_on(async {
+        let mut client = Client::authenticated(&app, &["news"]).await;
+        client.subscribe(&["news"], json!({})).await;
+        publish(&app, "news", "story.posted", json!({"n": 1}));
+        assert_eq!(client.next().await["type"], "event");
+        // The hub's channel gauge is set with its report, once a second.
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let states: Vec<Value> = ids
+                .iter()
+                .map(|id| admin(&app, "GET", &format!("/api/v1/jobs/{id}"), None)["state"].clone())
+                .collect();
+            if states == [json!("succeeded"), json!("dead")] || Instant::now() > deadline {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let scrape = blocking_call(
+            "GET",
+            &app.url("/metrics"),
+            &[("authorization".into(), format!("Bearer {ADMIN_TOKEN}"))],
+            None,
+        );
+        assert_eq!(scrape.status, 200, "{}", scrape.body);
+        let exported: BTreeSet<&str> = scrape
+            .body
+            .lines()
+            .filter(|l| !l.starts_with('#') && !l.is_empty())
+            .filter_map(|l| l.split(['{', ' ']).next())
+            .collect();
+        let missing: Vec<&String> = wanted
+            .iter()
+            .filter(|name| !exported.contains(name.as_str()))
+            .collect();
+        assert!(
+            missing.is_empty(),
+            "the dashboard queries metrics the binary does not export: {missing:?}\n{}",
+            scrape.body
+        );
+        drop(client);
+    });
+
+    app.signal(libc::SIGTERM);
+    let status = app.wait_exit(Duration::from_secs(30));
+    assert_eq!(status.code(), Some(0), "{}", app.output());
+}
