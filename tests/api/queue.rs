@@ -460,3 +460,34 @@ async fn a_job_keeps_its_record_and_idempotency_key_for_its_own_times_when_it_na
     assert!((8..=60).contains(&default_ttl), "{default_ttl}");
     assert!((8..=11).contains(&key_ttl), "{key_ttl}");
 }
+
+#[tokio::test]
+async fn the_keda_example_scales_on_the_list_a_ready_job_of_the_default_queue_is_in() {
+    let example = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("deploy/kubernetes/examples/keda-worker.yaml"),
+    )
+    .unwrap();
+    let list = example
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("listName:"))
+        .expect("the example names a list")
+        .trim()
+        .trim_matches('"');
+    // Written with the default prefix; this test's own prefix stands in for it.
+    let key = list
+        .strip_prefix("switchyard:")
+        .expect("the example uses the default REDIS_KEY_PREFIX");
+    let (q, _keys) = queues().await;
+    q.enqueue(&job("mail"), T0).await.unwrap();
+
+    let client = deadpool_redis::redis::Client::open(server_redis_url()).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let prefix = &_keys.0;
+    let length: u64 = deadpool_redis::redis::cmd("LLEN")
+        .arg(format!("{prefix}{key}"))
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(length, 1, "{prefix}{key} holds the ready job");
+}
