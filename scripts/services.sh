@@ -131,16 +131,21 @@ ensure_redis
 say "DATABASE_URL=$(printf '%s' "$DATABASE_URL" | sed -E 's#(://[^:/@]+):[^@]*@#\1:***@#')"
 say "REDIS_URL=$(printf '%s' "$REDIS_URL" | sed -E 's#(://[^:/@]*):[^@]*@#\1:***@#')"
 
-# The webhook tests check deliveries with the official Standard Webhooks library for
-# Python (PyPI standardwebhooks), independent of the code under test.
-ensure_standardwebhooks() {
-  if python3 -c 'import standardwebhooks' >/dev/null 2>&1; then
+# Tests check what Switchyard emits with independent Python libraries: webhook deliveries
+# with the official Standard Webhooks library (PyPI standardwebhooks), and the /metrics
+# text with the Prometheus client's own parser (PyPI prometheus-client).
+ensure_python_package() {  # module, pip package
+  if python3 -c "import $1" >/dev/null 2>&1; then
     return
   fi
   command -v python3 >/dev/null || apt_install python3 python3-pip
-  say "installing standardwebhooks with pip"
-  python3 -m pip install -q --disable-pip-version-check standardwebhooks >/dev/null 2>&1 \
-    || python3 -m pip install -q --break-system-packages standardwebhooks >/dev/null
+  say "installing $2 with pip"
+  python3 -m pip install -q --disable-pip-version-check "$2" >/dev/null 2>&1 \
+    || python3 -m pip install -q --break-system-packages "$2" >/dev/null
+}
+ensure_test_libraries() {
+  ensure_python_package standardwebhooks standardwebhooks
+  ensure_python_package prometheus_client prometheus-client
 }
 
 # The browser test (tests/process/browser.rs) drives Debian's headless Chromium with npm

@@ -9,7 +9,7 @@ source scripts/services.sh
 # redis-server of their own.
 command -v openssl >/dev/null || apt_install openssl
 command -v curl >/dev/null || apt_install curl
-ensure_standardwebhooks
+ensure_test_libraries
 ensure_browser
 S3_STARTED_PID=""
 ensure_s3

@@ -1,7 +1,7 @@
 //! The events relay: moves each event from the Postgres outbox to its consumers. A pass
 //! claims the oldest unrelayed events (`FOR UPDATE SKIP LOCKED`, so any number of relays
-//! in `serve`, `worker`, `all` and `dev` replicas share the work and never take the same row),
-//! and in one transaction writes their audit rows, makes one delivery per matching
+//! in `serve`, `worker`, `all` and `dev` replicas share the work and never take the same
+//! row), and in one transaction writes their audit rows, makes one delivery per matching
 //! enabled webhook endpoint and stamps them relayed; it publishes them on their realtime
 //! channels before committing, so a Redis outage leaves them waiting in the outbox.
 //! Delivery jobs are enqueued after the commit; a relay that dies in between leaves its

@@ -1,8 +1,8 @@
 //! The delivery log: one row per (event, endpoint) pair and one per attempt, and the jobs
 //! that carry deliveries to the worker. The relay makes the rows in the statement that
 //! marks its events relayed, builds their jobs ([`first_round`]), enqueues them once it
-//! has committed ([`enqueue`]) and stamps the events; a relay that dies in between leaves events without the stamp,
-//! which [`stranded`] finds.
+//! has committed ([`enqueue`]) and stamps the events; a relay that dies in between
+//! leaves events without the stamp, which [`stranded`] finds.
 //! Replay and recover start a new generation of a delivery: a fresh job under a fresh
 //! idempotency key, while the rows stay the same.
 

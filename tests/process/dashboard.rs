@@ -1,7 +1,7 @@
 //! The Grafana dashboard in `deploy/grafana/` against a real process: every metric its
 //! queries and variables name is one `app all` exports once it has done a little of
 //! everything (a request, a job that succeeds and one that fails, an event, a realtime
-//! subscriber and a publish).
+//! subscriber and a publish), in text the Prometheus client's own parser reads.
 
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
@@ -56,8 +56,37 @@ fn metric_names(expr: &str) -> Vec<String> {
         .collect()
 }
 
+/// What the Prometheus client's own parser (PyPI `prometheus-client`, run by
+/// `tests/support/parse_metrics.py`) reads in `text`: each family's name, type and samples.
+fn parse_metrics(text: &str) -> Vec<Value> {
+    use std::io::Write;
+    let mut child = std::process::Command::new("python3")
+        .arg(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/support/parse_metrics.py"
+        ))
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("python3 runs");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(text.as_bytes())
+        .unwrap();
+    let output = child.wait_with_output().unwrap();
+    assert!(
+        output.status.success(),
+        "the Prometheus parser refused the text (is prometheus-client installed?): {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_slice(&output.stdout).unwrap()
+}
+
 #[test]
-fn every_metric_the_grafana_dashboard_queries_is_exported() {
+fn every_metric_the_grafana_dashboard_queries_is_exported_in_valid_prometheus_text() {
     let text = std::fs::read_to_string(
         std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/grafana/switchyard.json"),
     )
@@ -142,6 +171,23 @@ fn every_metric_the_grafana_dashboard_queries_is_exported() {
             "the dashboard queries metrics the binary does not export: {missing:?}\n{}",
             scrape.body
         );
+        // The Prometheus client's own parser reads the whole text, and sees each family
+        // with the type it was declared with.
+        let families = parse_metrics(&scrape.body);
+        let kind = |name: &str| {
+            families
+                .iter()
+                .find(|f| f["name"] == name)
+                .map(|f| f["type"].as_str().unwrap().to_owned())
+                .unwrap_or_else(|| panic!("no family {name} in {families:?}"))
+        };
+        assert_eq!(kind("switchyard_queue_jobs"), "gauge");
+        assert_eq!(kind("switchyard_queue_oldest_ready_age_seconds"), "gauge");
+        assert_eq!(kind("switchyard_jobs_succeeded"), "counter");
+        assert_eq!(kind("switchyard_job_duration_seconds"), "histogram");
+        assert_eq!(kind("http_request_duration_seconds"), "histogram");
+        assert_eq!(kind("process_cpu_seconds"), "counter");
+        assert_eq!(kind("process_resident_memory_bytes"), "gauge");
         drop(client);
     });
 
