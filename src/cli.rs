@@ -308,10 +308,13 @@ fn run_async(command: Command, loaded: Loaded) -> ExitCode {
         tracing::error!(error = format!("{error:#}"), "cannot prepare app dev");
         return ExitCode::from(1);
     }
-    let result = runtime.block_on(async move {
+    // Every mode's future is in `dispatch`'s, which makes it large; on the heap, only the
+    // part a mode uses is ever touched, where on the main thread's stack each move of it
+    // would touch (and keep resident) the whole of it.
+    let result = runtime.block_on(Box::pin(async move {
         let shutdown = crate::shutdown::on_signal()?;
         dispatch(command, settings, identity, shutdown).await
-    });
+    }));
     // Do not wait for stray blocking tasks: the drain already bounded what mattered.
     runtime.shutdown_timeout(Duration::from_secs(1));
     match result {
