@@ -46,56 +46,58 @@ pub fn render(out: &mut String) {
     let Some(f) = read() else {
         return;
     };
-    let mut metric = |name: &str, kind: &str, help: &str, value: String| {
-        let _ = write!(
-            out,
-            "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}\n"
-        );
-    };
-    metric(
-        "process_resident_memory_bytes",
-        "gauge",
-        "Resident memory size in bytes.",
-        f.resident_bytes.to_string(),
-    );
-    metric(
-        "process_virtual_memory_bytes",
-        "gauge",
-        "Virtual memory size in bytes.",
-        f.virtual_bytes.to_string(),
-    );
-    metric(
-        "process_cpu_seconds_total",
-        "counter",
-        "Total user and system CPU time spent in seconds.",
-        f.cpu_seconds.to_string(),
-    );
-    metric(
-        "process_open_fds",
-        "gauge",
-        "Number of open file descriptors.",
-        f.open_fds.to_string(),
-    );
+    let mut metrics = vec![
+        (
+            "process_resident_memory_bytes",
+            "gauge",
+            "Resident memory size in bytes.",
+            f.resident_bytes.to_string(),
+        ),
+        (
+            "process_virtual_memory_bytes",
+            "gauge",
+            "Virtual memory size in bytes.",
+            f.virtual_bytes.to_string(),
+        ),
+        (
+            "process_cpu_seconds_total",
+            "counter",
+            "Total user and system CPU time spent in seconds.",
+            f.cpu_seconds.to_string(),
+        ),
+        (
+            "process_open_fds",
+            "gauge",
+            "Number of open file descriptors.",
+            f.open_fds.to_string(),
+        ),
+        (
+            "process_threads",
+            "gauge",
+            "Number of OS threads in the process.",
+            f.threads.to_string(),
+        ),
+        (
+            "process_start_time_seconds",
+            "gauge",
+            "Start time of the process since the Unix epoch in seconds.",
+            f.start_time_seconds.to_string(),
+        ),
+    ];
     if let Some(max) = f.max_fds {
-        metric(
+        metrics.push((
             "process_max_fds",
             "gauge",
             "Maximum number of open file descriptors.",
             max.to_string(),
+        ));
+    }
+    for (name, kind, help, value) in metrics {
+        let _ = write!(
+            out,
+            "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}\n"
         );
     }
-    metric(
-        "process_threads",
-        "gauge",
-        "Number of OS threads in the process.",
-        f.threads.to_string(),
-    );
-    metric(
-        "process_start_time_seconds",
-        "gauge",
-        "Start time of the process since the Unix epoch in seconds.",
-        f.start_time_seconds.to_string(),
-    );
 }
 
 fn clock_ticks_per_second() -> f64 {

@@ -42,6 +42,26 @@ async fn subscribe(app: &TestApp, types: &[&str]) -> String {
     reply.json()["id"].as_str().unwrap().to_owned()
 }
 
+/// Waits until every relayed event's delivery jobs are in Redis.
+async fn every_delivery_enqueued(app: &TestApp) {
+    eventually("every delivery's job", async || {
+        count(app, "SELECT count(*) FROM events WHERE enqueued_at IS NULL").await == 0
+    })
+    .await;
+}
+
+/// Sends `events` in one batch, which the API accepts.
+async fn send_batch(app: &TestApp, events: Vec<Value>) {
+    let reply = app
+        .admin(
+            "POST",
+            "/api/v1/events/batch",
+            Some(json!({ "events": events })),
+        )
+        .await;
+    assert_eq!(reply.status, 202, "{}", reply.body);
+}
+
 #[tokio::test]
 async fn bad_events_and_endpoints_are_refused_naming_the_field_and_nothing_is_stored() {
     let app = TestApp::spawn().await;
@@ -305,14 +325,7 @@ async fn with_three_relays_every_event_is_relayed_exactly_once() {
                 json!({"type": kind, "id": format!("e{chunk}_{n}")})
             })
             .collect();
-        let reply = app
-            .admin(
-                "POST",
-                "/api/v1/events/batch",
-                Some(json!({ "events": events })),
-            )
-            .await;
-        assert_eq!(reply.status, 202, "{}", reply.body);
+        send_batch(&app, events).await;
     }
     eventually("every event to be relayed", async || {
         count(&app, "SELECT count(*) FROM events WHERE relayed_at IS NULL").await == 0
@@ -333,15 +346,7 @@ async fn with_three_relays_every_event_is_relayed_exactly_once() {
         count(&app, "SELECT count(*) FROM webhook_deliveries").await,
         2250
     );
-    eventually("every delivery's job", async || {
-        count(
-            &app,
-            "SELECT count(*) FROM events WHERE enqueued_at IS NULL",
-        )
-        .await
-            == 0
-    })
-    .await;
+    every_delivery_enqueued(&app).await;
     let queues = app.admin_get("/api/v1/queues").await.json();
     assert_eq!(
         crate::common::queue(&queues, "webhooks")["ready"],
@@ -370,23 +375,8 @@ async fn the_relay_matches_exact_types_prefixes_and_everything_and_makes_time_or
     .iter()
     .map(|kind| json!({"type": kind, "id": format!("match-{kind}")}))
     .collect();
-    let reply = app
-        .admin(
-            "POST",
-            "/api/v1/events/batch",
-            Some(json!({ "events": events })),
-        )
-        .await;
-    assert_eq!(reply.status, 202, "{}", reply.body);
-    eventually("every event to be relayed", async || {
-        count(
-            &app,
-            "SELECT count(*) FROM events WHERE enqueued_at IS NULL",
-        )
-        .await
-            == 0
-    })
-    .await;
+    send_batch(&app, events).await;
+    every_delivery_enqueued(&app).await;
     let made: Vec<(String, String)> = sqlx::query_as(
         "SELECT endpoint_id::text, event_type FROM webhook_deliveries ORDER BY 1, 2",
     )

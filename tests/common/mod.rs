@@ -673,3 +673,22 @@ impl Drop for RedisKeys {
         });
     }
 }
+
+/// Runs `tests/support/<script>` with Python on `input` and returns what it did: the
+/// independent libraries the tests check Switchyard's output with are Python's.
+pub fn python_support(script: &str, input: &[u8]) -> std::process::Output {
+    use std::io::Write;
+    let mut child = std::process::Command::new("python3")
+        .arg(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("tests/support")
+                .join(script),
+        )
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("python3 runs");
+    child.stdin.take().unwrap().write_all(input).unwrap();
+    child.wait_with_output().unwrap()
+}

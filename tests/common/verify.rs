@@ -9,7 +9,6 @@ use super::target::Received;
 /// What the independent library says of each (secret, request): whether it verifies.
 /// Also asserts that the library reproduces the specification's published test vector.
 pub fn verify(cases: &[(&str, &Received)]) -> Vec<bool> {
-    use std::io::Write;
     let cases: Vec<Value> = cases
         .iter()
         .map(|(secret, request)| {
@@ -25,22 +24,10 @@ pub fn verify(cases: &[(&str, &Received)]) -> Vec<bool> {
             })
         })
         .collect();
-    let mut child = std::process::Command::new("python3")
-        .arg(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/tests/support/verify_webhooks.py"
-        ))
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .expect("python3 runs");
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(json!({ "cases": cases }).to_string().as_bytes())
-        .unwrap();
-    let output = child.wait_with_output().unwrap();
+    let output = super::python_support(
+        "verify_webhooks.py",
+        json!({ "cases": cases }).to_string().as_bytes(),
+    );
     assert!(
         output.status.success(),
         "the verifier failed (is standardwebhooks installed?)"

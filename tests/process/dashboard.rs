@@ -59,24 +59,7 @@ fn metric_names(expr: &str) -> Vec<String> {
 /// What the Prometheus client's own parser (PyPI `prometheus-client`, run by
 /// `tests/support/parse_metrics.py`) reads in `text`: each family's name, type and samples.
 fn parse_metrics(text: &str) -> Vec<Value> {
-    use std::io::Write;
-    let mut child = std::process::Command::new("python3")
-        .arg(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/tests/support/parse_metrics.py"
-        ))
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("python3 runs");
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(text.as_bytes())
-        .unwrap();
-    let output = child.wait_with_output().unwrap();
+    let output = crate::common::python_support("parse_metrics.py", text.as_bytes());
     assert!(
         output.status.success(),
         "the Prometheus parser refused the text (is prometheus-client installed?): {}",
