@@ -24,12 +24,22 @@ pub fn prepare(settings: &mut Settings, queues_given: bool) {
 
 /// Runs the API (which also serves health, metrics and the realtime socket) with one
 /// events relay, the worker, the scheduler and the realtime hub side by side until
-/// `shutdown` and their drains.
+/// `shutdown` and their drains. The process registers once, as mode `all`, with what the
+/// worker and the scheduler would register on their own.
 pub async fn run(
     state: AppState,
     listener: TcpListener,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
+    super::worker::refuse_missing_secrets(&state.settings)?;
+    let registry = super::worker::builtin_registry(&state);
+    let mut details = super::worker::details(&state.settings, &registry);
+    if let (Some(fields), serde_json::Value::Object(more)) = (
+        details.as_object_mut(),
+        super::scheduler::details(&state.settings),
+    ) {
+        fields.extend(more);
+    }
     let stop_all_on_error = |result: anyhow::Result<()>| {
         if result.is_err() {
             shutdown.cancel();
@@ -48,17 +58,22 @@ pub async fn run(
     let (api, worker, scheduler, realtime) = tokio::join!(
         async {
             let relay = crate::relay::run(state.relay(), shutdown.clone());
-            let (served, relayed) = tokio::join!(
-                super::serve::run_router(state.clone(), listener, shutdown.clone(), router),
-                relay
+            let serving = super::serve::run_router(
+                state.clone(),
+                listener,
+                shutdown.clone(),
+                router,
+                details,
             );
+            let (served, relayed) = tokio::join!(serving, relay);
             stop_all_on_error(served.and(relayed))
         },
         async {
-            stop_all_on_error(super::worker::run(state.clone(), None, shutdown.clone()).await)
+            let engine = super::worker::engine(state.clone(), registry, shutdown.clone());
+            stop_all_on_error(engine.await)
         },
         async {
-            stop_all_on_error(super::scheduler::run(state.clone(), None, shutdown.clone()).await)
+            stop_all_on_error(super::scheduler::engine(state.clone(), shutdown.clone()).await)
         },
         async {
             stop_all_on_error(

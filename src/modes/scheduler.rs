@@ -8,6 +8,7 @@ use chrono::Utc;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
+use crate::config::Settings;
 use crate::scheduler::{self, Entry};
 use crate::state::AppState;
 
@@ -16,9 +17,14 @@ pub async fn run(
     listener: Option<TcpListener>,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
-    let details = serde_json::json!({"schedules": scheduler::schedules(&state.settings).len()});
+    let details = details(&state.settings);
     let engine = engine(state.clone(), shutdown.clone());
     super::with_operations(&state, listener, shutdown, details, engine).await
+}
+
+/// What the scheduler's registry row says.
+pub fn details(settings: &Settings) -> serde_json::Value {
+    serde_json::json!({"schedules": scheduler::schedules(settings).len()})
 }
 
 /// The scheduler alone, wired to `state`, until `shutdown`.

@@ -19,30 +19,34 @@ pub async fn run(
         http::admin_routes(),
     );
     let relay = crate::relay::run(state.relay(), shutdown.clone());
-    let (served, relayed) = tokio::join!(run_router(state, listener, shutdown, router), relay);
+    let details = serde_json::json!({});
+    let (served, relayed) = tokio::join!(
+        run_router(state, listener, shutdown, router, details),
+        relay
+    );
     served.and(relayed)
 }
 
-/// Serves `router` (the API, perhaps with more routes) on `listener` until `shutdown`.
+/// Serves `router` (the API, perhaps with more routes) on `listener` until `shutdown`,
+/// registered with `details` (an object) and the address it listens on.
 pub async fn run_router(
     state: AppState,
     listener: TcpListener,
     shutdown: CancellationToken,
     router: impl http::HttpService,
+    mut details: serde_json::Value,
 ) -> anyhow::Result<()> {
     let address = listener.local_addr()?.to_string();
+    if let Some(fields) = details.as_object_mut() {
+        fields.insert("address".into(), address.into());
+    }
     let stopping = state.stopping.clone();
     let watch = shutdown.clone();
     tokio::spawn(async move {
         watch.cancelled().await;
         stopping.cancel();
     });
-    let registration = Registration::start(
-        &state.db,
-        &state.identity,
-        serde_json::json!({ "address": address }),
-    )
-    .await;
+    let registration = Registration::start(&state.db, &state.identity, details).await;
     tracing::info!(mode = state.identity.mode, "ready");
     let result = http::serve(
         listener,

@@ -6,6 +6,7 @@ use anyhow::bail;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
+use crate::config::Settings;
 use crate::jobs::Registry;
 use crate::state::AppState;
 use crate::worker::{Options, Worker};
@@ -27,50 +28,50 @@ pub async fn run_with(
     listener: Option<TcpListener>,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
-    let settings = &state.settings;
-    let consumes_http = settings
-        .worker
-        .weighted_queues()
-        .iter()
-        .any(|(q, _)| q == "http");
-    if consumes_http && settings.outbound.signing_secret.is_none() {
+    refuse_missing_secrets(&state.settings)?;
+    let details = details(&state.settings, &registry);
+    let engine = engine(state.clone(), registry, shutdown.clone());
+    let relay = crate::relay::run(state.relay(), shutdown.clone());
+    let both = async {
+        let (ran, relayed) = tokio::join!(engine, relay);
+        ran.and(relayed)
+    };
+    super::with_operations(&state, listener, shutdown, details, both).await
+}
+
+/// Refuses to start a worker on a queue whose jobs need a secret that is not set.
+pub fn refuse_missing_secrets(settings: &Settings) -> anyhow::Result<()> {
+    let consumes = |queue: &str| {
+        settings
+            .worker
+            .weighted_queues()
+            .iter()
+            .any(|(q, _)| q == queue)
+    };
+    if consumes("http") && settings.outbound.signing_secret.is_none() {
         bail!(
             "outbound.signing_secret (OUTBOUND_SIGNING_SECRET) must be set for a worker on the \
              http queue: every http job is signed with it (format: whsec_ followed by base64)"
         );
     }
-    let consumes_webhooks = settings
-        .worker
-        .weighted_queues()
-        .iter()
-        .any(|(q, _)| q == crate::webhooks::QUEUE);
-    if consumes_webhooks && settings.encryption.key.is_none() {
+    if consumes(crate::webhooks::QUEUE) && settings.encryption.key.is_none() {
         bail!(
             "encryption.key (ENCRYPTION_KEY) must be set for a worker on the webhooks queue: \
              each endpoint's signing secret is sealed with it (32 bytes, base64; generate one \
              with: openssl rand -base64 32)"
         );
     }
-    // The kinds it runs, so the API can refuse a kind no live worker handles.
-    let details = serde_json::json!({
+    Ok(())
+}
+
+/// What the worker's registry row says: its queues and the kinds it runs, so the API can
+/// refuse a kind no live worker handles.
+pub fn details(settings: &Settings, registry: &Registry) -> serde_json::Value {
+    serde_json::json!({
         "queues": settings.worker.queues,
         "concurrency": settings.worker.concurrency,
         "kinds": registry.kinds(),
-    });
-    let engine = engine(state.clone(), registry, shutdown.clone());
-    // `app dev` and `app all` run their relay beside the API.
-    let relay = (!matches!(state.identity.mode, "dev" | "all"))
-        .then(|| crate::relay::run(state.relay(), shutdown.clone()));
-    let both = async {
-        let (ran, relayed) = tokio::join!(engine, async {
-            match relay {
-                Some(relay) => relay.await,
-                None => Ok(()),
-            }
-        });
-        ran.and(relayed)
-    };
-    super::with_operations(&state, listener, shutdown, details, both).await
+    })
 }
 
 /// The built-in handlers, built from this process's clients and settings.

@@ -1,6 +1,6 @@
 //! `app all` as a process: every part in one process on one port with production
 //! settings (no generated secrets, the outbound guard on, no migration unless asked), the
-//! worker on every declared queue, and one SIGTERM draining it all.
+//! worker on every declared queue, one registry row, and one SIGTERM draining it all.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -114,18 +114,22 @@ fn all_runs_every_part_on_one_port_with_production_settings_and_drains_on_sigter
     );
     assert!(!stats["hubs"].as_array().unwrap().is_empty(), "{stats}");
     assert_ne!(socket.status, 404, "the realtime socket is served");
-    assert!(
-        instances.iter().all(|(mode, _)| mode == "all"),
-        "{instances:?}"
-    );
-    let worker = instances
-        .iter()
-        .find(|(_, details)| details.get("queues").is_some())
-        .unwrap_or_else(|| panic!("no worker registered: {instances:?}"));
+    // One process, one registry row, with what its worker and scheduler run.
+    assert_eq!(instances.len(), 1, "{instances:?}");
+    let (mode, details) = &instances[0];
+    assert_eq!(mode, "all");
     assert_eq!(
-        worker.1["queues"],
+        details["queues"],
         serde_json::json!(["default", "http", "webhooks", "audits", "deletes", "mails"])
     );
+    assert!(
+        details["kinds"]
+            .as_array()
+            .is_some_and(|k| k.contains(&"noop".into())),
+        "{details}"
+    );
+    assert!(details["schedules"].is_u64(), "{details}");
+    assert!(details["address"].is_string(), "{details}");
     assert!(!output.contains("generated"), "{output}");
     assert_eq!(status.code(), Some(0), "{output}");
     assert!(output.contains("stopped cleanly"), "{output}");
