@@ -189,6 +189,8 @@ pub const ENVIRONMENT: &[(&str, &str)] = &[
     ("REALTIME_JOB_EVENTS", "realtime.job_events"),
     ("RAILWAY_ENVIRONMENT_NAME", "railway.environment_name"),
     ("RAILWAY_SERVICE_NAME", "railway.service_name"),
+    // The same name on any other platform (Kubernetes: the manifests set it); it wins.
+    ("SERVICE_NAME", "railway.service_name"),
     ("RAILWAY_REPLICA_ID", "railway.replica_id"),
     ("HOSTNAME", "railway.hostname"),
     ("RAILWAY_PUBLIC_DOMAIN", "railway.public_domain"),

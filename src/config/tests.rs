@@ -34,6 +34,16 @@ fn a_token_made_of_digits_stays_a_string() {
 }
 
 #[test]
+fn service_name_names_the_service_on_any_platform_and_wins_over_railways() {
+    let railway = load_with(&[("RAILWAY_SERVICE_NAME", "api")]).unwrap();
+    let both = load_with(&[("RAILWAY_SERVICE_NAME", "api"), ("SERVICE_NAME", "web")]).unwrap();
+    let neither = load_with(&[]).unwrap();
+    assert_eq!(railway.settings.service_name(), "api");
+    assert_eq!(both.settings.service_name(), "web");
+    assert_eq!(neither.settings.service_name(), "switchyard");
+}
+
+#[test]
 fn worker_queues_accept_a_comma_separated_variable() {
     let loaded = load_with(&[("WORKER_QUEUES", "webhooks, audits,mails")]).unwrap();
     assert_eq!(
