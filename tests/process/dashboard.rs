@@ -1,7 +1,8 @@
-//! The Grafana dashboard in `deploy/grafana/` against a real process: every metric its
-//! queries and variables name is one `app all` exports once it has done a little of
-//! everything (a request, a job that succeeds and one that fails, an event, a realtime
-//! subscriber and a publish), in text the Prometheus client's own parser reads.
+//! The Grafana dashboard in `deploy/grafana/` and the alert rules in `deploy/prometheus/`
+//! against a real process: every metric they name is one `app all` exports once it has
+//! done a little of everything (a request, a job that succeeds and one that fails, an
+//! event, a realtime subscriber and a publish), in text the Prometheus client's own parser
+//! reads.
 
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
@@ -69,7 +70,7 @@ fn parse_metrics(text: &str) -> Vec<Value> {
 }
 
 #[test]
-fn every_metric_the_grafana_dashboard_queries_is_exported_in_valid_prometheus_text() {
+fn every_metric_the_dashboard_and_the_alert_rules_name_is_exported_in_valid_prometheus_text() {
     let text = std::fs::read_to_string(
         std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/grafana/switchyard.json"),
     )
@@ -81,6 +82,17 @@ fn every_metric_the_grafana_dashboard_queries_is_exported_in_valid_prometheus_te
     let panels = dashboard["panels"].as_array().unwrap();
     assert!(panels.len() >= 10, "{} panels", panels.len());
     assert!(queries.len() >= 15, "{queries:?}");
+    // The alert rules keep each expression on its `expr:` line.
+    let alerts = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/prometheus/alerts.yaml"),
+    )
+    .unwrap();
+    let rules: Vec<&str> = alerts
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("expr:"))
+        .collect();
+    assert!(rules.len() >= 5, "{rules:?}");
+    queries.extend(rules);
     let wanted: BTreeSet<String> = queries.iter().flat_map(|q| metric_names(q)).collect();
 
     let rt = tokio::runtime::Runtime::new().unwrap();
@@ -151,7 +163,8 @@ fn every_metric_the_grafana_dashboard_queries_is_exported_in_valid_prometheus_te
             .collect();
         assert!(
             missing.is_empty(),
-            "the dashboard queries metrics the binary does not export: {missing:?}\n{}",
+            "the dashboard or the alert rules name metrics the binary does not export: \
+             {missing:?}\n{}",
             scrape.body
         );
         // The Prometheus client's own parser reads the whole text, and sees each family
