@@ -369,6 +369,10 @@ async fn dispatch(
     else {
         return Ok(ExitCode::SUCCESS);
     };
+    // The API's modes migrate first when asked (`--migrate`, `MIGRATE_ON_START`).
+    if matches!(command, Command::Serve(_) | Command::All(_)) && state.settings.startup.migrate {
+        crate::db::migrate(&state.db).await?;
+    }
     let result = match command {
         Command::Jobs { command } => {
             let code = modes::jobs::run(&state, command).await;
@@ -376,16 +380,10 @@ async fn dispatch(
             return Ok(code);
         }
         Command::Serve(_) => {
-            if state.settings.startup.migrate {
-                crate::db::migrate(&state.db).await?;
-            }
             let listener = crate::http::bind(host, port.unwrap_or(8080)).await?;
             modes::serve::run(state.clone(), listener, shutdown).await
         }
         Command::All(_) => {
-            if state.settings.startup.migrate {
-                crate::db::migrate(&state.db).await?;
-            }
             let listener = crate::http::bind(host, port.unwrap_or(8080)).await?;
             modes::all::run(state.clone(), listener, shutdown).await
         }
