@@ -10,6 +10,7 @@ use serde_json::Value;
 use crate::common::{
     ADMIN_TOKEN, Process, RedisKeys, Reply, TestDb, blocking_call, environment, server_redis_url,
 };
+use crate::lifecycle::is_migrated;
 
 fn admin(method: &str, app: &Process, path: &str, body: Option<&str>) -> Reply {
     blocking_call(
@@ -36,10 +37,10 @@ fn wait_until(read: impl Fn() -> Value, done: impl Fn(&Value) -> bool) -> Value 
 }
 
 /// A signing secret for `http` jobs, which `app dev` would have generated.
-const SIGNING_SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+pub(crate) const SIGNING_SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
 
 /// The environment of a production deployment: every secret a part needs, set by hand.
-fn production(db: &TestDb) -> BTreeMap<String, String> {
+pub(crate) fn production(db: &TestDb) -> BTreeMap<String, String> {
     let mut env = environment(&db.url, &server_redis_url());
     env.insert("OUTBOUND_SIGNING_SECRET".into(), SIGNING_SECRET.into());
     env
@@ -143,23 +144,11 @@ fn all_migrates_only_when_asked_and_narrows_its_queues_by_flag() {
     let _keys = RedisKeys(env["REDIS_KEY_PREFIX"].clone());
 
     let mut plain = Process::start(&["all"], &env);
-    let migrations = |rt: &tokio::runtime::Runtime| -> bool {
-        rt.block_on(async {
-            let pool = db.pool().await;
-            let exists: Option<String> =
-                sqlx::query_scalar("SELECT to_regclass('instances')::text")
-                    .fetch_one(&pool)
-                    .await
-                    .unwrap();
-            pool.close().await;
-            exists.is_some()
-        })
-    };
-    let untouched = !migrations(&rt);
+    let untouched = !is_migrated(&rt, &db);
     plain.signal(libc::SIGTERM);
     plain.wait_exit(Duration::from_secs(30));
     let mut asked = Process::start(&["all", "--migrate", "--queues", "default,mails"], &env);
-    let migrated = migrations(&rt);
+    let migrated = is_migrated(&rt, &db);
     let health = blocking_call("GET", &asked.url("/api/health"), &[], None);
     asked.signal(libc::SIGTERM);
     let status = asked.wait_exit(Duration::from_secs(30));

@@ -9,9 +9,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use crate::common::{
-    ADMIN_TOKEN, Process, RedisKeys, TestDb, blocking_call, environment, server_redis_url,
-};
+use crate::common::{ADMIN_TOKEN, Process, RedisKeys, TestDb, blocking_call};
 use crate::realtime::{Client, publish};
 
 fn admin(app: &Process, method: &str, path: &str, body: Option<Value>) -> Value {
@@ -97,11 +95,7 @@ fn every_metric_the_dashboard_and_the_alert_rules_name_is_exported_in_valid_prom
 
     let rt = tokio::runtime::Runtime::new().unwrap();
     let db = rt.block_on(TestDb::migrated());
-    let mut env = environment(&db.url, &server_redis_url());
-    env.insert(
-        "OUTBOUND_SIGNING_SECRET".into(),
-        "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw".into(),
-    );
+    let env = crate::all::production(&db);
     let _keys = RedisKeys(env["REDIS_KEY_PREFIX"].clone());
     let mut app = Process::start(&["all"], &env);
 

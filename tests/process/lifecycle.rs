@@ -242,7 +242,7 @@ fn dev_prints_the_app_secret_it_generates_so_a_backend_can_mint_tokens() {
 }
 
 /// Whether the first migration's table exists in `db`.
-fn is_migrated(rt: &tokio::runtime::Runtime, db: &TestDb) -> bool {
+pub(crate) fn is_migrated(rt: &tokio::runtime::Runtime, db: &TestDb) -> bool {
     rt.block_on(async {
         let pool = db.pool().await;
         let exists: Option<String> = sqlx::query_scalar("SELECT to_regclass('instances')::text")
