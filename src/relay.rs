@@ -200,6 +200,8 @@ impl Relay {
             jobs.extend(deliveries::first_round(&event, made));
             events.push(event);
         }
+        // An event's jobs are adjacent (made event by event above), so `dedup` leaves each
+        // event with deliveries once.
         let mut waiting: Vec<&str> = jobs.iter().map(|j| j.event_id.as_str()).collect();
         waiting.dedup();
         self.publish(&events).await?;
