@@ -96,6 +96,48 @@ ensure_redis() {
   export REDIS_URL="redis://127.0.0.1:$REDIS_PORT"
 }
 
+# A 3-master Redis Cluster from the same redis-server, on REDIS_CLUSTER_PORTS (7001-7003
+# unless set), for the suites' cluster pass: started unless SWITCHYARD_TEST_REDIS_CLUSTER
+# already names one. Exports SWITCHYARD_TEST_REDIS_CLUSTER, the seeds.
+ensure_redis_cluster() {
+  if [ -n "${SWITCHYARD_TEST_REDIS_CLUSTER:-}" ]; then
+    say "Redis Cluster: using SWITCHYARD_TEST_REDIS_CLUSTER from the environment"
+    return
+  fi
+  command -v redis-server >/dev/null || apt_install redis-server
+  local ports="${REDIS_CLUSTER_PORTS:-7001 7002 7003}" dir="${TMPDIR:-/tmp}/switchyard-redis-cluster"
+  local first="${ports%% *}" seeds="" port
+  for port in $ports; do seeds="$seeds${seeds:+,}redis://127.0.0.1:$port"; done
+  export SWITCHYARD_TEST_REDIS_CLUSTER="$seeds"
+  if redis-cli -p "$first" cluster info 2>/dev/null | grep -q 'cluster_state:ok'; then
+    return
+  fi
+  say "starting a 3-master Redis Cluster on ports $ports"
+  mkdir -p "$dir"
+  for port in $ports; do
+    if ! redis-cli -p "$port" ping >/dev/null 2>&1; then
+      rm -f "$dir/nodes-$port.conf"
+      redis-server --port "$port" --bind 127.0.0.1 --cluster-enabled yes \
+        --cluster-config-file "$dir/nodes-$port.conf" --cluster-node-timeout 5000 \
+        --dir "$dir" --save '' --appendonly no --daemonize yes \
+        --logfile "$dir/redis-$port.log" >/dev/null
+    fi
+  done
+  for port in $ports; do
+    for _ in $(seq 1 50); do redis-cli -p "$port" ping >/dev/null 2>&1 && break; sleep 0.1; done
+  done
+  local nodes=""
+  for port in $ports; do nodes="$nodes 127.0.0.1:$port"; done
+  # shellcheck disable=SC2086 # one argument per node
+  redis-cli --cluster create $nodes --cluster-replicas 0 --cluster-yes >/dev/null
+  for _ in $(seq 1 100); do
+    redis-cli -p "$first" cluster info | grep -q 'cluster_state:ok' && return
+    sleep 0.1
+  done
+  echo "the Redis Cluster did not become ready; see $dir" >&2
+  exit 1
+}
+
 # The file tests' S3 path runs against moto's S3 server (PyPI moto[server]), started here
 # on S3_TEST_PORT unless SWITCHYARD_TEST_S3_ENDPOINT points elsewhere. Only test.sh calls it.
 ensure_s3() {

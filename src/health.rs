@@ -110,7 +110,7 @@ impl HealthMonitor {
     pub async fn check(
         &self,
         db: &PgPool,
-        redis: &deadpool_redis::Pool,
+        redis: &crate::redis::Redis,
         storage: &Storage,
     ) -> HealthReport {
         let limit = self.limit;

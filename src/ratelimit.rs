@@ -9,7 +9,8 @@ use std::time::Duration;
 
 use anyhow::Context;
 use redis::Script;
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+
+use crate::redis::Multiplexed;
 
 /// GCRA. KEYS[1] the budget; ARGV[1] the emission interval and ARGV[2] the burst
 /// tolerance, both in microseconds. Returns {allowed, retry_after_us, full_in_us}.
@@ -59,27 +60,20 @@ pub struct Decision {
 /// pipelined connection costs a fraction of a pooled one per call.
 #[derive(Clone)]
 pub struct Limiter {
-    conn: ConnectionManager,
+    conn: Multiplexed,
     prefix: String,
     script: Script,
 }
 
 impl Limiter {
-    /// Prepares the connection; it is made at the first decision and remade after a
-    /// failure.
-    pub fn connect(url: &str, timeout: Duration, key_prefix: &str) -> anyhow::Result<Self> {
-        let client = redis::Client::open(url).context("REDIS_URL is not a usable Redis URL")?;
-        let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(timeout))
-            .set_response_timeout(Some(timeout))
-            .set_number_of_retries(1);
-        let conn = ConnectionManager::new_lazy_with_config(client, config)
-            .context("failed to prepare the rate limiter's Redis connection")?;
-        Ok(Self {
+    /// Decides over `conn` (one made at the first decision and remade after a failure),
+    /// under `key_prefix`.
+    pub fn new(conn: Multiplexed, key_prefix: &str) -> Self {
+        Self {
             conn,
             prefix: format!("{key_prefix}ratelimit:"),
             script: Script::new(GCRA),
-        })
+        }
     }
 
     /// Counts one request of `who` against `budget`.

@@ -33,7 +33,7 @@ pub struct Shared {
     pub settings: Settings,
     pub identity: Identity,
     pub db: PgPool,
-    pub redis: deadpool_redis::Pool,
+    pub redis: crate::redis::Redis,
     /// Renders the Prometheus text for `/metrics`.
     pub metrics: PrometheusHandle,
     /// Request counts and latencies, recorded by the HTTP edge.
@@ -99,15 +99,15 @@ impl AppState {
         settings: Settings,
         identity: Identity,
         db: PgPool,
-        redis: deadpool_redis::Pool,
+        redis: crate::redis::Redis,
     ) -> anyhow::Result<Self> {
-        let queues = Queues::connect(
-            settings.redis.url.expose(),
-            settings.redis.timeout(),
+        let queues = Queues::new(
+            redis.multiplexed(&settings.redis, 2)?,
             &settings.redis.key_prefix,
+            &settings.jobs.queues,
             std::time::Duration::from_secs(settings.jobs.idempotency_window_seconds),
             std::time::Duration::from_secs(settings.jobs.retention_seconds),
-        )?;
+        );
         let outbound = Outbound::new(&settings.outbound);
         let storage = Storage::open(&settings.storage, settings.app.secret.as_ref())?;
         let realtime = History::new(
@@ -117,11 +117,10 @@ impl AppState {
         );
         let sealer = Sealer::new(&settings.encryption);
         let keys = crate::auth::keys::Verifier::new(db.clone(), &settings.encryption);
-        let limiter = crate::ratelimit::Limiter::connect(
-            settings.redis.url.expose(),
-            settings.redis.timeout(),
+        let limiter = crate::ratelimit::Limiter::new(
+            redis.multiplexed(&settings.redis, 1)?,
             &settings.redis.key_prefix,
-        )?;
+        );
         let sessions = crate::auth::sessions::Sessions::new(
             redis.clone(),
             &settings.redis.key_prefix,

@@ -10,16 +10,21 @@
 //! driver crash <ids-file> <kill-times-file> <dead-in-postgres>
 //!                                               lost jobs, repeated runs, recovery time
 //!
-//! SLEEP_MS in the environment makes each enqueued job sleep that long.
+//! SLEEP_MS in the environment makes each enqueued job sleep that long. QUEUES (comma-
+//! separated, `default` unless set) spreads the jobs over those queues in turn.
+//! REDIS_CLUSTER_URLS, when set, runs it against a Redis Cluster instead of REDIS_URL.
+//! An ids file holds one `<queue> <id>` line per job.
 
 use std::time::{Duration, Instant};
 
 use deadpool_redis::redis;
+use switchyard::config::{RedisSettings, SecretUrl};
 use switchyard::queue::{NewJob, Queues, now_ms};
+use switchyard::redis::Multiplexed;
 
-fn noop() -> NewJob {
+fn noop_on(queue: &str) -> NewJob {
     NewJob {
-        queue: "default".into(),
+        queue: queue.into(),
         kind: "noop".into(),
         payload: serde_json::value::to_raw_value(
             &serde_json::json!({"sleep_ms": env("SLEEP_MS", "0").parse::<u64>().unwrap_or(0)}),
@@ -38,32 +43,64 @@ fn env(name: &str, default: &str) -> String {
     std::env::var(name).unwrap_or_else(|_| default.to_owned())
 }
 
+/// The queues jobs go to, in turn.
+fn queue_names() -> Vec<String> {
+    env("QUEUES", "default")
+        .split(',')
+        .map(|q| q.trim().to_owned())
+        .filter(|q| !q.is_empty())
+        .collect()
+}
+
+/// The `i`th job: on the queues in turn.
+fn noop_at(names: &[String], i: usize) -> NewJob {
+    noop_on(&names[i % names.len()])
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let mut config = deadpool_redis::Config::from_url(env("REDIS_URL", "redis://127.0.0.1:6379"));
-    config.pool = Some(deadpool_redis::PoolConfig::new(64));
-    let pool = config.create_pool(Some(deadpool_redis::Runtime::Tokio1))?;
     let prefix = env("REDIS_KEY_PREFIX", "bench:");
-    let queues = Queues::connect(
-        &env("REDIS_URL", "redis://127.0.0.1:6379"),
-        Duration::from_secs(5),
+    let cluster_urls = env("REDIS_CLUSTER_URLS", "")
+        .split(',')
+        .filter(|u| !u.is_empty())
+        .map(SecretUrl::parse)
+        .collect::<Result<Vec<_>, _>>()?;
+    let settings = RedisSettings {
+        url: SecretUrl::parse(&env("REDIS_URL", "redis://127.0.0.1:6379"))?,
+        pool_size: 64,
+        timeout_seconds: 5,
+        key_prefix: prefix.clone(),
+        cluster_urls,
+    };
+    let redis = switchyard::redis::connect(&settings, Duration::from_secs(5)).await?;
+    let conn = redis.multiplexed(&settings, 2)?;
+    let names = queue_names();
+    let queues = Queues::new(
+        conn.clone(),
         &prefix,
+        &names,
         Duration::from_secs(60),
         Duration::from_secs(3600),
-    )
-    .unwrap();
+    );
     match args.first().map(String::as_str) {
         Some("enqueue") => {
             let n: usize = args[1].parse()?;
             let began = Instant::now();
             let ids = if args[2] == "batch" {
                 let mut ids = Vec::with_capacity(n);
-                let batch = vec![noop(); 1000];
                 while ids.len() < n {
                     let take = (n - ids.len()).min(1000);
-                    let made = queues.enqueue_batch(&batch[..take], now_ms()).await?;
-                    ids.extend(made.into_iter().map(|e| e.id));
+                    let batch: Vec<NewJob> = (ids.len()..ids.len() + take)
+                        .map(|i| noop_at(&names, i))
+                        .collect();
+                    let made = queues.enqueue_batch(&batch, now_ms()).await?;
+                    ids.extend(
+                        batch
+                            .iter()
+                            .zip(made)
+                            .map(|(job, e)| format!("{} {}", job.queue, e.id)),
+                    );
                 }
                 ids
             } else {
@@ -71,11 +108,14 @@ async fn main() -> anyhow::Result<()> {
                 let mut tasks = Vec::new();
                 for worker in 0..64 {
                     let queues = queues.clone();
+                    let names = names.clone();
                     let share = n / 64 + usize::from(worker < n % 64);
                     tasks.push(tokio::spawn(async move {
                         let mut ids = Vec::with_capacity(share);
-                        for _ in 0..share {
-                            ids.push(queues.enqueue(&noop(), now_ms()).await?.id);
+                        for i in 0..share {
+                            let job = noop_at(&names, worker + i);
+                            let id = queues.enqueue(&job, now_ms()).await?.id;
+                            ids.push(format!("{} {id}", job.queue));
                         }
                         anyhow::Ok(ids)
                     }));
@@ -99,20 +139,24 @@ async fn main() -> anyhow::Result<()> {
             let ids = read_ids(&args[1])?;
             let deadline = Instant::now() + Duration::from_secs(args[2].parse()?);
             loop {
-                let c = &queues.counts(&["default".to_owned()], now_ms()).await?[0];
-                if c.ready + c.scheduled + c.running + c.retrying == 0 {
+                let counts = queues.counts(&names, now_ms()).await?;
+                let c = &counts
+                    .iter()
+                    .map(|c| c.ready + c.scheduled + c.running + c.retrying)
+                    .sum::<u64>();
+                if *c == 0 {
                     break;
                 }
                 anyhow::ensure!(Instant::now() < deadline, "jobs still pending: {c:?}");
                 tokio::time::sleep(Duration::from_millis(20)).await;
             }
-            let done = count_state(&pool, &prefix, &ids, "succeeded").await?;
+            let done = count_state(&conn, &prefix, &ids, "succeeded").await?;
             anyhow::ensure!(done == ids.len(), "only {done} of {} succeeded", ids.len());
             println!("{}", serde_json::json!({"succeeded": ids.len()}));
         }
         Some("drain") => {
             let ids = read_ids(&args[1])?;
-            let times = timestamps(&pool, &prefix, &ids).await?;
+            let times = timestamps(&conn, &prefix, &ids).await?;
             let first = times.iter().map(|t| t.1).min().unwrap_or(0);
             let last = times.iter().map(|t| t.2).max().unwrap_or(0);
             let seconds = (last - first).max(1) as f64 / 1000.0;
@@ -128,14 +172,16 @@ async fn main() -> anyhow::Result<()> {
             let mut ids = Vec::new();
             for _ in 0..rate * seconds {
                 tick.tick().await;
-                ids.push(queues.enqueue(&noop(), now_ms()).await?.id);
+                let job = noop_at(&names, ids.len());
+                let id = queues.enqueue(&job, now_ms()).await?.id;
+                ids.push(format!("{} {id}", job.queue));
             }
             std::fs::write(&args[3], ids.join("\n"))?;
             println!("{}", serde_json::json!({"jobs": ids.len()}));
         }
         Some("latency") => {
             let ids = read_ids(&args[1])?;
-            let mut waits: Vec<i64> = timestamps(&pool, &prefix, &ids)
+            let mut waits: Vec<i64> = timestamps(&conn, &prefix, &ids)
                 .await?
                 .into_iter()
                 .map(|(created, started, _)| started - created)
@@ -153,34 +199,24 @@ async fn main() -> anyhow::Result<()> {
                 .lines()
                 .filter_map(|l| l.trim().parse().ok())
                 .collect();
-            let mut conn = pool.get().await?;
             let mut lost = 0;
             let mut dead = 0;
             let mut rerun_starts: Vec<i64> = Vec::new();
             let mut all_starts: Vec<i64> = Vec::new();
-            for chunk in ids.chunks(5000) {
-                let mut pipe = redis::pipe();
-                for id in chunk {
-                    pipe.cmd("HMGET")
-                        .arg(format!("{prefix}job:{id}"))
-                        .arg("state")
-                        .arg("lapses")
-                        .arg("started_ms");
+            let rows = fields(&conn, &prefix, &ids, &["state", "lapses", "started_ms"]).await?;
+            for row in rows {
+                let number = |i: usize| row[i].as_deref().and_then(|v| v.parse::<i64>().ok());
+                let (lapses, started) = (number(1), number(2));
+                match row[0].as_deref() {
+                    Some("succeeded") => {}
+                    // Dead by the three-lapses rule, still in Redis's outbox.
+                    Some("dead") => dead += 1,
+                    // Gone from Redis: moved to Postgres once dead, or lost.
+                    _ => lost += 1,
                 }
-                let rows: Vec<(Option<String>, Option<i64>, Option<i64>)> =
-                    pipe.query_async(&mut conn).await?;
-                for (state, lapses, started) in rows {
-                    match state.as_deref() {
-                        Some("succeeded") => {}
-                        // Dead by the three-lapses rule, still in Redis's outbox.
-                        Some("dead") => dead += 1,
-                        // Gone from Redis: moved to Postgres once dead, or lost.
-                        _ => lost += 1,
-                    }
-                    all_starts.extend(started);
-                    if lapses.unwrap_or(0) > 0 {
-                        rerun_starts.extend(started);
-                    }
+                all_starts.extend(started);
+                if lapses.unwrap_or(0) > 0 {
+                    rerun_starts.extend(started);
                 }
             }
             // Jobs Postgres holds as dead are accounted for, not lost.
@@ -225,54 +261,84 @@ async fn main() -> anyhow::Result<()> {
     Ok(())
 }
 
-fn read_ids(path: &str) -> anyhow::Result<Vec<String>> {
-    Ok(std::fs::read_to_string(path)?
+/// `(queue, id)` per line of an ids file.
+fn read_ids(path: &str) -> anyhow::Result<Vec<(String, String)>> {
+    std::fs::read_to_string(path)?
         .lines()
-        .map(str::to_owned)
-        .collect())
+        .map(|line| {
+            let (queue, id) = line
+                .split_once(' ')
+                .ok_or_else(|| anyhow::anyhow!("{path}: not a `<queue> <id>` line: {line}"))?;
+            Ok((queue.to_owned(), id.to_owned()))
+        })
+        .collect()
+}
+
+/// The given fields of every job, in the ids' order: pipelines of one queue each (one
+/// cluster slot), 5,000 jobs at a time.
+async fn fields(
+    conn: &Multiplexed,
+    prefix: &str,
+    ids: &[(String, String)],
+    names: &[&str],
+) -> anyhow::Result<Vec<Vec<Option<String>>>> {
+    let mut out = Vec::with_capacity(ids.len());
+    for chunk in ids.chunks(5000) {
+        let pipes: Vec<redis::Pipeline> = chunk
+            .iter()
+            .map(|(queue, id)| {
+                let mut pipe = redis::pipe();
+                pipe.cmd("HMGET")
+                    .arg(format!("{prefix}{{q:{queue}}}:job:{id}"))
+                    .arg(names);
+                pipe
+            })
+            .collect();
+        for reply in conn.pipelines(&pipes).await? {
+            for value in reply {
+                out.push(redis::from_redis_value(value)?);
+            }
+        }
+    }
+    Ok(out)
 }
 
 async fn count_state(
-    pool: &deadpool_redis::Pool,
+    conn: &Multiplexed,
     prefix: &str,
-    ids: &[String],
+    ids: &[(String, String)],
     state: &str,
 ) -> anyhow::Result<usize> {
-    let mut conn = pool.get().await?;
-    let mut done = 0;
-    for chunk in ids.chunks(5000) {
-        let mut pipe = redis::pipe();
-        for id in chunk {
-            pipe.hget(format!("{prefix}job:{id}"), "state");
-        }
-        let states: Vec<Option<String>> = pipe.query_async(&mut conn).await?;
-        done += states
-            .iter()
-            .filter(|s| s.as_deref() == Some(state))
-            .count();
-    }
-    Ok(done)
+    let rows = fields(conn, prefix, ids, &["state"]).await?;
+    Ok(rows
+        .iter()
+        .filter(|row| row[0].as_deref() == Some(state))
+        .count())
 }
 
 /// (created, started, finished) in ms for each job.
 async fn timestamps(
-    pool: &deadpool_redis::Pool,
+    conn: &Multiplexed,
     prefix: &str,
-    ids: &[String],
+    ids: &[(String, String)],
 ) -> anyhow::Result<Vec<(i64, i64, i64)>> {
-    let mut conn = pool.get().await?;
-    let mut out = Vec::with_capacity(ids.len());
-    for chunk in ids.chunks(5000) {
-        let mut pipe = redis::pipe();
-        for id in chunk {
-            pipe.cmd("HMGET")
-                .arg(format!("{prefix}job:{id}"))
-                .arg("created_ms")
-                .arg("started_ms")
-                .arg("finished_ms");
-        }
-        let rows: Vec<(i64, i64, i64)> = pipe.query_async(&mut conn).await?;
-        out.extend(rows);
-    }
-    Ok(out)
+    let rows = fields(
+        conn,
+        prefix,
+        ids,
+        &["created_ms", "started_ms", "finished_ms"],
+    )
+    .await?;
+    Ok(rows
+        .iter()
+        .map(|row| {
+            let number = |i: usize| {
+                row[i]
+                    .as_deref()
+                    .and_then(|v| v.parse::<i64>().ok())
+                    .unwrap_or(0)
+            };
+            (number(0), number(1), number(2))
+        })
+        .collect())
 }

@@ -45,13 +45,13 @@ pub struct Session {
 /// Sessions under `<prefix>console:session:`.
 #[derive(Clone)]
 pub struct Sessions {
-    redis: deadpool_redis::Pool,
+    redis: crate::redis::Redis,
     prefix: String,
     lifetime: Duration,
 }
 
 impl Sessions {
-    pub fn new(redis: deadpool_redis::Pool, key_prefix: &str, lifetime: Duration) -> Self {
+    pub fn new(redis: crate::redis::Redis, key_prefix: &str, lifetime: Duration) -> Self {
         Self {
             redis,
             prefix: format!("{key_prefix}console:session:"),

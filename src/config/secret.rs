@@ -140,6 +140,22 @@ impl<'de> Deserialize<'de> for SecretUrl {
     }
 }
 
+/// A list of URLs, as `["a", "b"]` from a file or `a,b` from an environment variable;
+/// an error names the entry's position, never its text.
+pub(crate) fn url_list<'de, D: Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Vec<SecretUrl>, D::Error> {
+    super::list_or_csv(deserializer)?
+        .iter()
+        .enumerate()
+        .map(|(i, raw)| {
+            Url::parse(raw).map(SecretUrl).map_err(|e| {
+                serde::de::Error::custom(format!("entry {} is not a valid URL ({e})", i + 1))
+            })
+        })
+        .collect()
+}
+
 /// Environment values arrive typed by figment's guess (`12345` becomes a number), but a
 /// token made of digits is still a string.
 fn string_like<'de, D: Deserializer<'de>>(deserializer: D) -> Result<String, D::Error> {

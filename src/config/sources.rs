@@ -53,6 +53,7 @@ pub const ENVIRONMENT: &[(&str, &str)] = &[
     ("REDIS_POOL_SIZE", "redis.pool_size"),
     ("REDIS_TIMEOUT_SECONDS", "redis.timeout_seconds"),
     ("REDIS_KEY_PREFIX", "redis.key_prefix"),
+    ("REDIS_CLUSTER_URLS", "redis.cluster_urls"),
     (
         "STARTUP_DEPENDENCY_WAIT_SECONDS",
         "startup.dependency_wait_seconds",

@@ -25,12 +25,31 @@ pub struct RedisSettings {
     pub timeout_seconds: u64,
     /// Prepended to every key, so several deployments (or tests) share one Redis.
     pub key_prefix: String,
+    /// Seed nodes of a Redis Cluster. When set, Switchyard talks to the cluster they
+    /// belong to and `url` is not used.
+    #[serde(default, deserialize_with = "super::secret::url_list")]
+    pub cluster_urls: Vec<SecretUrl>,
 }
 
 impl RedisSettings {
     /// How long one command may take.
     pub fn timeout(&self) -> Duration {
         Duration::from_secs(self.timeout_seconds)
+    }
+
+    /// Whether the settings name a Redis Cluster rather than one server.
+    pub fn is_cluster(&self) -> bool {
+        !self.cluster_urls.is_empty()
+    }
+
+    /// Where Redis is, for messages: one server's `host:port`, or the cluster's seeds.
+    pub fn endpoint(&self) -> String {
+        if self.is_cluster() {
+            let seeds: Vec<String> = self.cluster_urls.iter().map(SecretUrl::endpoint).collect();
+            format!("the cluster at {}", seeds.join(","))
+        } else {
+            self.url.endpoint()
+        }
     }
 }
 
@@ -51,6 +70,24 @@ pub(super) fn validate(database: &DatabaseSettings, redis: &RedisSettings) -> Ch
             "redis.url",
             format!("scheme must be redis://, rediss:// or unix://, not {scheme}://"),
         ));
+    }
+    for (i, seed) in redis.cluster_urls.iter().enumerate() {
+        let scheme = seed.url().scheme();
+        if scheme != "redis" && scheme != "rediss" {
+            return Err((
+                "redis.cluster_urls",
+                format!(
+                    "entry {}: scheme must be redis:// or rediss://, not {scheme}://",
+                    i + 1
+                ),
+            ));
+        }
+        if seed.url().host().is_none() {
+            return Err((
+                "redis.cluster_urls",
+                format!("entry {}: the URL names no host", i + 1),
+            ));
+        }
     }
     if database.max_connections == 0 {
         return Err(("database.max_connections", "must be at least 1".into()));

@@ -86,7 +86,7 @@ async fn enqueue(
     let job = request.into_job(&state.settings.jobs, now)?;
     handled(&state, &job).await?;
     let enqueued = state.queues.enqueue(&job, now).await?;
-    let mut view = match state.queues.get(&enqueued.id).await? {
+    let mut view = match state.queues.get_in(&job.queue, &enqueued.id).await? {
         Some(record) => JobView::from(record),
         None => match find(&state, &enqueued.id).await? {
             Some(view) => view,

@@ -107,8 +107,8 @@ async fn metrics_json(State(state): State<AppState>) -> Result<axum::Json<Metric
             pool_available: pool.available,
             pool_max: pool.max_size,
             pool_waiting: pool.waiting,
-            used_memory_bytes: info.get("used_memory").and_then(|v| v.parse().ok()),
-            connected_clients: info.get("connected_clients").and_then(|v| v.parse().ok()),
+            used_memory_bytes: info.get("used_memory").copied(),
+            connected_clients: info.get("connected_clients").copied(),
         },
         queues: {
             let names = &state.settings.jobs.queues;
@@ -146,26 +146,28 @@ async fn prometheus(State(state): State<AppState>) -> impl IntoResponse {
     )
 }
 
-/// `INFO` fields of interest; empty when Redis does not answer within the health bound.
-async fn redis_info(state: &AppState) -> BTreeMap<String, String> {
-    let query = async {
-        let mut conn = state.redis.get().await.ok()?;
-        deadpool_redis::redis::cmd("INFO")
-            .arg("memory")
-            .arg("clients")
-            .query_async::<String>(&mut conn)
-            .await
-            .ok()
-    };
-    let text = tokio::time::timeout(state.settings.health.check_timeout(), query)
-        .await
-        .ok()
-        .flatten()
-        .unwrap_or_default();
-    text.lines()
+/// Numeric `INFO` fields of interest, summed over the servers (a cluster's primaries);
+/// empty when Redis does not answer within the health bound.
+async fn redis_info(state: &AppState) -> BTreeMap<String, u64> {
+    let texts = tokio::time::timeout(
+        state.settings.health.check_timeout(),
+        state.redis.info(&["memory", "clients"]),
+    )
+    .await
+    .ok()
+    .and_then(Result::ok)
+    .unwrap_or_default();
+    let mut sums = BTreeMap::new();
+    for (key, value) in texts
+        .iter()
+        .flat_map(|text| text.lines())
         .filter_map(|line| line.split_once(':'))
-        .map(|(k, v)| (k.to_owned(), v.trim().to_owned()))
-        .collect()
+    {
+        if let Ok(value) = value.trim().parse::<u64>() {
+            *sums.entry(key.to_owned()).or_insert(0) += value;
+        }
+    }
+    sums
 }
 
 fn load_average() -> Option<[f64; 3]> {

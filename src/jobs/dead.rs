@@ -49,8 +49,17 @@ fn at(ms: i64) -> DateTime<Utc> {
 /// Redis. Returns how many were moved.
 pub async fn move_outbox(db: &PgPool, queues: &Queues) -> anyhow::Result<usize> {
     let mut moved = 0;
+    for queue in queues.names() {
+        moved += move_queue_outbox(db, queues, queue).await?;
+    }
+    Ok(moved)
+}
+
+/// [`move_outbox`] for one queue's outbox.
+async fn move_queue_outbox(db: &PgPool, queues: &Queues, queue: &str) -> anyhow::Result<usize> {
+    let mut moved = 0;
     loop {
-        let batch = queues.dead_outbox_batch(OUTBOX_BATCH).await?;
+        let batch = queues.dead_outbox_batch(queue, OUTBOX_BATCH).await?;
         if batch.is_empty() {
             return Ok(moved);
         }
@@ -91,7 +100,7 @@ pub async fn move_outbox(db: &PgPool, queues: &Queues) -> anyhow::Result<usize> 
         crate::events::record(&mut tx, &died).await?;
         tx.commit().await.context("failed to commit dead jobs")?;
         let ids: Vec<String> = batch.iter().map(|job| job.id.clone()).collect();
-        queues.forget_dead(&ids).await?;
+        queues.forget_dead(queue, &ids).await?;
         moved += ids.len();
     }
 }

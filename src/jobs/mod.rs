@@ -78,7 +78,7 @@ pub struct JobContext {
 #[derive(Clone)]
 pub struct Services {
     pub db: PgPool,
-    pub redis: deadpool_redis::Pool,
+    pub redis: crate::redis::Redis,
     pub outbound: Outbound,
     pub storage: Storage,
 }

@@ -5,7 +5,6 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::Context;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
@@ -61,14 +60,13 @@ pub async fn engine(
     realtime: Arc<Realtime>,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
-    let client = deadpool_redis::redis::Client::open(state.settings.redis.url.expose())
-        .context("REDIS_URL is not a usable Redis URL")?;
+    let source = crate::realtime::subscription::Source::new(&state.settings.redis)?;
     let stop_subscriber = CancellationToken::new();
     let mut subscriber = tokio::spawn(
         realtime
             .hub
             .clone()
-            .run_subscriber(client, stop_subscriber.clone()),
+            .run_subscriber(source, stop_subscriber.clone()),
     );
     let reporter = tokio::spawn(report_to_redis(
         state.clone(),

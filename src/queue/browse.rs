@@ -46,49 +46,51 @@ pub enum JobState {
 const PER_MINUTE: i64 = 60_000 / WINDOW_MS;
 
 impl Queues {
-    /// Each queue's counts, in one round trip.
+    /// Each queue's counts, in one round trip (one per queue, concurrently, on a
+    /// cluster).
     pub async fn counts(&self, queues: &[String], now_ms: i64) -> anyhow::Result<Vec<QueueCounts>> {
         let windows: Vec<i64> = (0..PER_MINUTE).map(|i| now_ms - i * WINDOW_MS).collect();
-        let mut pipe = redis::pipe();
-        for queue in queues {
-            pipe.llen(self.key(queue, "ready"))
-                .zcard(self.key(queue, "scheduled"))
-                .zcard(self.key(queue, "leased"))
-                .zcard(self.key(queue, "retry"));
-            for what in ["succeeded", "failed"] {
-                pipe.mget(self.counters(queue, what, &windows));
-            }
-        }
-        let mut conn = self.conn.clone();
+        let pipes: Vec<redis::Pipeline> = queues
+            .iter()
+            .map(|queue| {
+                let mut pipe = redis::pipe();
+                pipe.llen(self.key(queue, "ready"))
+                    .zcard(self.key(queue, "scheduled"))
+                    .zcard(self.key(queue, "leased"))
+                    .zcard(self.key(queue, "retry"));
+                for what in ["succeeded", "failed"] {
+                    pipe.mget(self.counters(queue, what, &windows));
+                }
+                pipe
+            })
+            .collect();
+        let replies = self
+            .conn
+            .pipelines(&pipes)
+            .await
+            .context("failed to count queues")?;
         type Row = (u64, u64, u64, u64, Vec<Option<u64>>, Vec<Option<u64>>);
-        let rows: Vec<Row> = {
-            let flat: Vec<redis::Value> = pipe
-                .query_async(&mut conn)
-                .await
-                .context("failed to count queues")?;
-            flat.chunks(6)
-                .map(|c| redis::from_redis_value(redis::Value::Array(c.to_vec())))
-                .collect::<Result<_, _>>()
-                .context("unexpected queue counts")?
-        };
         let sum = |v: Vec<Option<u64>>| v.into_iter().flatten().sum();
-        Ok(rows
+        replies
             .into_iter()
-            .map(
-                |(ready, scheduled, running, retrying, succeeded, failed)| QueueCounts {
+            .map(|reply| {
+                let (ready, scheduled, running, retrying, succeeded, failed): Row =
+                    redis::from_redis_value(redis::Value::Array(reply))
+                        .context("unexpected queue counts")?;
+                Ok(QueueCounts {
                     ready,
                     scheduled,
                     running,
                     retrying,
                     succeeded_last_minute: sum(succeeded),
                     failed_last_minute: sum(failed),
-                },
-            )
-            .collect())
+                })
+            })
+            .collect()
     }
 
     /// Each queue's attempts per minute over the last `minutes` (at most an hour, what
-    /// the counters are kept for), in one round trip.
+    /// the counters are kept for), in one round trip (one per queue on a cluster).
     pub async fn throughput(
         &self,
         queues: &[String],
@@ -101,15 +103,19 @@ impl Queues {
             .rev()
             .map(|i| now_ms - i * WINDOW_MS)
             .collect();
-        let mut pipe = redis::pipe();
-        for queue in queues {
-            for what in ["succeeded", "failed"] {
-                pipe.mget(self.counters(queue, what, &windows));
-            }
-        }
-        let mut conn = self.conn.clone();
-        let counts: Vec<Vec<Option<u64>>> = pipe
-            .query_async(&mut conn)
+        let pipes: Vec<redis::Pipeline> = queues
+            .iter()
+            .map(|queue| {
+                let mut pipe = redis::pipe();
+                for what in ["succeeded", "failed"] {
+                    pipe.mget(self.counters(queue, what, &windows));
+                }
+                pipe
+            })
+            .collect();
+        let replies = self
+            .conn
+            .pipelines(&pipes)
             .await
             .context("failed to read queue throughput")?;
         let per_minute = |counts: &Vec<Option<u64>>| -> Vec<u64> {
@@ -118,13 +124,18 @@ impl Queues {
                 .map(|minute| minute.iter().flatten().sum())
                 .collect()
         };
-        Ok(counts
-            .chunks(2)
-            .map(|pair| Throughput {
-                succeeded: per_minute(&pair[0]),
-                failed: per_minute(&pair[1]),
+        replies
+            .into_iter()
+            .map(|reply| {
+                let (succeeded, failed): (Vec<Option<u64>>, Vec<Option<u64>>) =
+                    redis::from_redis_value(redis::Value::Array(reply))
+                        .context("unexpected queue throughput")?;
+                Ok(Throughput {
+                    succeeded: per_minute(&succeeded),
+                    failed: per_minute(&failed),
+                })
             })
-            .collect())
+            .collect()
     }
 
     /// Up to `limit` of a queue's jobs in `state` from position `offset` in that state's
@@ -168,7 +179,7 @@ impl Queues {
             .collect();
         let mut reads = redis::pipe();
         for id in &ids {
-            reads.hgetall(format!("{}{id}", self.job_prefix()));
+            reads.hgetall(self.job_key(queue, id));
         }
         let hashes: Vec<std::collections::HashMap<String, String>> = if ids.is_empty() {
             Vec::new()
@@ -188,48 +199,64 @@ impl Queues {
 
     /// How long each queue's next ready job has waited, in milliseconds: since it was
     /// enqueued or, for a delayed one, since it came due. `None` for an empty queue. Two
-    /// round trips however many queues and jobs there are: the head of each ready list,
-    /// then those jobs' times.
+    /// round trips however many queues and jobs there are (on a cluster, one per queue
+    /// each, concurrently): the head of each ready list, then those jobs' times.
     pub async fn oldest_ready(
         &self,
         queues: &[String],
         now_ms: i64,
     ) -> anyhow::Result<Vec<Option<i64>>> {
-        let mut conn = self.conn.clone();
-        let mut heads = redis::pipe();
-        for queue in queues {
-            heads.lindex(self.key(queue, "ready"), 0);
-        }
-        let ids: Vec<Option<String>> = heads
-            .query_async(&mut conn)
+        let heads: Vec<redis::Pipeline> = queues
+            .iter()
+            .map(|queue| {
+                let mut pipe = redis::pipe();
+                pipe.lindex(self.key(queue, "ready"), 0);
+                pipe
+            })
+            .collect();
+        let heads = self
+            .conn
+            .pipelines(&heads)
             .await
             .context("failed to read the heads of the ready lists")?;
-        let mut times = redis::pipe();
-        for id in ids.iter().flatten() {
-            times
-                .cmd("HMGET")
-                .arg(format!("{}{id}", self.job_prefix()))
-                .arg("created_ms")
-                .arg("run_at_ms");
+        let mut ids = Vec::with_capacity(queues.len());
+        for reply in heads {
+            let id: Option<String> = match reply.into_iter().next() {
+                Some(value) => redis::from_redis_value(value).context("unexpected list head")?,
+                None => None,
+            };
+            ids.push(id);
         }
-        let read: Vec<(Option<i64>, Option<i64>)> = if ids.iter().all(Option::is_none) {
-            Vec::new()
-        } else {
-            times
-                .query_async(&mut conn)
-                .await
-                .context("failed to read the oldest ready jobs")?
-        };
-        let mut read = read.into_iter();
-        Ok(ids
+        let times: Vec<redis::Pipeline> = queues
             .iter()
-            .map(|id| {
-                id.as_ref()?;
-                let (created, due) = read.next()?;
-                let since = created.max(due)?;
-                Some((now_ms - since).max(0))
+            .zip(&ids)
+            .map(|(queue, id)| {
+                let mut pipe = redis::pipe();
+                if let Some(id) = id {
+                    pipe.cmd("HMGET")
+                        .arg(self.job_key(queue, id))
+                        .arg("created_ms")
+                        .arg("run_at_ms");
+                }
+                pipe
             })
-            .collect())
+            .collect();
+        let times = self
+            .conn
+            .pipelines(&times)
+            .await
+            .context("failed to read the oldest ready jobs")?;
+        times
+            .into_iter()
+            .map(|reply| {
+                let Some(value) = reply.into_iter().next() else {
+                    return Ok(None);
+                };
+                let (created, due): (Option<i64>, Option<i64>) =
+                    redis::from_redis_value(value).context("unexpected job times")?;
+                Ok(created.max(due).map(|since| (now_ms - since).max(0)))
+            })
+            .collect()
     }
 
     fn counters(&self, queue: &str, what: &str, windows: &[i64]) -> Vec<String> {

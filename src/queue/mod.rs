@@ -9,34 +9,46 @@
 //! moved between by Lua scripts, give leases, delays, retries and per-job state in one
 //! place, with every move atomic and the whole batch in one round trip.
 //!
-//! # Keys (every key starts with `redis.key_prefix`)
-//! - `queue:{q}:ready`: LIST of job ids ready to run, oldest first (RPUSH, LPOP).
-//! - `queue:{q}:scheduled`: ZSET of delayed job ids by the millisecond they become due.
-//! - `queue:{q}:retry`: ZSET of failed job ids by the millisecond their backoff ends. Kept
+//! # Keys
+//! Every key starts with `redis.key_prefix` and then its queue's hash tag, `{q:<queue>}`:
+//! Redis Cluster places a key by the text between its first braces, so all of a queue's
+//! keys, its jobs' records included, live in one slot, and every script below runs on the
+//! one shard that owns it. Different queues spread over the shards. On one server the
+//! tag is only part of the name.
+//! - `{q}:ready`: LIST of job ids ready to run, oldest first (RPUSH, LPOP).
+//! - `{q}:scheduled`: ZSET of delayed job ids by the millisecond they become due.
+//! - `{q}:retry`: ZSET of failed job ids by the millisecond their backoff ends. Kept
 //!   apart from `scheduled` so the API can count retrying jobs.
-//! - `queue:{q}:leased`: ZSET of leases, `{id}|{worker}`, by the millisecond they end. The
+//! - `{q}:leased`: ZSET of leases, `{id}|{worker}`, by the millisecond they end. The
 //!   member names the holder, so finishing a job is one ZREM that fails for any worker but
 //!   the holder. A worker that dies stops renewing its leases; the next fetch on the queue
 //!   finds them lapsed and puts those jobs back at the front of `ready`.
-//! - `queue:{q}:wake`: LIST holding at most one token. Enqueue, a retry, a hand-back and a
-//!   fetch that leaves jobs behind push it; idle workers block on it with BLPOP, so a new
-//!   job starts in about a millisecond without polling, and a sleeping worker shortens its
-//!   sleep to a newly delayed job's due time.
-//! - `queue:{q}:idem:{key}`: STRING, the job id an idempotency key made, with the
-//!   idempotency window as its TTL.
-//! - `queue:{q}:succeeded:{t}` and `queue:{q}:failed:{t}`: counters of attempts finished in
-//!   the 10-second window `t`, kept a little over an hour (the TTL set once, when the
+//! - `{q}:wake`: LIST holding at most one token. Enqueue, a retry, a hand-back and a
+//!   fetch that leaves jobs behind push it; idle workers block on it with BLPOP (see
+//!   [`Waiter`]), so a new job starts in about a millisecond without polling, and a
+//!   sleeping worker shortens its sleep to a newly delayed job's due time.
+//! - `{q}:idem:{key}`: STRING, the job id an idempotency key made, with the idempotency
+//!   window as its TTL. Keys are per queue: the same key on two queues makes two jobs.
+//! - `{q}:succeeded:{t}` and `{q}:failed:{t}`: counters of attempts finished in the
+//!   10-second window `t`, kept a little over an hour (the TTL set once, when the
 //!   window's first attempt makes the key), for the last minute's and the last hour's
 //!   throughput.
-//! - `job:{id}`: HASH with the job (`queue`, `kind`, `payload`, `attempts`, `max_attempts`,
-//!   `timeout_ms`) and its progress (`state`, `worker` for display, `lapses` (leases
-//!   that ran out under it), `last_error`, `errors` as a JSON list, `created_ms`,
-//!   `run_at_ms`, `started_ms`, `finished_ms`, and `keep_s` when the job keeps its record
-//!   for its own time). It expires that long, or the retention setting, after the job
-//!   succeeds or is cancelled.
-//! - `dead`: LIST, the outbox of jobs that died in Redis and are not yet in Postgres. The
-//!   worker copies each to `dead_jobs` (idempotently) and only then removes it here, so a
-//!   crash between the two loses nothing.
+//! - `{q}:job:{id}`: HASH with the job (`queue`, `kind`, `payload`, `attempts`,
+//!   `max_attempts`, `timeout_ms`) and its progress (`state`, `worker` for display,
+//!   `lapses` (leases that ran out under it), `last_error`, `errors` as a JSON list,
+//!   `created_ms`, `run_at_ms`, `started_ms`, `finished_ms`, and `keep_s` when the job
+//!   keeps its record for its own time). It expires that long, or the retention setting,
+//!   after the job succeeds or is cancelled. A job looked up by id alone is sought in
+//!   every declared queue (one round trip on one server, one per queue on a cluster).
+//! - `{q}:dead`: LIST, the queue's outbox of jobs that died in Redis and are not yet in
+//!   Postgres. The worker copies each to `dead_jobs` (idempotently) and only then removes
+//!   it here, so a crash between the two loses nothing.
+//!
+//! Keys that are not a queue's have tags of their own, each one key per operation: the
+//! scheduler's lease and last runs (`scheduler:*`), rate-limit budgets (`ratelimit:*`,
+//! `webhooks:rate:*`), realtime's history and connection-attempt counters (tagged by
+//! channel). Jobs written in the layout before this one (`queue:<q>:*`, `job:<id>`) are
+//! adopted by workers: see `legacy.rs`.
 //!
 //! # Why each operation is atomic
 //! Every operation that touches more than one key is one Lua script, and Redis runs a
@@ -44,25 +56,34 @@
 //! leased (the window that loses Sidekiq's BRPOP and Appwrite's pop-then-set jobs on a
 //! crash), or acknowledged by a worker whose lease another worker has taken over.
 //!
-//! Scripts touch `job:{id}` keys they do not declare, which single-node Redis (Railway's)
-//! allows; Redis Cluster is not supported. Redis 6.2 or newer (ZMSCORE, LPOP with a count). Lease times come from the workers' clocks,
-//! which NTP keeps far closer together than a lease is long.
+//! Scripts declare every key they can name before they run. The job records they reach
+//! from ids they pop (FETCH's leased jobs, say) are not known in advance; those records
+//! carry the queue's tag, so they are in the declared keys' slot, which Redis Cluster
+//! allows a script to touch. Redis 7 or newer (SET with NX and GET; sharded pub/sub for
+//! realtime on a cluster). Lease times come from the workers' clocks, which NTP keeps far
+//! closer together than a lease is long.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use deadpool_redis::redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use deadpool_redis::redis::{self, AsyncCommands};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
+use crate::redis::Multiplexed;
+
 mod backoff;
 mod browse;
+mod legacy;
 mod scripts;
+mod wait;
 
 pub use backoff::Backoff;
 pub use browse::{JobState, QueueCounts, Throughput};
+pub use legacy::adopt as adopt_legacy;
+pub use wait::Waiter;
 
 /// A job to enqueue.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -190,8 +211,10 @@ const WINDOW_MS: i64 = 10_000;
 /// check (a PING round trip that doubled the cost of each fetch and ack).
 #[derive(Clone)]
 pub struct Queues {
-    conn: ConnectionManager,
+    conn: Multiplexed,
     prefix: String,
+    /// The declared queues (`jobs.queues`), where a job looked up by id alone is sought.
+    names: Arc<[String]>,
     /// How long a repeated idempotency key returns the first job.
     idempotency_window: Duration,
     /// How long a succeeded or cancelled job's record stays readable.
@@ -199,40 +222,48 @@ pub struct Queues {
 }
 
 impl Queues {
-    /// Prepares the queues on `url`; the connection opens on first use. `timeout` bounds
-    /// connecting and each reply.
-    pub fn connect(
-        url: &str,
-        timeout: Duration,
+    /// The queues `names` on `conn`, every key under `prefix`.
+    pub fn new(
+        conn: Multiplexed,
         prefix: &str,
+        names: &[String],
         idempotency_window: Duration,
         retention: Duration,
-    ) -> anyhow::Result<Self> {
-        let client = redis::Client::open(url).context("REDIS_URL is not a usable Redis URL")?;
-        let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(timeout))
-            .set_response_timeout(Some(timeout))
-            .set_number_of_retries(2);
-        let conn = ConnectionManager::new_lazy_with_config(client, config)
-            .context("failed to prepare the job queue's Redis connection")?;
-        Ok(Self {
+    ) -> Self {
+        Self {
             conn,
             prefix: prefix.to_owned(),
+            names: names.into(),
             idempotency_window,
             retention,
-        })
+        }
+    }
+
+    /// The declared queues.
+    pub fn names(&self) -> &[String] {
+        &self.names
+    }
+
+    /// The start of every key of `queue`: the prefix and the queue's hash tag, which
+    /// puts all of them in one cluster slot.
+    fn tag(&self, queue: &str) -> String {
+        format!("{}{{q:{queue}}}", self.prefix)
     }
 
     fn key(&self, queue: &str, part: &str) -> String {
-        format!("{}queue:{queue}:{part}", self.prefix)
+        format!("{}:{part}", self.tag(queue))
     }
 
-    fn job_prefix(&self) -> String {
-        format!("{}job:", self.prefix)
+    fn job_prefix(&self, queue: &str) -> String {
+        self.key(queue, "job:")
     }
 
-    fn dead_outbox(&self) -> String {
-        format!("{}dead", self.prefix)
+    fn job_key(&self, queue: &str, id: &str) -> String {
+        format!("{}{id}", self.job_prefix(queue))
+    }
+
+    fn dead_outbox(&self, queue: &str) -> String {
+        self.key(queue, "dead")
     }
 
     fn counter(&self, queue: &str, what: &str, now_ms: i64) -> String {
@@ -272,7 +303,7 @@ impl Queues {
             call.key(self.key(queue, "ready"))
                 .key(self.key(queue, "scheduled"))
                 .key(self.wake_key(queue))
-                .arg(self.job_prefix())
+                .arg(self.job_prefix(queue))
                 .arg(self.key(queue, "idem:"))
                 .arg(now_ms)
                 .arg(queue);
@@ -328,8 +359,8 @@ impl Queues {
             .key(self.key(queue, "retry"))
             .key(self.key(queue, "leased"))
             .key(self.wake_key(queue))
-            .key(self.dead_outbox())
-            .arg(self.job_prefix())
+            .key(self.dead_outbox(queue))
+            .arg(self.job_prefix(queue))
             .arg(now_ms)
             .arg(now_ms + lease.as_millis() as i64)
             .arg(max)
@@ -370,7 +401,7 @@ impl Queues {
         let done: usize = scripts::ACK
             .key(self.key(queue, "leased"))
             .key(self.counter(queue, "succeeded", now_ms))
-            .arg(self.job_prefix())
+            .arg(self.job_prefix(queue))
             .arg(worker)
             .arg(now_ms)
             .arg(self.retention.as_secs().max(1))
@@ -394,7 +425,7 @@ impl Queues {
         let mut conn = self.conn.clone();
         let lost: Vec<String> = scripts::EXTEND
             .key(self.key(queue, "leased"))
-            .arg(self.job_prefix())
+            .arg(self.job_prefix(queue))
             .arg(worker)
             .arg(now_ms + lease.as_millis() as i64)
             .arg(ids)
@@ -420,10 +451,10 @@ impl Queues {
         let state: String = scripts::FAIL
             .key(self.key(queue, "leased"))
             .key(self.key(queue, "retry"))
-            .key(self.dead_outbox())
+            .key(self.dead_outbox(queue))
             .key(self.counter(queue, "failed", now_ms))
             .key(self.wake_key(queue))
-            .arg(self.job_prefix())
+            .arg(self.job_prefix(queue))
             .arg(worker)
             .arg(id)
             .arg(error)
@@ -449,7 +480,7 @@ impl Queues {
             .key(self.key(queue, "leased"))
             .key(self.key(queue, "scheduled"))
             .key(self.wake_key(queue))
-            .arg(self.job_prefix())
+            .arg(self.job_prefix(queue))
             .arg(worker)
             .arg(id)
             .arg(run_at_ms)
@@ -473,7 +504,7 @@ impl Queues {
             .key(self.key(queue, "leased"))
             .key(self.key(queue, "ready"))
             .key(self.wake_key(queue))
-            .arg(self.job_prefix())
+            .arg(self.job_prefix(queue))
             .arg(worker)
             .arg(ids)
             .invoke_async(&mut conn)
@@ -484,15 +515,16 @@ impl Queues {
 
     /// Cancels a job that has not started yet.
     pub async fn cancel(&self, id: &str, now_ms: i64) -> anyhow::Result<Cancel> {
-        let Some(queue) = self.queue_of(id).await? else {
+        let Some(job) = self.get(id).await? else {
             return Ok(Cancel::NotFound);
         };
+        let queue = &job.queue;
         let mut conn = self.conn.clone();
         let outcome: String = scripts::CANCEL
-            .key(self.key(&queue, "ready"))
-            .key(self.key(&queue, "scheduled"))
-            .key(self.key(&queue, "retry"))
-            .arg(self.job_prefix())
+            .key(self.key(queue, "ready"))
+            .key(self.key(queue, "scheduled"))
+            .key(self.key(queue, "retry"))
+            .arg(self.job_prefix(queue))
             .arg(id)
             .arg(now_ms)
             .arg(self.retention.as_secs().max(1))
@@ -506,21 +538,40 @@ impl Queues {
         })
     }
 
-    async fn queue_of(&self, id: &str) -> anyhow::Result<Option<String>> {
-        let mut conn = self.conn.clone();
-        let queue: Option<String> = conn
-            .hget(format!("{}{id}", self.job_prefix()), "queue")
+    /// Everything Redis holds on a job, or `None` when it has no such job (never made,
+    /// past its retention, or moved to Postgres once dead). The id alone does not say
+    /// the queue, so every declared queue is asked: one round trip on one server, one
+    /// per queue, concurrently, on a cluster.
+    pub async fn get(&self, id: &str) -> anyhow::Result<Option<JobRecord>> {
+        let reads: Vec<redis::Pipeline> = self
+            .names
+            .iter()
+            .map(|queue| {
+                let mut pipe = redis::pipe();
+                pipe.hgetall(self.job_key(queue, id));
+                pipe
+            })
+            .collect();
+        let replies = self
+            .conn
+            .pipelines(&reads)
             .await
             .context("failed to read a job")?;
-        Ok(queue)
+        for reply in replies.into_iter().flatten() {
+            let hash: HashMap<String, String> =
+                redis::from_redis_value(reply).context("unexpected job record")?;
+            if let Some(job) = JobRecord::from_hash(id, hash) {
+                return Ok(Some(job));
+            }
+        }
+        legacy::get(self, id).await
     }
 
-    /// Everything Redis holds on a job, or `None` when it has no such job (never made,
-    /// past its retention, or moved to Postgres once dead).
-    pub async fn get(&self, id: &str) -> anyhow::Result<Option<JobRecord>> {
+    /// [`Queues::get`] for a job known to be in `queue`: one read.
+    pub async fn get_in(&self, queue: &str, id: &str) -> anyhow::Result<Option<JobRecord>> {
         let mut conn = self.conn.clone();
         let hash: HashMap<String, String> = conn
-            .hgetall(format!("{}{id}", self.job_prefix()))
+            .hgetall(self.job_key(queue, id))
             .await
             .context("failed to read a job")?;
         Ok(JobRecord::from_hash(id, hash))
@@ -531,34 +582,49 @@ impl Queues {
         Ok(self.get(id).await?.map(|job| job.state))
     }
 
-    /// Up to `limit` jobs in the dead outbox, oldest first, for copying to Postgres.
-    pub async fn dead_outbox_batch(&self, limit: usize) -> anyhow::Result<Vec<JobRecord>> {
+    /// Up to `limit` jobs in `queue`'s dead outbox, oldest first, for copying to Postgres.
+    pub async fn dead_outbox_batch(
+        &self,
+        queue: &str,
+        limit: usize,
+    ) -> anyhow::Result<Vec<JobRecord>> {
         let mut conn = self.conn.clone();
         let ids: Vec<String> = conn
-            .lrange(self.dead_outbox(), 0, limit.max(1) as isize - 1)
+            .lrange(self.dead_outbox(queue), 0, limit.max(1) as isize - 1)
             .await
             .context("failed to read the dead outbox")?;
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut reads = redis::pipe();
+        for id in &ids {
+            reads.hgetall(self.job_key(queue, id));
+        }
+        let hashes: Vec<HashMap<String, String>> = reads
+            .query_async(&mut conn)
+            .await
+            .context("failed to read dead jobs")?;
         let mut jobs = Vec::with_capacity(ids.len());
         let mut gone = Vec::new();
-        for id in ids {
-            match self.get(&id).await? {
+        for (id, hash) in ids.into_iter().zip(hashes) {
+            match JobRecord::from_hash(&id, hash) {
                 Some(job) if job.state == "dead" => jobs.push(job),
                 // Retried or deleted meanwhile: nothing left to copy.
                 _ => gone.push(id),
             }
         }
         if !gone.is_empty() {
-            self.forget_dead(&gone).await?;
+            self.forget_dead(queue, &gone).await?;
         }
         Ok(jobs)
     }
 
-    /// Drops jobs Postgres now holds from the outbox and from Redis.
-    pub async fn forget_dead(&self, ids: &[String]) -> anyhow::Result<()> {
+    /// Drops jobs of `queue` that Postgres now holds from its outbox and from Redis.
+    pub async fn forget_dead(&self, queue: &str, ids: &[String]) -> anyhow::Result<()> {
         let mut conn = self.conn.clone();
         let _: i64 = scripts::FORGET_DEAD
-            .key(self.dead_outbox())
-            .arg(self.job_prefix())
+            .key(self.dead_outbox(queue))
+            .arg(self.job_prefix(queue))
             .arg(ids)
             .invoke_async(&mut conn)
             .await
@@ -573,7 +639,7 @@ impl Queues {
         let revived: i64 = scripts::REVIVE
             .key(self.key(&job.queue, "ready"))
             .key(self.wake_key(&job.queue))
-            .arg(self.job_prefix())
+            .arg(self.job_prefix(&job.queue))
             .arg(&job.id)
             .arg(&job.queue)
             .arg(&job.kind)
@@ -598,46 +664,4 @@ pub fn now_ms() -> i64 {
 /// A new job id: a UUIDv7, so ids sort by creation time.
 pub fn new_id() -> String {
     uuid::Uuid::now_v7().to_string()
-}
-
-/// Blocks on the wake tokens of `queues` on a connection of its own (a blocking command
-/// would stall a pooled one) for at most `wait`. Returns early when work arrives.
-pub struct Waiter {
-    conn: redis::aio::MultiplexedConnection,
-    url: String,
-    keys: Vec<String>,
-}
-
-impl Waiter {
-    pub async fn connect(url: &str, keys: Vec<String>) -> anyhow::Result<Self> {
-        let client = redis::Client::open(url).context("REDIS_URL is not a usable Redis URL")?;
-        // No response timeout: BLPOP answers only when its own timeout runs out.
-        let config = redis::AsyncConnectionConfig::new().set_response_timeout(None);
-        let conn = client
-            .get_multiplexed_async_connection_with_config(&config)
-            .await
-            .context("failed to open the worker's wake connection")?;
-        Ok(Self {
-            conn,
-            url: url.to_owned(),
-            keys,
-        })
-    }
-
-    /// A fresh connection after an error.
-    pub async fn reconnect(&self) -> anyhow::Result<Self> {
-        Self::connect(&self.url, self.keys.clone()).await
-    }
-
-    /// Waits for a wake token or `wait`, whichever comes first.
-    pub async fn wait(&mut self, wait: Duration) -> anyhow::Result<()> {
-        let seconds = wait.as_secs_f64().max(0.01);
-        let _: Option<(String, String)> = redis::cmd("BLPOP")
-            .arg(&self.keys)
-            .arg(format!("{seconds:.3}"))
-            .query_async(&mut self.conn)
-            .await
-            .context("waiting for jobs failed")?;
-        Ok(())
-    }
 }

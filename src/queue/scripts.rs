@@ -343,3 +343,54 @@ end
 return #ARGV - 1
 "#
 );
+
+/// KEYS: the old layout's ready, scheduled, retry, leased and shared dead outbox, then
+/// the current layout's ready, scheduled, retry, leased, dead outbox and wake.
+/// ARGV: old job prefix, current job prefix, now ms, queue, batch size.
+/// Moves up to a batch of each structure's entries (see `legacy`), renaming each job's
+/// record. Returns {entries moved, leases still running in the old layout}.
+pub static ADOPT: LazyLock<Script> = script!(
+    r#"
+local batch = tonumber(ARGV[5])
+local moved = 0
+local function adopt(id)
+  local old = ARGV[1] .. id
+  if redis.call('EXISTS', old) == 1 then redis.call('RENAME', old, ARGV[2] .. id) end
+  moved = moved + 1
+end
+-- The newest of the old ready list first, each pushed to the front: the old jobs keep
+-- their order and run before those enqueued since.
+local ids = redis.call('RPOP', KEYS[1], batch)
+if ids then
+  for _, id in ipairs(ids) do
+    adopt(id)
+    redis.call('LPUSH', KEYS[6], id)
+  end
+end
+for _, pair in ipairs({{KEYS[2], KEYS[7]}, {KEYS[3], KEYS[8]}}) do
+  local entries = redis.call('ZRANGE', pair[1], 0, batch - 1, 'WITHSCORES')
+  for j = 1, #entries, 2 do
+    adopt(entries[j])
+    redis.call('ZADD', pair[2], entries[j + 1], entries[j])
+    redis.call('ZREM', pair[1], entries[j])
+  end
+end
+local lapsed = redis.call('ZRANGEBYSCORE', KEYS[4], '-inf', ARGV[3], 'WITHSCORES', 'LIMIT', 0, batch)
+for j = 1, #lapsed, 2 do
+  local lease = lapsed[j]
+  local bar = string.find(lease, '|', 1, true) or (#lease + 1)
+  adopt(string.sub(lease, 1, bar - 1))
+  redis.call('ZADD', KEYS[9], lapsed[j + 1], lease)
+  redis.call('ZREM', KEYS[4], lease)
+end
+for _, id in ipairs(redis.call('LRANGE', KEYS[5], 0, batch - 1)) do
+  if redis.call('HGET', ARGV[1] .. id, 'queue') == ARGV[4] then
+    adopt(id)
+    redis.call('RPUSH', KEYS[10], id)
+    redis.call('LREM', KEYS[5], 1, id)
+  end
+end
+if moved > 0 then wake(KEYS[11]) end
+return {moved, redis.call('ZCARD', KEYS[4])}
+"#
+);

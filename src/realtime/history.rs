@@ -3,7 +3,9 @@
 //! A publish is one script: it gives the event the channel's next offset, appends it to
 //! the channel's stream (`XADD … MAXLEN ~ history_size`, with a TTL refreshed on every
 //! event) and publishes it, in that order and atomically, so offsets on the wire and in
-//! history agree and rise by one per event.
+//! history agree and rise by one per event. The stream and the pub/sub channel share the
+//! channel's hash tag, so on a Redis Cluster both are in one slot and the script publishes
+//! with SPUBLISH to that slot's shard.
 //!
 //! Offsets start, for each run of a channel's history, at Redis's clock in microseconds
 //! (a 16-digit integer, exact in JavaScript). So a history that expired and began again
@@ -118,7 +120,7 @@ local off = string.format('%.0f', offset)
 local frame = ARGV[2] .. ',"offset":' .. off .. ',"ts":' .. string.format('%.0f', math.floor(now / 1000)) .. '}'
 redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[3], '0-' .. off, 's', string.format('%.0f', seed), 'f', frame)
 redis.call('PEXPIRE', KEYS[1], ARGV[4])
-redis.call('PUBLISH', ARGV[1], off .. ' ' .. frame)
+redis.call(ARGV[5], ARGV[1], off .. ' ' .. frame)
 return off
 "#;
 
@@ -145,7 +147,7 @@ return out
 #[derive(Clone)]
 pub struct History {
     keys: Keys,
-    pool: deadpool_redis::Pool,
+    pool: crate::redis::Redis,
     publish: Script,
     recover: Script,
     size: usize,
@@ -166,11 +168,7 @@ pub struct Recovery {
 }
 
 impl History {
-    pub fn new(
-        pool: deadpool_redis::Pool,
-        redis_prefix: &str,
-        settings: &RealtimeSettings,
-    ) -> Self {
+    pub fn new(pool: crate::redis::Redis, redis_prefix: &str, settings: &RealtimeSettings) -> Self {
         Self {
             keys: Keys::new(redis_prefix),
             pool,
@@ -186,8 +184,19 @@ impl History {
         &self.keys
     }
 
+    /// How live events travel: sharded pub/sub on a cluster, so each event goes only to
+    /// the shard that owns its channel's slot (where its history is too) rather than to
+    /// every node; plain pub/sub on one server.
+    pub fn publish_command(&self) -> &'static str {
+        if self.pool.is_cluster() {
+            "SPUBLISH"
+        } else {
+            "PUBLISH"
+        }
+    }
+
     /// The Redis pool it publishes through.
-    pub fn pool(&self) -> &deadpool_redis::Pool {
+    pub fn pool(&self) -> &crate::redis::Redis {
         &self.pool
     }
 
@@ -226,6 +235,7 @@ impl History {
             .arg(head)
             .arg(self.size)
             .arg(self.ttl.as_millis() as u64)
+            .arg(self.publish_command())
             .invoke_async(&mut conn)
             .await
             .context("failed to publish the event")?;

@@ -1,5 +1,5 @@
 //! The hub of one realtime process: which local sockets listen on which channel, and the
-//! one Redis subscriber connection (dedicated, not from the pool) that brings every
+//! one Redis [`Subscription`] (dedicated connections, not from the pool) that brings every
 //! replica's events in.
 //!
 //! The subscriber holds a Redis subscription for exactly the channels some local socket
@@ -20,8 +20,6 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-use deadpool_redis::redis;
-use futures_util::StreamExt;
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -29,6 +27,7 @@ use tokio_util::task::TaskTracker;
 use super::frame;
 use super::history::{Keys, parse_live};
 use super::outlet::{LiveEvent, Outlet, Stop};
+use super::subscription::{Incoming, Source, Subscription};
 
 /// Events a fan-out thread writes to a socket at once, at most.
 const BATCH: usize = 64;
@@ -389,7 +388,7 @@ impl Hub {
     /// events out, and reconnects when the connection drops.
     pub async fn run_subscriber(
         self: Arc<Self>,
-        client: redis::Client,
+        source: Source,
         shutdown: CancellationToken,
     ) -> anyhow::Result<()> {
         let mut control = self
@@ -412,9 +411,9 @@ impl Hub {
         loop {
             let connected = tokio::select! {
                 _ = shutdown.cancelled() => return Ok(()),
-                connected = self.connect(&client) => connected,
+                connected = self.connect(&source) => connected,
             };
-            let (mut sink, mut stream, mut subscribed) = match connected {
+            let (mut subscription, mut subscribed) = match connected {
                 Ok(parts) => parts,
                 Err(error) => {
                     if !reconnecting {
@@ -443,14 +442,14 @@ impl Hub {
             let lost = loop {
                 tokio::select! {
                     _ = shutdown.cancelled() => return Ok(()),
-                    message = stream.next() => match message {
-                        Some(message) => {
+                    incoming = subscription.next() => match incoming {
+                        Incoming::Message(message) => {
                             if let Some(event) = self.parse(message.get_channel_name(), message.get_payload_bytes()) {
                                 let event = Arc::new(event);
                                 fan_out(&|| Fanout::Event(event.clone()))?;
                             }
                         }
-                        None => break "the connection closed".to_owned(),
+                        Incoming::Lost(why) => break why,
                     },
                     command = control.recv() => match command {
                         Some(Control::Join { channel, done }) => {
@@ -459,7 +458,7 @@ impl Hub {
                                 let _ = done.send(Ok(()));
                                 continue;
                             }
-                            match sink.subscribe(&live).await {
+                            match subscription.subscribe(std::slice::from_ref(&live)).await {
                                 Ok(()) => {
                                     subscribed.insert(live);
                                     let _ = done.send(Ok(()));
@@ -475,7 +474,7 @@ impl Hub {
                             let still_used = self.lock_members().contains_key(channel.as_str());
                             if !still_used
                                 && subscribed.remove(&live)
-                                && let Err(error) = sink.unsubscribe(&live).await
+                                && let Err(error) = subscription.unsubscribe(&live).await
                             {
                                 break error.to_string();
                             }
@@ -483,7 +482,7 @@ impl Hub {
                         None => return Ok(()),
                     },
                     _ = ping.tick() => {
-                        match tokio::time::timeout(self.join_timeout, sink.ping::<redis::Value>()).await {
+                        match tokio::time::timeout(self.join_timeout, subscription.ping()).await {
                             Ok(Ok(_)) => {}
                             Ok(Err(error)) => break error.to_string(),
                             Err(_) => break "no answer to PING in time".to_owned(),
@@ -497,22 +496,12 @@ impl Hub {
         }
     }
 
-    /// A fresh subscriber connection, subscribed to every channel in use.
-    async fn connect(
-        &self,
-        client: &redis::Client,
-    ) -> anyhow::Result<(
-        redis::aio::PubSubSink,
-        redis::aio::PubSubStream,
-        HashSet<String>,
-    )> {
+    /// A fresh subscription to every channel in use.
+    async fn connect(&self, source: &Source) -> anyhow::Result<(Subscription, HashSet<String>)> {
         let attempt = async {
-            let (mut sink, stream) = client.get_async_pubsub().await?.split();
             let wanted = self.wanted();
-            if !wanted.is_empty() {
-                sink.subscribe(&wanted).await?;
-            }
-            anyhow::Ok((sink, stream, wanted.into_iter().collect()))
+            let subscription = Subscription::open(source, &wanted).await?;
+            anyhow::Ok((subscription, wanted.into_iter().collect()))
         };
         tokio::time::timeout(self.join_timeout, attempt)
             .await

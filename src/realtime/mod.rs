@@ -3,8 +3,9 @@
 //!
 //! - [`history`] publishes (offset, history, pub/sub in one Redis script) and recovers;
 //!   any mode publishes through `AppState::realtime`.
-//! - [`hub`] keeps the local sockets per channel and the one Redis subscriber connection,
-//!   and writes each event to every member's [`outlet`].
+//! - [`hub`] keeps the local sockets per channel and the one Redis [`subscription`] (pub/sub
+//!   on one server, sharded pub/sub on a cluster), and writes each event to every member's
+//!   [`outlet`].
 //! - [`socket`] runs one connection; [`protocol`] is its wire format and close codes,
 //!   [`frame`] the WebSocket frames the server writes.
 //! - [`token`] checks the JWTs sockets authenticate with; [`channel`] names channels.
@@ -18,6 +19,7 @@ pub mod outlet;
 pub mod protocol;
 pub mod socket;
 pub mod stats;
+pub mod subscription;
 pub mod token;
 
 use std::sync::Arc;

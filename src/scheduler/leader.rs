@@ -40,14 +40,14 @@ return 0
 
 /// One replica's side of the lease.
 pub struct Leader {
-    pool: deadpool_redis::Pool,
+    pool: crate::redis::Redis,
     key: String,
     pub id: String,
     pub lease: Duration,
 }
 
 impl Leader {
-    pub fn new(pool: deadpool_redis::Pool, prefix: &str, id: String, lease: Duration) -> Self {
+    pub fn new(pool: crate::redis::Redis, prefix: &str, id: String, lease: Duration) -> Self {
         Self {
             pool,
             key: format!("{prefix}scheduler:leader"),

@@ -167,7 +167,7 @@ pub struct Scheduler {
     queues: Queues,
     /// Where `schedules.failed` events are recorded.
     db: sqlx::PgPool,
-    redis: deadpool_redis::Pool,
+    redis: crate::redis::Redis,
     /// `redis.key_prefix`, which the last-run keys start with.
     key_prefix: String,
     jobs: JobsSettings,
@@ -177,7 +177,7 @@ impl Scheduler {
     pub fn new(
         queues: Queues,
         db: sqlx::PgPool,
-        redis: deadpool_redis::Pool,
+        redis: crate::redis::Redis,
         key_prefix: &str,
         jobs: JobsSettings,
     ) -> Self {

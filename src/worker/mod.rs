@@ -104,7 +104,7 @@ pub async fn run(
         .iter()
         .map(|(q, _)| engine.queues.wake_key(q))
         .collect();
-    let waiter = Waiter::connect(options.redis_url.expose(), wake_keys).await?;
+    let waiter = Waiter::connect(&options.redis, wake_keys).await?;
     let names: Vec<&str> = queues.iter().map(|(q, _)| q.as_str()).collect();
     tracing::info!(
         worker = engine.id,
@@ -652,8 +652,18 @@ async fn hand_back(engine: &Engine) {
 }
 
 /// Copies dead jobs to Postgres when one dies, every so often, and once more at the end.
+/// Also adopts jobs of the old Redis key layout (see `queue::legacy`) on each pass, its
+/// idempotency keys on the first.
 async fn move_dead(engine: Arc<Engine>, stop: CancellationToken) -> anyhow::Result<()> {
+    let mut first = true;
     loop {
+        if let Err(e) = crate::queue::adopt_legacy(&engine.queues, first, now_ms()).await {
+            tracing::warn!(
+                error = format!("{e:#}"),
+                "adopting jobs of the old key layout failed; retrying later"
+            );
+        }
+        first = false;
         match dead::move_outbox(&engine.services.db, &engine.queues).await {
             Ok(0) => {}
             Ok(moved) => tracing::info!(moved, "dead jobs recorded in Postgres"),

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::config::{SecretUrl, Settings};
+use crate::config::{RedisSettings, Settings};
 use crate::jobs::Services;
 use crate::queue::{Backoff, Queues};
 use crate::realtime::history::History;
@@ -32,8 +32,8 @@ pub struct Options {
     pub backoff: Backoff,
     /// How long running jobs may finish after shutdown begins.
     pub drain: Duration,
-    /// Where the connection that idle workers block on goes.
-    pub redis_url: SecretUrl,
+    /// Where the connections that idle workers block on go.
+    pub redis: RedisSettings,
 }
 
 impl Options {
@@ -47,7 +47,7 @@ impl Options {
                 cap: Duration::from_secs(settings.jobs.backoff_cap_seconds),
             },
             drain: settings.shutdown.drain(),
-            redis_url: settings.redis.url.clone(),
+            redis: settings.redis.clone(),
         }
     }
 }

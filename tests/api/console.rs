@@ -85,7 +85,7 @@ async fn a_signed_in_console_reads_freely_changes_only_with_its_csrf_token_and_s
             "{}console:session:*",
             app.state.settings.redis.key_prefix
         ))
-        .query_async(&mut *conn)
+        .query_async(&mut conn)
         .await
         .unwrap();
     assert_eq!(keys.len(), 1);

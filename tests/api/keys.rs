@@ -113,7 +113,7 @@ async fn footprint(app: &TestApp) -> BTreeMap<String, i64> {
     let pattern = format!("{}*", app.state.settings.redis.key_prefix);
     let keys: Vec<String> = deadpool_redis::redis::cmd("KEYS")
         .arg(&pattern)
-        .query_async(&mut *conn)
+        .query_async(&mut conn)
         .await
         .unwrap();
     // The rate limiter's own counters are bookkeeping of the refusals, not state.

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use switchyard::queue::{NewJob, Queues};
 
-use crate::common::{RedisKeys, server_redis_url};
+use crate::common::{RedisKeys, test_queues, test_redis};
 
 const T0: i64 = 1_900_000_000_000;
 const LEASE: Duration = Duration::from_secs(1);
@@ -13,14 +13,7 @@ const LEASE: Duration = Duration::from_secs(1);
 /// A queue over its own key prefix, and the guard that deletes those keys afterwards.
 async fn queues() -> (Queues, RedisKeys) {
     let prefix = format!("test:{}:", uuid::Uuid::new_v4().simple());
-    let queues = Queues::connect(
-        &server_redis_url(),
-        Duration::from_secs(5),
-        &prefix,
-        Duration::from_secs(60),
-        Duration::from_secs(60),
-    )
-    .unwrap();
+    let queues = test_queues(&prefix, Duration::from_secs(60)).await;
     (queues, RedisKeys(prefix))
 }
 
@@ -264,7 +257,7 @@ async fn a_failed_attempt_waits_for_its_retry_time_and_the_last_one_is_dead() {
         .map(|e| (e.attempt, e.error.as_str()))
         .collect();
     assert_eq!(errors, [(1, "boom"), (2, "boom again")]);
-    let outbox = q.dead_outbox_batch(10).await.unwrap();
+    let outbox = q.dead_outbox_batch("default", 10).await.unwrap();
     assert_eq!(
         outbox.len(),
         1,
@@ -442,20 +435,17 @@ async fn a_job_keeps_its_record_and_idempotency_key_for_its_own_times_when_it_na
         .await
         .unwrap();
 
-    let pool = deadpool_redis::Config::from_url(server_redis_url())
-        .create_pool(Some(deadpool_redis::Runtime::Tokio1))
-        .unwrap();
-    let mut conn = pool.get().await.unwrap();
+    let mut conn = test_redis().await.get().await.unwrap();
     let mut ttl = async |key: String| -> i64 {
         deadpool_redis::redis::cmd("TTL")
             .arg(key)
-            .query_async(&mut *conn)
+            .query_async(&mut conn)
             .await
             .unwrap()
     };
-    let short_ttl = ttl(format!("{}job:{short}", keys.0)).await;
-    let default_ttl = ttl(format!("{}job:{default}", keys.0)).await;
-    let key_ttl = ttl(format!("{}queue:default:idem:delivery-1", keys.0)).await;
+    let short_ttl = ttl(format!("{}{{q:default}}:job:{short}", keys.0)).await;
+    let default_ttl = ttl(format!("{}{{q:default}}:job:{default}", keys.0)).await;
+    let key_ttl = ttl(format!("{}{{q:default}}:idem:delivery-1", keys.0)).await;
     assert!((1..=7).contains(&short_ttl), "{short_ttl}");
     assert!((8..=60).contains(&default_ttl), "{default_ttl}");
     assert!((8..=11).contains(&key_ttl), "{key_ttl}");
@@ -481,8 +471,7 @@ async fn the_keda_example_scales_on_the_list_a_ready_job_of_the_default_queue_is
     let (q, _keys) = queues().await;
     q.enqueue(&job("mail"), T0).await.unwrap();
 
-    let client = deadpool_redis::redis::Client::open(server_redis_url()).unwrap();
-    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let mut conn = test_redis().await.get().await.unwrap();
     let prefix = &_keys.0;
     let length: u64 = deadpool_redis::redis::cmd("LLEN")
         .arg(format!("{prefix}{key}"))

@@ -6,16 +6,17 @@ use std::time::Duration;
 use switchyard::realtime::Realtime;
 use tokio_util::sync::CancellationToken;
 
-use crate::common::{TestApp, server_redis_url};
+use crate::common::TestApp;
 
 #[tokio::test]
 async fn the_realtime_engine_fails_and_closes_its_sockets_when_its_subscriber_stops() {
     let app = TestApp::spawn().await;
     let realtime = Realtime::new(&app.state.settings, app.state.realtime.clone()).unwrap();
     // A subscriber already runs for this hub, so the engine's own ends at once.
-    let client = deadpool_redis::redis::Client::open(server_redis_url()).unwrap();
+    let source =
+        switchyard::realtime::subscription::Source::new(&app.state.settings.redis).unwrap();
     let running = CancellationToken::new();
-    let first = tokio::spawn(realtime.hub.clone().run_subscriber(client, running.clone()));
+    let first = tokio::spawn(realtime.hub.clone().run_subscriber(source, running.clone()));
 
     let engine = switchyard::modes::realtime::engine(
         app.state.clone(),

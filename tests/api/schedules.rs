@@ -160,13 +160,10 @@ async fn a_redis_blip_at_a_tick_delays_it_instead_of_losing_it() {
     scheduler.await.unwrap().unwrap();
 
     let prefix = app.state.settings.redis.key_prefix.clone();
-    let pool = deadpool_redis::Config::from_url(server_redis_url())
-        .create_pool(Some(deadpool_redis::Runtime::Tokio1))
-        .unwrap();
-    let mut conn = pool.get().await.unwrap();
+    let mut conn = app.state.redis.get().await.unwrap();
     let keys: Vec<String> = conn
         .keys(format!(
-            "{prefix}queue:default:idem:schedule:every-second:*"
+            "{prefix}{{q:default}}:idem:schedule:every-second:*"
         ))
         .await
         .unwrap();
@@ -192,7 +189,7 @@ async fn a_paused_schedule_lets_its_ticks_pass_until_it_is_resumed() {
         let mut conn = app.state.redis.get().await.unwrap();
         let keys: Vec<String> = conn
             .keys(format!(
-                "{}queue:default:idem:schedule:every-second:*",
+                "{}{{q:default}}:idem:schedule:every-second:*",
                 app.state.settings.redis.key_prefix
             ))
             .await

@@ -34,6 +34,35 @@ pub fn server_redis_url() -> String {
     std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
 }
 
+/// The seeds of the Redis Cluster the suites run against instead of one server, when
+/// scripts/test.sh runs its cluster pass.
+pub fn server_redis_cluster() -> Option<String> {
+    std::env::var("SWITCHYARD_TEST_REDIS_CLUSTER")
+        .ok()
+        .filter(|s| !s.is_empty())
+}
+
+/// Redis as the tests' settings name it: the one server, or the cluster.
+pub async fn test_redis() -> switchyard::redis::Redis {
+    let settings = settings(environment(&server_database_url(), &server_redis_url()));
+    switchyard::redis::connect(&settings.redis, Duration::from_secs(5))
+        .await
+        .expect("Redis answers")
+}
+
+/// The job queues `default` and `other` over `prefix` on the tests' Redis.
+pub async fn test_queues(prefix: &str, retention: Duration) -> switchyard::queue::Queues {
+    let settings = settings(environment(&server_database_url(), &server_redis_url()));
+    let redis = test_redis().await;
+    switchyard::queue::Queues::new(
+        redis.multiplexed(&settings.redis, 2).unwrap(),
+        prefix,
+        &["default".to_owned(), "other".to_owned()],
+        Duration::from_secs(60),
+        retention,
+    )
+}
+
 fn with_database(url: &str, name: &str) -> String {
     let mut url = url::Url::parse(url).expect("DATABASE_URL parses");
     url.set_path(&format!("/{name}"));
@@ -215,7 +244,7 @@ async fn ensure_template() -> String {
 /// The environment a test's app sees: its own database and key prefix, an admin token.
 pub fn environment(db_url: &str, redis_url: &str) -> BTreeMap<String, String> {
     let prefix = format!("test:{}:", uuid::Uuid::new_v4().simple());
-    BTreeMap::from([
+    let mut env = BTreeMap::from([
         ("DATABASE_URL".into(), db_url.into()),
         ("REDIS_URL".into(), redis_url.into()),
         ("REDIS_KEY_PREFIX".into(), prefix),
@@ -235,7 +264,11 @@ pub fn environment(db_url: &str, redis_url: &str) -> BTreeMap<String, String> {
         ),
         ("LOG_LEVEL".into(), "info".into()),
         ("STARTUP_DEPENDENCY_WAIT_SECONDS".into(), "5".into()),
-    ])
+    ]);
+    if let Some(seeds) = server_redis_cluster() {
+        env.insert("REDIS_CLUSTER_URLS".into(), seeds);
+    }
+    env
 }
 
 /// Loads settings as the binary would, from the given environment instead of the process's.
@@ -631,10 +664,14 @@ impl Drop for ScheduleDir {
 }
 
 /// Deletes a test's Redis keys when dropped, so tests leave the shared server as found.
+/// A cluster pass's cluster is the tests' own, and scripts/test.sh empties it after them.
 pub struct RedisKeys(pub String);
 
 impl Drop for RedisKeys {
     fn drop(&mut self) {
+        if server_redis_cluster().is_some() {
+            return;
+        }
         let pattern = format!("{}*", self.0);
         block_in_thread(async move {
             let Ok(pool) = deadpool_redis::Config::from_url(server_redis_url())

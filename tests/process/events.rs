@@ -187,13 +187,10 @@ fn a_relay_killed_mid_batch_loses_nothing_and_duplicates_nothing() {
     assert_eq!(count(&rt, &db, "SELECT count(*) FROM audit_logs"), EVENTS);
     // Exactly one job per delivery in Redis.
     let queued: i64 = rt.block_on(async {
-        let pool = deadpool_redis::Config::from_url(server_redis_url())
-            .create_pool(Some(deadpool_redis::Runtime::Tokio1))
-            .unwrap();
-        let mut conn = pool.get().await.unwrap();
+        let mut conn = crate::common::test_redis().await.get().await.unwrap();
         deadpool_redis::redis::cmd("LLEN")
-            .arg(format!("{prefix}queue:webhooks:ready"))
-            .query_async(&mut *conn)
+            .arg(format!("{prefix}{{q:webhooks}}:ready"))
+            .query_async(&mut conn)
             .await
             .unwrap()
     });

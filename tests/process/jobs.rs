@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use switchyard::queue::{NewJob, Queues};
 
-use crate::common::{Process, RedisKeys, TestDb, app, environment, server_redis_url};
+use crate::common::{Process, RedisKeys, TestDb, app, environment, server_redis_url, test_queues};
 
 /// A test's database, key prefix and a handle on its queues.
 pub(crate) struct Setup {
@@ -33,14 +33,7 @@ impl Setup {
         let prefix = env["REDIS_KEY_PREFIX"].clone();
         // The connection lives on this test's runtime.
         let _runtime = rt.enter();
-        let queues = Queues::connect(
-            &server_redis_url(),
-            Duration::from_secs(5),
-            &prefix,
-            Duration::from_secs(60),
-            Duration::from_secs(3600),
-        )
-        .unwrap();
+        let queues = rt.block_on(test_queues(&prefix, Duration::from_secs(3600)));
         Self {
             rt,
             db,

@@ -9,6 +9,7 @@ use deadpool_redis::redis::AsyncCommands;
 
 use crate::common::{
     Process, RedisKeys, ScheduleDir, TestDb, app, blocking_call, environment, server_redis_url,
+    test_redis,
 };
 
 const EVERY_SECOND: &str = r#"
@@ -23,11 +24,8 @@ kind = "noop"
 /// scheduler derives from ticks, and the number of jobs queued.
 fn ticks(rt: &tokio::runtime::Runtime, prefix: &str, schedule: &str) -> (Vec<i64>, usize) {
     rt.block_on(async {
-        let pool = deadpool_redis::Config::from_url(server_redis_url())
-            .create_pool(Some(deadpool_redis::Runtime::Tokio1))
-            .unwrap();
-        let mut conn = pool.get().await.unwrap();
-        let pattern = format!("{prefix}queue:default:idem:schedule:{schedule}:*");
+        let mut conn = test_redis().await.get().await.unwrap();
+        let pattern = format!("{prefix}{{q:default}}:idem:schedule:{schedule}:*");
         let keys: Vec<String> = conn.keys(pattern).await.unwrap();
         let mut ticks: Vec<i64> = keys
             .iter()
@@ -35,7 +33,7 @@ fn ticks(rt: &tokio::runtime::Runtime, prefix: &str, schedule: &str) -> (Vec<i64
             .collect();
         ticks.sort_unstable();
         let jobs: usize = conn
-            .llen(format!("{prefix}queue:default:ready"))
+            .llen(format!("{prefix}{{q:default}}:ready"))
             .await
             .unwrap();
         (ticks, jobs)

@@ -87,7 +87,7 @@ impl Webhooks {
             .incr(&key, 1)
             .expire(&key, 5)
             .ignore()
-            .query_async(&mut *conn)
+            .query_async(&mut conn)
             .await?;
         if count <= u64::from(limit) {
             return Ok(None);
