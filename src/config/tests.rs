@@ -378,3 +378,36 @@ fn a_console_session_outside_an_hour_to_a_month_names_the_setting() {
         std::time::Duration::from_secs(86_400)
     );
 }
+
+#[test]
+fn redis_cluster_urls_take_a_comma_separated_list_of_seeds() {
+    let loaded = load_with(&[(
+        "REDIS_CLUSTER_URLS",
+        "redis://:pw@10.0.0.1:7001, rediss://10.0.0.2:7002",
+    )])
+    .unwrap();
+    let redis = &loaded.settings.redis;
+    assert!(redis.is_cluster());
+    assert_eq!(redis.cluster_urls.len(), 2);
+    assert_eq!(
+        redis.endpoint(),
+        "the cluster at 10.0.0.1:7001,10.0.0.2:7002"
+    );
+    assert!(!load_with(&[]).unwrap().settings.redis.is_cluster());
+}
+
+#[test]
+fn a_bad_redis_cluster_seed_names_the_setting_and_the_entry_but_not_its_password() {
+    let scheme = refusal(&[(
+        "REDIS_CLUSTER_URLS",
+        "redis://a:7001,http://u:hunter2@b:7002",
+    )]);
+    assert!(scheme.contains("redis.cluster_urls"), "{scheme}");
+    assert!(scheme.contains("entry 2"), "{scheme}");
+    assert!(scheme.contains("redis:// or rediss://"), "{scheme}");
+    assert!(!scheme.contains("hunter2"), "{scheme}");
+    let garbled = refusal(&[("REDIS_CLUSTER_URLS", "redis://a:7001,not a url :hunter2")]);
+    assert!(garbled.contains("REDIS_CLUSTER_URLS"), "{garbled}");
+    assert!(garbled.contains("entry 2 is not a valid URL"), "{garbled}");
+    assert!(!garbled.contains("hunter2"), "{garbled}");
+}

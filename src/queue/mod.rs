@@ -40,6 +40,9 @@
 //!   keeps its record for its own time). It expires that long, or the retention setting,
 //!   after the job succeeds or is cancelled. A job looked up by id alone is sought in
 //!   every declared queue (one round trip on one server, one per queue on a cluster).
+//! - `{q}:limbo`: ZSET of ids whose record a fetch could not find, by when it first
+//!   missed it: a record still on its way during a cluster slot's migration. A later
+//!   fetch puts each back in front of `ready` once its record is there (see `FETCH`).
 //! - `{q}:dead`: LIST, the queue's outbox of jobs that died in Redis and are not yet in
 //!   Postgres. The worker copies each to `dead_jobs` (idempotently) and only then removes
 //!   it here, so a crash between the two loses nothing.
@@ -82,7 +85,7 @@ mod wait;
 
 pub use backoff::Backoff;
 pub use browse::{JobState, QueueCounts, Throughput};
-pub use legacy::adopt as adopt_legacy;
+pub use legacy::{Adopted, adopt as adopt_legacy};
 pub use wait::Waiter;
 
 /// A job to enqueue.
@@ -262,6 +265,10 @@ impl Queues {
         format!("{}{id}", self.job_prefix(queue))
     }
 
+    fn job_keys(&self, queue: &str, ids: &[String]) -> Vec<String> {
+        ids.iter().map(|id| self.job_key(queue, id)).collect()
+    }
+
     fn dead_outbox(&self, queue: &str) -> String {
         self.key(queue, "dead")
     }
@@ -303,14 +310,20 @@ impl Queues {
             call.key(self.key(queue, "ready"))
                 .key(self.key(queue, "scheduled"))
                 .key(self.wake_key(queue))
-                .arg(self.job_prefix(queue))
-                .arg(self.key(queue, "idem:"))
                 .arg(now_ms)
                 .arg(queue);
             for &i in &indexes {
                 let job = &jobs[i];
                 let window = job.idempotency_window.unwrap_or(self.idempotency_window);
-                call.arg(new_id())
+                let id = new_id();
+                let record = self.job_key(queue, &id);
+                match &job.idempotency_key {
+                    Some(key) => call
+                        .key(&record)
+                        .key(self.key(queue, &format!("idem:{key}"))),
+                    None => call.key(&record).key(&record),
+                };
+                call.arg(id)
                     .arg(job.run_at_ms.unwrap_or(now_ms).max(now_ms))
                     .arg(job.idempotency_key.as_deref().unwrap_or(""))
                     .arg(window.as_secs().max(1))
@@ -360,6 +373,7 @@ impl Queues {
             .key(self.key(queue, "leased"))
             .key(self.wake_key(queue))
             .key(self.dead_outbox(queue))
+            .key(self.key(queue, "limbo"))
             .arg(self.job_prefix(queue))
             .arg(now_ms)
             .arg(now_ms + lease.as_millis() as i64)
@@ -401,7 +415,7 @@ impl Queues {
         let done: usize = scripts::ACK
             .key(self.key(queue, "leased"))
             .key(self.counter(queue, "succeeded", now_ms))
-            .arg(self.job_prefix(queue))
+            .key(self.job_keys(queue, ids))
             .arg(worker)
             .arg(now_ms)
             .arg(self.retention.as_secs().max(1))
@@ -425,7 +439,6 @@ impl Queues {
         let mut conn = self.conn.clone();
         let lost: Vec<String> = scripts::EXTEND
             .key(self.key(queue, "leased"))
-            .arg(self.job_prefix(queue))
             .arg(worker)
             .arg(now_ms + lease.as_millis() as i64)
             .arg(ids)
@@ -454,7 +467,7 @@ impl Queues {
             .key(self.dead_outbox(queue))
             .key(self.counter(queue, "failed", now_ms))
             .key(self.wake_key(queue))
-            .arg(self.job_prefix(queue))
+            .key(self.job_key(queue, id))
             .arg(worker)
             .arg(id)
             .arg(error)
@@ -480,7 +493,7 @@ impl Queues {
             .key(self.key(queue, "leased"))
             .key(self.key(queue, "scheduled"))
             .key(self.wake_key(queue))
-            .arg(self.job_prefix(queue))
+            .key(self.job_key(queue, id))
             .arg(worker)
             .arg(id)
             .arg(run_at_ms)
@@ -504,7 +517,7 @@ impl Queues {
             .key(self.key(queue, "leased"))
             .key(self.key(queue, "ready"))
             .key(self.wake_key(queue))
-            .arg(self.job_prefix(queue))
+            .key(self.job_keys(queue, ids))
             .arg(worker)
             .arg(ids)
             .invoke_async(&mut conn)
@@ -524,7 +537,7 @@ impl Queues {
             .key(self.key(queue, "ready"))
             .key(self.key(queue, "scheduled"))
             .key(self.key(queue, "retry"))
-            .arg(self.job_prefix(queue))
+            .key(self.job_key(queue, id))
             .arg(id)
             .arg(now_ms)
             .arg(self.retention.as_secs().max(1))
@@ -624,7 +637,7 @@ impl Queues {
         let mut conn = self.conn.clone();
         let _: i64 = scripts::FORGET_DEAD
             .key(self.dead_outbox(queue))
-            .arg(self.job_prefix(queue))
+            .key(self.job_keys(queue, ids))
             .arg(ids)
             .invoke_async(&mut conn)
             .await
@@ -639,7 +652,7 @@ impl Queues {
         let revived: i64 = scripts::REVIVE
             .key(self.key(&job.queue, "ready"))
             .key(self.wake_key(&job.queue))
-            .arg(self.job_prefix(&job.queue))
+            .key(self.job_key(&job.queue, &job.id))
             .arg(&job.id)
             .arg(&job.queue)
             .arg(&job.kind)

@@ -24,6 +24,7 @@ mod outages;
 mod queue;
 mod realtime;
 mod schedules;
+mod upgrade;
 mod uploads;
 mod webhooks;
 mod worker;

@@ -480,3 +480,60 @@ async fn the_keda_example_scales_on_the_list_a_ready_job_of_the_default_queue_is
         .unwrap();
     assert_eq!(length, 1, "{prefix}{key} holds the ready job");
 }
+
+/// The key of a job's record under this test's prefix.
+fn record_key(keys: &RedisKeys, id: &str) -> String {
+    format!("{}{{q:default}}:job:{id}", keys.0)
+}
+
+#[tokio::test]
+async fn a_ready_job_whose_record_is_missing_waits_in_limbo_until_the_record_is_back() {
+    use deadpool_redis::redis::AsyncCommands;
+    let (q, keys) = queues().await;
+    let id = q.enqueue(&job("mail"), T0).await.unwrap().id;
+    let mut conn = test_redis().await.get().await.unwrap();
+    // What a fetch on a cluster's importing node sees before the record has migrated.
+    let record: Vec<(String, String)> = conn.hgetall(record_key(&keys, &id)).await.unwrap();
+    let _: () = conn.del(record_key(&keys, &id)).await.unwrap();
+
+    let while_missing = q.fetch("default", "w1", 10, LEASE, T0 + 1).await.unwrap();
+    let parked: Option<i64> = conn
+        .zscore(format!("{}{{q:default}}:limbo", keys.0), &id)
+        .await
+        .unwrap();
+    let _: () = conn
+        .hset_multiple(record_key(&keys, &id), &record)
+        .await
+        .unwrap();
+    q.fetch("default", "w1", 10, LEASE, T0 + 2).await.unwrap();
+    let once_back = q.fetch("default", "w1", 10, LEASE, T0 + 3).await.unwrap();
+
+    assert!(while_missing.jobs.is_empty());
+    assert_eq!(parked, Some(T0 + 1), "the id is parked, not dropped");
+    let ids: Vec<&str> = once_back.jobs.iter().map(|j| j.id.as_str()).collect();
+    assert_eq!(ids, [id.as_str()]);
+    assert_eq!(once_back.jobs[0].attempt, 1);
+}
+
+#[tokio::test]
+async fn an_id_whose_record_never_comes_back_leaves_limbo_after_an_hour() {
+    use deadpool_redis::redis::AsyncCommands;
+    let (q, keys) = queues().await;
+    let id = q.enqueue(&job("mail"), T0).await.unwrap().id;
+    let mut conn = test_redis().await.get().await.unwrap();
+    let _: () = conn.del(record_key(&keys, &id)).await.unwrap();
+    let limbo = format!("{}{{q:default}}:limbo", keys.0);
+
+    q.fetch("default", "w1", 10, LEASE, T0 + 1).await.unwrap();
+    q.fetch("default", "w1", 10, LEASE, T0 + 3_600_000)
+        .await
+        .unwrap();
+    let within_the_hour: u64 = conn.zcard(&limbo).await.unwrap();
+    q.fetch("default", "w1", 10, LEASE, T0 + 3_600_002)
+        .await
+        .unwrap();
+    let after_it: u64 = conn.zcard(&limbo).await.unwrap();
+
+    assert_eq!(within_the_hour, 1);
+    assert_eq!(after_it, 0);
+}

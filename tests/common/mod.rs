@@ -34,12 +34,20 @@ pub fn server_redis_url() -> String {
     std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
 }
 
-/// The seeds of the Redis Cluster the suites run against instead of one server, when
-/// scripts/test.sh runs its cluster pass.
+/// The seeds of the tests' Redis Cluster (scripts/services.sh starts one), for the tests
+/// that need a cluster whatever the pass.
+pub fn cluster_seeds() -> String {
+    std::env::var("SWITCHYARD_TEST_REDIS_CLUSTER").expect(
+        "SWITCHYARD_TEST_REDIS_CLUSTER names the test Redis Cluster's seeds (scripts/test.sh starts one)",
+    )
+}
+
+/// The seeds, when the suites run against the cluster instead of one server:
+/// scripts/test.sh's cluster pass sets SWITCHYARD_TEST_ON_CLUSTER.
 pub fn server_redis_cluster() -> Option<String> {
-    std::env::var("SWITCHYARD_TEST_REDIS_CLUSTER")
-        .ok()
-        .filter(|s| !s.is_empty())
+    std::env::var("SWITCHYARD_TEST_ON_CLUSTER")
+        .is_ok_and(|v| v == "1")
+        .then(cluster_seeds)
 }
 
 /// Redis as the tests' settings name it: the one server, or the cluster.
