@@ -7,6 +7,7 @@ mod common;
 mod all;
 mod browser;
 mod cli;
+mod cluster;
 mod console;
 mod dashboard;
 mod events;
