@@ -37,10 +37,10 @@ import subprocess, sys
 def r(*args):
     return subprocess.run(["redis-cli", *args], capture_output=True, text=True).stdout.split()
 late = []
-for key in r("--scan", "--pattern", "benchsched:queue:default:idem:schedule:*"):
+for key in r("--scan", "--pattern", "benchsched:{q:default}:idem:schedule:*"):
     tick = int(key.rsplit(":", 1)[1])
     job = r("GET", key)[0]
-    created = int(r("HGET", f"benchsched:job:{job}", "created_ms")[0])
+    created = int(r("HGET", f"benchsched:{{q:default}}:job:{job}", "created_ms")[0])
     late.append(created - tick)
 late.sort()
 late = late[: int(sys.argv[1])]

@@ -50,10 +50,9 @@ impl Queues {
     /// cluster).
     pub async fn counts(&self, queues: &[String], now_ms: i64) -> anyhow::Result<Vec<QueueCounts>> {
         let windows: Vec<i64> = (0..PER_MINUTE).map(|i| now_ms - i * WINDOW_MS).collect();
-        let pipes: Vec<redis::Pipeline> = queues
-            .iter()
-            .map(|queue| {
-                let mut pipe = redis::pipe();
+        type Row = (u64, u64, u64, u64, Vec<Option<u64>>, Vec<Option<u64>>);
+        let rows: Vec<Row> = self
+            .per_queue(queues, "count queues", |pipe, queue| {
                 pipe.llen(self.key(queue, "ready"))
                     .zcard(self.key(queue, "scheduled"))
                     .zcard(self.key(queue, "leased"))
@@ -61,32 +60,22 @@ impl Queues {
                 for what in ["succeeded", "failed"] {
                     pipe.mget(self.counters(queue, what, &windows));
                 }
-                pipe
             })
-            .collect();
-        let replies = self
-            .conn
-            .pipelines(&pipes)
-            .await
-            .context("failed to count queues")?;
-        type Row = (u64, u64, u64, u64, Vec<Option<u64>>, Vec<Option<u64>>);
+            .await?;
         let sum = |v: Vec<Option<u64>>| v.into_iter().flatten().sum();
-        replies
+        Ok(rows
             .into_iter()
-            .map(|reply| {
-                let (ready, scheduled, running, retrying, succeeded, failed): Row =
-                    redis::from_redis_value(redis::Value::Array(reply))
-                        .context("unexpected queue counts")?;
-                Ok(QueueCounts {
+            .map(
+                |(ready, scheduled, running, retrying, succeeded, failed)| QueueCounts {
                     ready,
                     scheduled,
                     running,
                     retrying,
                     succeeded_last_minute: sum(succeeded),
                     failed_last_minute: sum(failed),
-                })
-            })
-            .collect()
+                },
+            )
+            .collect())
     }
 
     /// Each queue's attempts per minute over the last `minutes` (at most an hour, what
@@ -103,39 +92,27 @@ impl Queues {
             .rev()
             .map(|i| now_ms - i * WINDOW_MS)
             .collect();
-        let pipes: Vec<redis::Pipeline> = queues
-            .iter()
-            .map(|queue| {
-                let mut pipe = redis::pipe();
+        type Pair = (Vec<Option<u64>>, Vec<Option<u64>>);
+        let pairs: Vec<Pair> = self
+            .per_queue(queues, "read queue throughput", |pipe, queue| {
                 for what in ["succeeded", "failed"] {
                     pipe.mget(self.counters(queue, what, &windows));
                 }
-                pipe
             })
-            .collect();
-        let replies = self
-            .conn
-            .pipelines(&pipes)
-            .await
-            .context("failed to read queue throughput")?;
+            .await?;
         let per_minute = |counts: &Vec<Option<u64>>| -> Vec<u64> {
             counts
                 .chunks(PER_MINUTE as usize)
                 .map(|minute| minute.iter().flatten().sum())
                 .collect()
         };
-        replies
-            .into_iter()
-            .map(|reply| {
-                let (succeeded, failed): (Vec<Option<u64>>, Vec<Option<u64>>) =
-                    redis::from_redis_value(redis::Value::Array(reply))
-                        .context("unexpected queue throughput")?;
-                Ok(Throughput {
-                    succeeded: per_minute(&succeeded),
-                    failed: per_minute(&failed),
-                })
+        Ok(pairs
+            .iter()
+            .map(|(succeeded, failed)| Throughput {
+                succeeded: per_minute(succeeded),
+                failed: per_minute(failed),
             })
-            .collect()
+            .collect())
     }
 
     /// Up to `limit` of a queue's jobs in `state` from position `offset` in that state's
@@ -206,27 +183,16 @@ impl Queues {
         queues: &[String],
         now_ms: i64,
     ) -> anyhow::Result<Vec<Option<i64>>> {
-        let heads: Vec<redis::Pipeline> = queues
-            .iter()
-            .map(|queue| {
-                let mut pipe = redis::pipe();
-                pipe.lindex(self.key(queue, "ready"), 0);
-                pipe
-            })
-            .collect();
-        let heads = self
-            .conn
-            .pipelines(&heads)
-            .await
-            .context("failed to read the heads of the ready lists")?;
-        let mut ids = Vec::with_capacity(queues.len());
-        for reply in heads {
-            let id: Option<String> = match reply.into_iter().next() {
-                Some(value) => redis::from_redis_value(value).context("unexpected list head")?,
-                None => None,
-            };
-            ids.push(id);
-        }
+        let heads: Vec<(Option<String>,)> = self
+            .per_queue(
+                queues,
+                "read the heads of the ready lists",
+                |pipe, queue| {
+                    pipe.lindex(self.key(queue, "ready"), 0);
+                },
+            )
+            .await?;
+        let ids: Vec<Option<String>> = heads.into_iter().map(|(id,)| id).collect();
         let times: Vec<redis::Pipeline> = queues
             .iter()
             .zip(&ids)
@@ -255,6 +221,36 @@ impl Queues {
                 let (created, due): (Option<i64>, Option<i64>) =
                     redis::from_redis_value(value).context("unexpected job times")?;
                 Ok(created.max(due).map(|since| (now_ms - since).max(0)))
+            })
+            .collect()
+    }
+
+    /// One pipeline per queue, which `build` fills, run in one round trip (one per queue,
+    /// concurrently, on a cluster); each queue's replies decoded as one `T`.
+    pub(super) async fn per_queue<T: redis::FromRedisValue>(
+        &self,
+        queues: &[String],
+        what: &str,
+        build: impl Fn(&mut redis::Pipeline, &str),
+    ) -> anyhow::Result<Vec<T>> {
+        let pipes: Vec<redis::Pipeline> = queues
+            .iter()
+            .map(|queue| {
+                let mut pipe = redis::pipe();
+                build(&mut pipe, queue);
+                pipe
+            })
+            .collect();
+        let replies = self
+            .conn
+            .pipelines(&pipes)
+            .await
+            .with_context(|| format!("failed to {what}"))?;
+        replies
+            .into_iter()
+            .map(|reply| {
+                redis::from_redis_value(redis::Value::Array(reply))
+                    .with_context(|| format!("unexpected reply when trying to {what}"))
             })
             .collect()
     }

@@ -556,26 +556,17 @@ impl Queues {
     /// the queue, so every declared queue is asked: one round trip on one server, one
     /// per queue, concurrently, on a cluster.
     pub async fn get(&self, id: &str) -> anyhow::Result<Option<JobRecord>> {
-        let reads: Vec<redis::Pipeline> = self
-            .names
-            .iter()
-            .map(|queue| {
-                let mut pipe = redis::pipe();
+        let names = self.names.clone();
+        let hashes: Vec<(HashMap<String, String>,)> = self
+            .per_queue(&names, "read a job", |pipe, queue| {
                 pipe.hgetall(self.job_key(queue, id));
-                pipe
             })
-            .collect();
-        let replies = self
-            .conn
-            .pipelines(&reads)
-            .await
-            .context("failed to read a job")?;
-        for reply in replies.into_iter().flatten() {
-            let hash: HashMap<String, String> =
-                redis::from_redis_value(reply).context("unexpected job record")?;
-            if let Some(job) = JobRecord::from_hash(id, hash) {
-                return Ok(Some(job));
-            }
+            .await?;
+        if let Some(job) = hashes
+            .into_iter()
+            .find_map(|(hash,)| JobRecord::from_hash(id, hash))
+        {
+            return Ok(Some(job));
         }
         legacy::get(self, id).await
     }

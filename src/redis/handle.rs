@@ -22,6 +22,40 @@ use futures_util::FutureExt;
 
 use crate::config::RedisSettings;
 
+/// Makes an enum of two connections a connection itself, each call going to the variant
+/// it holds.
+macro_rules! delegate_connection_like {
+    ($type:ident, $a:ident, $b:ident) => {
+        impl ConnectionLike for $type {
+            fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
+                match self {
+                    Self::$a(conn) => conn.req_packed_command(cmd),
+                    Self::$b(conn) => conn.req_packed_command(cmd),
+                }
+            }
+
+            fn req_packed_commands<'a>(
+                &'a mut self,
+                pipeline: &'a Pipeline,
+                offset: usize,
+                count: usize,
+            ) -> RedisFuture<'a, Vec<Value>> {
+                match self {
+                    Self::$a(conn) => conn.req_packed_commands(pipeline, offset, count),
+                    Self::$b(conn) => conn.req_packed_commands(pipeline, offset, count),
+                }
+            }
+
+            fn get_db(&self) -> i64 {
+                match self {
+                    Self::$a(conn) => conn.get_db(),
+                    Self::$b(conn) => conn.get_db(),
+                }
+            }
+        }
+    };
+}
+
 /// Redis as every mode shares it: a pool of connections to one server, or the cluster
 /// connection.
 #[derive(Clone)]
@@ -133,33 +167,7 @@ pub enum Conn {
     Cluster(ClusterConnection),
 }
 
-impl ConnectionLike for Conn {
-    fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
-        match self {
-            Self::Pooled(conn) => conn.req_packed_command(cmd),
-            Self::Cluster(conn) => conn.req_packed_command(cmd),
-        }
-    }
-
-    fn req_packed_commands<'a>(
-        &'a mut self,
-        pipeline: &'a Pipeline,
-        offset: usize,
-        count: usize,
-    ) -> RedisFuture<'a, Vec<Value>> {
-        match self {
-            Self::Pooled(conn) => conn.req_packed_commands(pipeline, offset, count),
-            Self::Cluster(conn) => conn.req_packed_commands(pipeline, offset, count),
-        }
-    }
-
-    fn get_db(&self) -> i64 {
-        match self {
-            Self::Pooled(conn) => conn.get_db(),
-            Self::Cluster(conn) => conn.get_db(),
-        }
-    }
-}
+delegate_connection_like!(Conn, Pooled, Cluster);
 
 /// A multiplexed connection from [`Redis::multiplexed`]: clone it per caller.
 #[derive(Clone)]
@@ -209,33 +217,7 @@ impl Multiplexed {
     }
 }
 
-impl ConnectionLike for Multiplexed {
-    fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
-        match self {
-            Self::Single(conn) => conn.req_packed_command(cmd),
-            Self::Cluster(conn) => conn.req_packed_command(cmd),
-        }
-    }
-
-    fn req_packed_commands<'a>(
-        &'a mut self,
-        pipeline: &'a Pipeline,
-        offset: usize,
-        count: usize,
-    ) -> RedisFuture<'a, Vec<Value>> {
-        match self {
-            Self::Single(conn) => conn.req_packed_commands(pipeline, offset, count),
-            Self::Cluster(conn) => conn.req_packed_commands(pipeline, offset, count),
-        }
-    }
-
-    fn get_db(&self) -> i64 {
-        match self {
-            Self::Single(conn) => conn.get_db(),
-            Self::Cluster(conn) => conn.get_db(),
-        }
-    }
-}
+delegate_connection_like!(Multiplexed, Single, Cluster);
 
 /// Opens a cluster connection from the seed nodes: it learns the slot map from the first
 /// seed that answers and connects to every primary. `response_timeout` `None` is for a
