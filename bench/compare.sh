@@ -21,9 +21,13 @@ NEW_APP=target/release/app
 NEW_DRIVER=target/release/examples/jobs_driver
 old_tree="bench/target/compare-src"
 say "building $REV's release binaries in $old_tree"
-rm -rf "$old_tree"
-mkdir -p "$old_tree"
-git archive "$REV" | tar -x -C "$old_tree"
+# Kept between runs, so that the same revision builds only what changed.
+if [ "$(cat "$old_tree/.revision" 2>/dev/null)" != "$(git rev-parse "$REV")" ]; then
+  rm -rf "$old_tree"
+  mkdir -p "$old_tree"
+  git archive "$REV" | tar -x -C "$old_tree"
+  git rev-parse "$REV" >"$old_tree/.revision"
+fi
 (cd "$old_tree" && cargo build --release --locked --bin app --example jobs_driver \
   --target-dir ../compare 2>&1 | tail -1)
 OLD_APP=bench/target/compare/release/app
@@ -39,15 +43,17 @@ trap '[ -n "$worker_pid" ] && kill -9 $worker_pid 2>/dev/null; rm -rf "$work"' E
 calls() { $RCLI INFO commandstats | tr -d '\r' | awk -F'[=,:]' '/^cmdstat_/ {s += $3} END {print s+0}'; }
 reset() { $RCLI --scan --pattern "${REDIS_KEY_PREFIX}*" | xargs -r -n 1000 $RCLI DEL >/dev/null; }
 
-# One round of version $1 with its app $2 and driver $3.
+# One round of version $1 with its app $2, driver $3 and config folder $4.
 round() {
-  local name=$1 app=$2 driver=$3
+  local name=$1 app=$2 driver=$3 config=$4
   reset
   "$driver" enqueue "$N" batch "$work/ids" >/dev/null
   local before after
   before=$(calls)
-  WORKER_CONCURRENCY="$C" "$app" worker >>"$work/worker.log" 2>&1 &
+  CONFIG_DIR="$config" WORKER_CONCURRENCY="$C" "$app" worker >>"$work/worker.log" 2>&1 &
   worker_pid=$!
+  sleep 0.5
+  kill -0 "$worker_pid" 2>/dev/null || { cat "$work/worker.log" >&2; exit 1; }
   "$driver" wait "$work/ids" 900 >/dev/null
   after=$(calls)
   kill -TERM "$worker_pid"; wait "$worker_pid" 2>/dev/null || true; worker_pid=""
@@ -58,8 +64,8 @@ round() {
 
 for r in $(seq 1 "$ROUNDS"); do
   say "round $r of $ROUNDS: $N jobs, one worker at concurrency $C"
-  round "$REV" "$OLD_APP" "$OLD_DRIVER"
-  round this "$NEW_APP" "$NEW_DRIVER"
+  round "$REV" "$OLD_APP" "$OLD_DRIVER" "$old_tree/config"
+  round this "$NEW_APP" "$NEW_DRIVER" config
 done
 reset
 
