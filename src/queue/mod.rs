@@ -556,9 +556,8 @@ impl Queues {
     /// the queue, so every declared queue is asked: one round trip on one server, one
     /// per queue, concurrently, on a cluster.
     pub async fn get(&self, id: &str) -> anyhow::Result<Option<JobRecord>> {
-        let names = self.names.clone();
         let hashes: Vec<(HashMap<String, String>,)> = self
-            .per_queue(&names, "read a job", |pipe, queue| {
+            .per_queue(&self.names, "read a job", |pipe, queue| {
                 pipe.hgetall(self.job_key(queue, id));
             })
             .await?;
