@@ -25,6 +25,11 @@ else
   say "running the tests with cargo test"
   cargo test --workspace --all-targets --no-fail-fast "$@"
 fi
+# The client libraries' suites, against a real `app dev`. Only on a full run.
+client_status=0
+if [ "$#" -eq 0 ]; then
+  scripts/test-clients.sh || client_status=$?
+fi
 # The cluster pass: the queue, worker, scheduler and realtime suites again, every mode
 # talking to the 3-master cluster. Left out: the tests that cut Redis through a TCP proxy,
 # which stands for one server. Only on a full run (no arguments).
@@ -48,5 +53,6 @@ if [ "$#" -eq 0 ]; then
     port="${seed##*:}"
     redis-cli -p "$port" FLUSHALL >/dev/null 2>&1 || true
   done
-  exit "$status"
+  [ "$status" -ne 0 ] && exit "$status"
+  exit "$client_status"
 fi

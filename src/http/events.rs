@@ -34,7 +34,7 @@ pub fn router() -> OpenApiRouter<AppState> {
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-pub struct BatchRequest {
+pub struct EventBatch {
     /// 1 to 1000 events; all are checked before any is stored.
     pub events: Vec<NewEvent>,
 }
@@ -114,7 +114,7 @@ async fn send(
     path = "/api/v1/events/batch",
     tag = "events",
     security(("api_key" = ["events:write"])),
-    request_body = BatchRequest,
+    request_body = EventBatch,
     params(("Idempotency-Key" = Option<String>, Header, description = "A repeat of the request with the same key is a no-op (for events that name no id)")),
     responses(
         (status = 202, description = "Stored; they are delivered shortly", body = Accepted),
@@ -125,7 +125,7 @@ async fn send(
 async fn send_batch(
     State(state): State<AppState>,
     headers: HeaderMap,
-    body: Result<Json<BatchRequest>, ApiError>,
+    body: Result<Json<EventBatch>, ApiError>,
 ) -> Result<(StatusCode, axum::Json<Accepted>), ApiError> {
     let Json(request) = body.map_err(|e| body_refused(e, "events"))?;
     if request.events.is_empty() || request.events.len() > MAX_BATCH {

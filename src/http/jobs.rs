@@ -101,7 +101,7 @@ async fn enqueue(
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-pub struct BatchRequest {
+pub struct JobBatch {
     /// Up to 1000 jobs; all are checked before any is queued.
     pub jobs: Vec<EnqueueRequest>,
 }
@@ -125,7 +125,7 @@ pub struct BatchEntry {
     path = "/api/v1/jobs/batch",
     tag = "jobs",
     security(("api_key" = ["jobs:write"])),
-    request_body = BatchRequest,
+    request_body = JobBatch,
     responses(
         (status = 202, description = "All queued", body = BatchResponse),
         (status = 422, description = "A job is not acceptable; `field` names it, e.g. jobs[3].queue", body = Problem),
@@ -133,7 +133,7 @@ pub struct BatchEntry {
 )]
 async fn enqueue_batch(
     State(state): State<AppState>,
-    Json(request): Json<BatchRequest>,
+    Json(request): Json<JobBatch>,
 ) -> Result<(StatusCode, axum::Json<BatchResponse>), ApiError> {
     if request.jobs.is_empty() || request.jobs.len() > MAX_BATCH {
         return Err(Invalid::new("jobs", format!("give 1 to {MAX_BATCH} jobs")).into());

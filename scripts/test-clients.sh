@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# Runs the client libraries' own suites (clients/*) against a real `app dev`: starts it on
+# a free port with a database and Redis key prefix of its own, fixed secrets, and the
+# services scripts/services.sh provides, then runs each client's tests with the server's
+# address in SWITCHYARD_URL, the admin token in SWITCHYARD_TOKEN and the http jobs'
+# signing secret in SWITCHYARD_SIGNING_SECRET. scripts/test.sh calls it.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source scripts/services.sh
+command -v npm >/dev/null || apt_install nodejs npm
+
+cargo build --quiet --locked --bin app
+APP="$PWD/target/debug/app"
+db=switchyard_clients
+as_postgres psql -p "$PG_PORT" -qtAc "DROP DATABASE IF EXISTS $db WITH (FORCE)" >/dev/null
+as_postgres createdb -p "$PG_PORT" -O "$DB_ROLE" "$db"
+port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+log=$(mktemp)
+export SWITCHYARD_URL="http://127.0.0.1:$port"
+export SWITCHYARD_TOKEN="clients-test-admin-token-0123456789"
+export SWITCHYARD_SIGNING_SECRET="whsec_$(python3 -c 'import base64, os; print(base64.b64encode(os.urandom(32)).decode())')"
+DATABASE_URL="${DATABASE_URL%/*}/$db" REDIS_KEY_PREFIX="clients:$$:" PORT="$port" HOST=127.0.0.1 \
+  ADMIN_TOKEN="$SWITCHYARD_TOKEN" OUTBOUND_SIGNING_SECRET="$SWITCHYARD_SIGNING_SECRET" \
+  APP_SECRET="clients-test-app-secret-0123456789abcdef" LOG_LEVEL=warn \
+  "$APP" dev >"$log" 2>&1 &
+server=$!
+cleanup() {
+  kill -TERM "$server" 2>/dev/null || true
+  wait "$server" 2>/dev/null || true
+  redis-cli -u "$REDIS_URL" --scan --pattern "clients:$$:*" | xargs -r -n 500 redis-cli -u "$REDIS_URL" DEL >/dev/null || true
+  rm -f "$log"
+}
+trap cleanup EXIT
+for _ in $(seq 1 200); do
+  curl -fsS -o /dev/null "$SWITCHYARD_URL/api/health/live" 2>/dev/null && break
+  kill -0 "$server" 2>/dev/null || { cat "$log" >&2; exit 1; }
+  sleep 0.1
+done
+
+say "clients/typescript: npm test against app dev on $SWITCHYARD_URL"
+(cd clients/typescript && npm ci --no-audit --no-fund --loglevel=error >/dev/null && npm test)
