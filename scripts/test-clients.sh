@@ -16,19 +16,24 @@ as_postgres psql -p "$PG_PORT" -qtAc "DROP DATABASE IF EXISTS $db WITH (FORCE)" 
 as_postgres createdb -p "$PG_PORT" -O "$DB_ROLE" "$db"
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 log=$(mktemp)
+# The repository's configuration, and a bucket that takes the 100 MB streaming upload.
+config=$(mktemp -d)
+cp config/default.toml "$config/"
+printf '[storage.buckets.large]\nmax_file_size = "200MB"\n' >"$config/clients.toml"
 export SWITCHYARD_URL="http://127.0.0.1:$port"
 export SWITCHYARD_TOKEN="clients-test-admin-token-0123456789"
+export SWITCHYARD_APP_SECRET="clients-test-app-secret-0123456789abcdef"
 export SWITCHYARD_SIGNING_SECRET="whsec_$(python3 -c 'import base64, os; print(base64.b64encode(os.urandom(32)).decode())')"
-DATABASE_URL="${DATABASE_URL%/*}/$db" REDIS_KEY_PREFIX="clients:$$:" PORT="$port" HOST=127.0.0.1 \
+APP_ENV=clients CONFIG_DIR="$config" DATABASE_URL="${DATABASE_URL%/*}/$db" REDIS_KEY_PREFIX="clients:$$:" PORT="$port" HOST=127.0.0.1 \
   ADMIN_TOKEN="$SWITCHYARD_TOKEN" OUTBOUND_SIGNING_SECRET="$SWITCHYARD_SIGNING_SECRET" \
-  APP_SECRET="clients-test-app-secret-0123456789abcdef" LOG_LEVEL=warn \
+  APP_SECRET="$SWITCHYARD_APP_SECRET" LOG_LEVEL=warn \
   "$APP" dev >"$log" 2>&1 &
 server=$!
 cleanup() {
   kill -TERM "$server" 2>/dev/null || true
   wait "$server" 2>/dev/null || true
   redis-cli -u "$REDIS_URL" --scan --pattern "clients:$$:*" | xargs -r -n 500 redis-cli -u "$REDIS_URL" DEL >/dev/null || true
-  rm -f "$log"
+  rm -rf "$log" "$config"
 }
 trap cleanup EXIT
 for _ in $(seq 1 200); do

@@ -25,7 +25,7 @@ pub fn router() -> OpenApiRouter<AppState> {
 #[derive(Serialize, ToSchema)]
 struct Metrics {
     system: System,
-    database: Database,
+    database: DatabasePool,
     redis: Redis,
     /// Per-queue counts and last-minute throughput, as `GET /api/v1/queues` gives them.
     queues: BTreeMap<String, crate::queue::QueueCounts>,
@@ -49,7 +49,7 @@ struct System {
 }
 
 #[derive(Serialize, ToSchema)]
-struct Database {
+struct DatabasePool {
     pool_size: u32,
     pool_idle: usize,
     pool_max: u32,
@@ -95,7 +95,7 @@ async fn metrics_json(State(state): State<AppState>) -> Result<axum::Json<Metric
             rss_bytes: crate::telemetry::process::read().map(|f| f.resident_bytes),
             load_average: load_average(),
         },
-        database: Database {
+        database: DatabasePool {
             pool_size: state.db.size(),
             pool_idle: state.db.num_idle(),
             pool_max: state.settings.database.max_connections,

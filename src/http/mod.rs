@@ -16,6 +16,7 @@ pub mod health;
 pub mod jobs;
 pub mod keys;
 pub mod limit;
+mod linger;
 pub mod metrics;
 pub mod middleware;
 pub mod openapi;

@@ -116,7 +116,7 @@ async fn hub_stats(State(state): State<AppState>) -> Result<axum::Json<RealtimeS
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-pub struct TokenRequest {
+pub struct SocketTokenRequest {
     /// Who the socket belongs to (the `sub` claim).
     pub sub: String,
     /// Channel names or `*`-suffixed patterns the socket may subscribe to.
@@ -139,7 +139,7 @@ pub struct MintedToken {
     path = "/api/v1/realtime/token",
     tag = "realtime",
     security(("api_key" = ["realtime:token"])),
-    request_body = TokenRequest,
+    request_body = SocketTokenRequest,
     responses(
         (status = 200, description = "A token", body = MintedToken),
         (status = 422, description = "A bad claim", body = Problem),
@@ -148,7 +148,7 @@ pub struct MintedToken {
 )]
 async fn mint_token(
     State(state): State<AppState>,
-    Json(request): Json<TokenRequest>,
+    Json(request): Json<SocketTokenRequest>,
 ) -> Result<axum::Json<MintedToken>, ApiError> {
     let secret = state.settings.app.secret.as_ref().ok_or_else(|| {
         ApiError::Unavailable("tokens need app.secret (APP_SECRET), which is not set".into())

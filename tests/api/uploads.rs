@@ -459,3 +459,56 @@ async fn the_declared_buckets_are_listed_with_their_rules() {
         .assert_problem(404, "not_found");
     app.stop().await;
 }
+
+/// Sends `head` and `body` on a raw connection, the second half of the body a moment after
+/// the first, all of it before reading the answer, as a client that does not watch for an
+/// early answer does (Node's fetch); returns the answer.
+async fn raw_exchange(app: &TestApp, head: &str, body: &[u8]) -> std::io::Result<String> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(app.address).await?;
+    stream.write_all(head.as_bytes()).await?;
+    let (first, rest) = body.split_at(body.len() / 2);
+    stream.write_all(first).await?;
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    stream.write_all(rest).await?;
+    let mut answer = Vec::new();
+    stream.read_to_end(&mut answer).await?;
+    Ok(String::from_utf8_lossy(&answer).into_owned())
+}
+
+#[tokio::test]
+async fn an_upload_refused_part_way_through_its_body_still_reaches_the_client_as_a_413() {
+    let app = spawn(Backend::Local).await;
+    let token = make_token(
+        &app,
+        json!({"bucket": "default", "max_size": 16, "expires_in_seconds": 60}),
+    )
+    .await;
+    // A form whose file grows past the token's size: refused part way through the body.
+    let (form_type, body) = multipart(&[("file", Some("big.bin"), None, &vec![b'x'; 256 * 1024])]);
+    let head = format!(
+        "POST /api/v1/files HTTP/1.1\r\nhost: switchyard\r\nauthorization: Bearer {}\r\n\
+         content-type: {form_type}\r\ntransfer-encoding: chunked\r\nconnection: close\r\n\r\n",
+        token["token"].as_str().unwrap(),
+    );
+    let body = [
+        format!("{:x}\r\n", body.len()).into_bytes(),
+        body,
+        b"\r\n0\r\n\r\n".to_vec(),
+    ]
+    .concat();
+
+    // Without draining the rest, closing the connection resets it and the answer can be
+    // lost with it.
+    let mut answers = Vec::new();
+    for _ in 0..3 {
+        answers.push(raw_exchange(&app, &head, &body).await);
+    }
+
+    for answer in &answers {
+        let answer = answer.as_ref().expect("the answer arrives, not a reset");
+        assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
+        assert!(answer.contains("payload_too_large"), "{answer}");
+    }
+    app.stop().await;
+}

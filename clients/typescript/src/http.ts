@@ -1,4 +1,5 @@
 import { SwitchyardError, errorFrom } from "./errors.js";
+import { onNode, sendStreamed } from "./node-upload.js";
 
 /** How to reach the server. */
 export interface ClientOptions {
@@ -22,7 +23,11 @@ export interface Call {
   path: string;
   query?: Record<string, string | number | undefined>;
   json?: unknown;
+  /** A body sent as it is (a stream is streamed); `json` wins when both are given. */
+  body?: ReadableStream<Uint8Array> | Blob | FormData | string;
   headers?: Record<string, string>;
+  /** What to accept; JSON (and problem documents) by default. */
+  accept?: string;
   /**
    * Whether repeating the request cannot do twice what it asks: reads and deletes are, and
    * so is a request that carries an idempotency key. Only these are retried.
@@ -39,6 +44,7 @@ export class Transport {
   readonly #maxDelay: number;
   readonly #timeout: number;
   readonly #fetch: typeof fetch;
+  readonly #globalFetch: typeof fetch;
 
   constructor(options: ClientOptions) {
     if (!options.baseUrl) throw new TypeError("baseUrl is required");
@@ -47,7 +53,8 @@ export class Transport {
     this.#retries = Math.max(0, options.retries ?? 3);
     this.#maxDelay = Math.max(0, options.maxRetryDelayMs ?? 10_000);
     this.#timeout = Math.max(0, options.timeoutMs ?? 30_000);
-    this.#fetch = options.fetch ?? globalThis.fetch.bind(globalThis);
+    this.#globalFetch = globalThis.fetch.bind(globalThis);
+    this.#fetch = options.fetch ?? this.#globalFetch;
   }
 
   /** The response's JSON, or `undefined` for a 204. */
@@ -62,21 +69,29 @@ export class Transport {
     const url = this.url(call.path, call.query);
     const headers = new Headers(call.headers);
     if (this.#token) headers.set("authorization", `Bearer ${this.#token}`);
-    let body: string | undefined;
+    let body: ReadableStream<Uint8Array> | Blob | FormData | string | undefined = call.body;
     if (call.json !== undefined) {
       headers.set("content-type", "application/json");
       body = JSON.stringify(call.json);
     }
-    headers.set("accept", "application/json");
+    headers.set("accept", call.accept ?? "application/json");
+    const streamed = typeof ReadableStream !== "undefined" && body instanceof ReadableStream;
     for (let attempt = 0; ; attempt++) {
       let failure: SwitchyardError;
       try {
-        const response = await this.#fetch(url, {
+        const init: RequestInit & { duplex?: "half" } = {
           method: call.method,
           headers,
           body: body ?? null,
           signal: this.signal(call.signal),
-        });
+        };
+        // A streamed body goes out as it is read (fetch's half duplex); on Node through
+        // its own http module, as Node's fetch holds a streamed body whole.
+        if (streamed) init.duplex = "half";
+        const response =
+          streamed && onNode() && this.#fetch === this.#globalFetch
+            ? await sendStreamed(url, { method: call.method, headers, signal: init.signal ?? undefined }, body as ReadableStream<Uint8Array>)
+            : await this.#fetch(url, init);
         if (response.ok) return response;
         failure = await errorFrom(response);
       } catch (cause) {

@@ -34,7 +34,7 @@ const MAX_PREFIX_BYTES: usize = 100;
 /// What an upload token allows.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-pub struct TokenRequest {
+pub struct UploadTokenRequest {
     /// A bucket declared in `storage.buckets`.
     pub bucket: String,
     /// Bytes, at most the bucket's `max_file_size` (also the default).
@@ -53,7 +53,7 @@ pub struct TokenRequest {
     pub single_use: bool,
 }
 
-impl TokenRequest {
+impl UploadTokenRequest {
     /// The grant this asks for, or the field that is wrong.
     fn grant(self, state: &AppState, issuer: String) -> Result<Grant, Invalid> {
         let bucket = state
@@ -145,7 +145,7 @@ pub struct UploadToken {
     path = "/api/v1/files/upload-tokens",
     tag = "files",
     security(("api_key" = ["files:write"])),
-    request_body = TokenRequest,
+    request_body = UploadTokenRequest,
     responses(
         (status = 201, description = "The token", body = UploadToken),
         (status = 422, description = "A bad bucket, size, type, prefix or lifetime", body = Problem),
@@ -156,7 +156,7 @@ pub(super) async fn create(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
     headers: HeaderMap,
-    Json(request): Json<TokenRequest>,
+    Json(request): Json<UploadTokenRequest>,
 ) -> Result<Response, ApiError> {
     let key = state.storage.grant_key().ok_or_else(|| {
         ApiError::Unavailable(

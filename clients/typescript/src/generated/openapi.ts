@@ -989,14 +989,24 @@ export interface components {
             /** @description The Standard Webhooks signing secret (`whsec_…`). Keep it: it is not shown again. */
             secret: string;
         };
+        /** @description A registered database as the API shows it: never its password. */
         Database: {
-            migrations_applied: number;
-            migrations_pending: number;
-            pool_idle: number;
+            /** Format: date-time */
+            created_at: string;
+            database: string;
+            /** @description Whether a password is stored. */
+            has_password: boolean;
+            host: string;
+            /** Format: uuid */
+            id: string;
+            name: string;
             /** Format: int32 */
-            pool_max: number;
-            /** Format: int32 */
-            pool_size: number;
+            port: number;
+            /** @description `disable`, `prefer` or `require`. */
+            ssl_mode: string;
+            /** Format: date-time */
+            updated_at: string;
+            username?: string | null;
         };
         /**
          * @description A database to register, or a change to one (`PATCH`: every field optional; `null`
@@ -1024,6 +1034,15 @@ export interface components {
             databases: components["schemas"]["Database"][];
             /** @description Pass as `cursor` for the next page; absent on the last. */
             next_cursor?: string | null;
+        };
+        DatabasePool: {
+            migrations_applied: number;
+            migrations_pending: number;
+            pool_idle: number;
+            /** Format: int32 */
+            pool_max: number;
+            /** Format: int32 */
+            pool_size: number;
         };
         DeadPage: {
             jobs: components["schemas"]["JobView"][];
@@ -1374,7 +1393,7 @@ export interface components {
             tick: string;
         };
         Metrics: {
-            database: components["schemas"]["Database"];
+            database: components["schemas"]["DatabasePool"];
             /** @description Processes that heartbeated within the last minute. */
             instances: components["schemas"]["Instance"][];
             /** @description Per-queue counts and last-minute throughput, as `GET /api/v1/queues` gives them. */
@@ -1631,6 +1650,17 @@ export interface components {
             /** @description Works without credentials until `expires_at`. */
             url: string;
         };
+        SocketTokenRequest: {
+            /** @description Channel names or `*`-suffixed patterns the socket may subscribe to. */
+            channels: string[];
+            /** @description Who the socket belongs to (the `sub` claim). */
+            sub: string;
+            /**
+             * Format: int64
+             * @description Lifetime in seconds; `realtime.token_ttl_seconds` when absent, at most a week.
+             */
+            ttl_seconds?: number | null;
+        };
         System: {
             cpu_count: number;
             /** @description 1, 5 and 15 minute load averages of the machine. */
@@ -1667,33 +1697,6 @@ export interface components {
              */
             until: string;
         };
-        /** @description What an upload token allows. */
-        TokenRequest: {
-            /** @description A bucket declared in `storage.buckets`. */
-            bucket: string;
-            /**
-             * @description Media types (`image/png`), families (`image/*`) or extensions (`.pdf`) accepted,
-             *     on top of the bucket's own rule; any the bucket accepts when absent.
-             */
-            content_types?: string[];
-            /**
-             * Format: int64
-             * @description 1 to 86,400.
-             */
-            expires_in_seconds: number;
-            /**
-             * Format: int64
-             * @description Bytes, at most the bucket's `max_file_size` (also the default).
-             */
-            max_size?: number | null;
-            /**
-             * @description Every file made with the token is named under this (`user-42-`); the client's name
-             *     gets it prepended when it lacks it.
-             */
-            name_prefix?: string | null;
-            /** @description The token makes one file, then is refused. */
-            single_use?: boolean;
-        };
         Triggered: {
             job_id: string;
             schedule: string;
@@ -1721,6 +1724,33 @@ export interface components {
              *     `&name=`).
              */
             upload_url: string;
+        };
+        /** @description What an upload token allows. */
+        UploadTokenRequest: {
+            /** @description A bucket declared in `storage.buckets`. */
+            bucket: string;
+            /**
+             * @description Media types (`image/png`), families (`image/*`) or extensions (`.pdf`) accepted,
+             *     on top of the bucket's own rule; any the bucket accepts when absent.
+             */
+            content_types?: string[];
+            /**
+             * Format: int64
+             * @description 1 to 86,400.
+             */
+            expires_in_seconds: number;
+            /**
+             * Format: int64
+             * @description Bytes, at most the bucket's `max_file_size` (also the default).
+             */
+            max_size?: number | null;
+            /**
+             * @description Every file made with the token is named under this (`user-42-`); the client's name
+             *     gets it prepended when it lacks it.
+             */
+            name_prefix?: string | null;
+            /** @description The token makes one file, then is refused. */
+            single_use?: boolean;
         };
     };
     responses: never;
@@ -2539,7 +2569,7 @@ export interface operations {
         };
         requestBody: {
             content: {
-                "application/json": components["schemas"]["TokenRequest"];
+                "application/json": components["schemas"]["UploadTokenRequest"];
             };
         };
         responses: {
@@ -3383,7 +3413,7 @@ export interface operations {
         };
         requestBody: {
             content: {
-                "application/json": components["schemas"]["TokenRequest"];
+                "application/json": components["schemas"]["SocketTokenRequest"];
             };
         };
         responses: {
