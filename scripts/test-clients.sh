@@ -44,3 +44,11 @@ done
 
 say "clients/typescript: npm test against app dev on $SWITCHYARD_URL"
 (cd clients/typescript && npm ci --no-audit --no-fund --loglevel=error >/dev/null && npm test)
+
+say "clients/python: pytest against app dev on $SWITCHYARD_URL"
+python_install() {
+  python3 -m pip install -q --disable-pip-version-check "$@" 2>/dev/null \
+    || python3 -m pip install -q --disable-pip-version-check --break-system-packages "$@"
+}
+python_install -e "clients/python[test]"
+(cd clients/python && python3 -m pytest -q -p no:cacheprovider)

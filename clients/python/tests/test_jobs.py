@@ -1,0 +1,64 @@
+import uuid
+
+import pytest
+
+from switchyard_client import SwitchyardError
+
+
+def test_an_enqueued_job_reads_back_and_a_repeated_idempotency_key_returns_it(switchyard):
+    key = f"order-{uuid.uuid4()}"
+    job = switchyard.jobs.enqueue("noop", {"n": 1}, delay_seconds=3600, idempotency_key=key)
+    again = switchyard.jobs.enqueue("noop", {"n": 2}, idempotency_key=key)
+    read = switchyard.jobs.get(job.id)
+
+    assert job.state == "scheduled" and job.created is True
+    assert again.id == job.id and again.created is False
+    assert read is not None and read.payload == {"n": 1}
+    assert switchyard.jobs.get(str(uuid.uuid4())) is None
+
+
+def test_a_delayed_job_is_cancelled_and_cancelling_it_again_is_a_typed_409(switchyard):
+    job = switchyard.jobs.enqueue("noop", delay_seconds=600)
+    assert switchyard.jobs.cancel(job.id).state == "cancelled"
+    with pytest.raises(SwitchyardError) as refused:
+        switchyard.jobs.cancel(job.id)
+    assert refused.value.status == 409 and refused.value.code == "conflict"
+
+
+def test_one_bad_job_refuses_a_batch_naming_its_field(switchyard):
+    made = switchyard.jobs.enqueue_batch([{"kind": "noop", "delay_seconds": 600}] * 2)
+    with pytest.raises(SwitchyardError) as refused:
+        switchyard.jobs.enqueue_batch([{"kind": "noop"}, {"kind": "noop", "queue": "no-such-queue"}])
+
+    assert len(made) == 2 and all(entry.created for entry in made)
+    assert refused.value.status == 422
+    assert refused.value.code == "validation_failed"
+    assert refused.value.field == "jobs[1].queue"
+    assert refused.value.request_id
+
+
+def test_bad_input_is_a_422_that_names_the_field(switchyard):
+    with pytest.raises(SwitchyardError) as refused:
+        switchyard.jobs.enqueue("noop", max_attempts=0)
+    assert refused.value.status == 422 and refused.value.field == "max_attempts"
+    assert not refused.value.retryable
+
+
+async def test_the_async_client_enqueues_and_reads_back(async_switchyard):
+    job = await async_switchyard.jobs.enqueue("noop", {"async": True}, delay_seconds=600)
+    read = await async_switchyard.jobs.get(job.id)
+    assert read is not None and read.payload == {"async": True}
+    assert (await async_switchyard.jobs.cancel(job.id)).state == "cancelled"
+
+
+def test_events_are_stored_once_and_schedules_run_now(switchyard):
+    event_id = switchyard.events.send("orders.created", {"order": 7})
+    repeated = switchyard.events.send_batch([{"id": event_id, "type": "orders.created", "data": {"order": 7}}])
+    schedules = switchyard.schedules.list()
+    job_id = switchyard.schedules.run_now(schedules[0].name)
+
+    assert repeated.duplicates == 1 and repeated.ids == [event_id]
+    assert switchyard.jobs.get(job_id) is not None
+    with pytest.raises(SwitchyardError) as missing:
+        switchyard.schedules.run_now("no-such-schedule")
+    assert missing.value.status == 404
