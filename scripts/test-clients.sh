@@ -52,3 +52,7 @@ python_install() {
 }
 python_install -e "clients/python[test]"
 (cd clients/python && python3 -m pytest -q -p no:cacheprovider)
+
+say "examples/fastapi: enqueue, signed delivery verified by the example, job succeeded"
+python_install fastapi uvicorn
+python3 examples/fastapi/roundtrip.py
