@@ -58,8 +58,16 @@ class Options:
         return backoff / 2 + random.random() * backoff / 2
 
 
-def _query(call: Call) -> dict[str, Any]:
-    return {k: v for k, v in call.query.items() if v is not None}
+def _request(client: httpx.Client | httpx.AsyncClient, call: Call) -> httpx.Request:
+    return client.build_request(
+        call.method,
+        call.path,
+        params={k: v for k, v in call.query.items() if v is not None},
+        json=call.json,
+        content=call.content,
+        files=call.files,
+        headers=call.headers,
+    )
 
 
 def _unreachable(options: Options, cause: Exception) -> SwitchyardError:
@@ -83,16 +91,7 @@ class SyncTransport:
         attempt = 0
         while True:
             try:
-                request = self.client.build_request(
-                    call.method,
-                    call.path,
-                    params=_query(call),
-                    json=call.json,
-                    content=call.content,
-                    files=call.files,
-                    headers=call.headers,
-                )
-                response = self.client.send(request, stream=True)
+                response = self.client.send(_request(self.client, call), stream=True)
             except httpx.TransportError as cause:
                 failure = _unreachable(self.options, cause)
             else:
@@ -125,16 +124,7 @@ class AsyncTransport:
         attempt = 0
         while True:
             try:
-                request = self.client.build_request(
-                    call.method,
-                    call.path,
-                    params=_query(call),
-                    json=call.json,
-                    content=call.content,
-                    files=call.files,
-                    headers=call.headers,
-                )
-                response = await self.client.send(request, stream=True)
+                response = await self.client.send(_request(self.client, call), stream=True)
             except httpx.TransportError as cause:
                 failure = _unreachable(self.options, cause)
             else:
