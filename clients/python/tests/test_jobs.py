@@ -62,3 +62,19 @@ def test_events_are_stored_once_and_schedules_run_now(switchyard):
     with pytest.raises(SwitchyardError) as missing:
         switchyard.schedules.run_now("no-such-schedule")
     assert missing.value.status == 404
+
+
+async def test_the_async_client_covers_schedules_webhooks_and_realtime(async_switchyard):
+    schedules = await async_switchyard.schedules.list()
+    job_id = await async_switchyard.schedules.run_now(schedules[0].name)
+    endpoint = await async_switchyard.webhooks.create("http://127.0.0.1:9/hooks", ["reports.*"])
+    changed = await async_switchyard.webhooks.update(endpoint.id, enabled=False)
+    listed = await async_switchyard.webhooks.list()
+    await async_switchyard.webhooks.delete(endpoint.id)
+    minted = await async_switchyard.realtime.token("async", ["reports"])
+    published = await async_switchyard.realtime.publish("reports", "report.ready", {"n": 1})
+
+    assert (await async_switchyard.jobs.get(job_id)) is not None
+    assert endpoint.secret.startswith("whsec_") and changed.enabled is False
+    assert any(e.id == endpoint.id for e in listed)
+    assert minted.token.count(".") == 2 and published.offset > 0

@@ -26,8 +26,9 @@ def _none(_: httpx.Response) -> None:
     return None
 
 
-def _seg(value: str) -> str:
-    return quote(value, safe="")
+def _seg(value: object) -> str:
+    """A path segment: ids may come as the models' UUIDs or as strings."""
+    return quote(str(value), safe="")
 
 
 def _body(model: type, values: dict[str, Any]) -> Any:

@@ -265,6 +265,40 @@ class AsyncFiles(_Area):
             return calls.not_found_is_none(error)
 
 
+class AsyncSchedules(_Area):
+    async def list(self) -> list[models.ScheduleView]:
+        return await self._t.run(calls.list_schedules())
+
+    async def run_now(self, name: str) -> str:
+        return await self._t.run(calls.run_schedule(name))
+
+
+class AsyncWebhooks(_Area):
+    async def create(self, url: str, event_types: list[str], **fields: Any) -> models.CreatedEndpoint:
+        return await self._t.run(calls.create_endpoint({"url": url, "event_types": event_types, **fields}))
+
+    async def list(self) -> list[models.Endpoint]:
+        return await self._t.run(calls.list_endpoints())
+
+    async def update(self, endpoint_id: str, **change: Any) -> models.Endpoint:
+        return await self._t.run(calls.update_endpoint(endpoint_id, change))
+
+    async def delete(self, endpoint_id: str) -> None:
+        await self._t.run(calls.delete_endpoint(endpoint_id))
+
+    async def deliveries(self, endpoint_id: str, *, limit: int | None = None,
+                         cursor: str | None = None) -> models.DeliveryPage:
+        return await self._t.run(calls.endpoint_deliveries(endpoint_id, limit, cursor))
+
+
+class AsyncRealtime(_Area):
+    async def token(self, sub: str, channels: list[str], ttl_seconds: int | None = None) -> models.MintedToken:
+        return await self._t.run(calls.socket_token(sub, channels, ttl_seconds))
+
+    async def publish(self, channel: str, event: str, data: Any) -> models.Published:
+        return await self._t.run(calls.publish(channel, event, data))
+
+
 class AsyncSwitchyard:
     """The asyncio client. Use it in an ``async with`` block, or ``await close()``."""
 
@@ -274,7 +308,10 @@ class AsyncSwitchyard:
         self._transport = AsyncTransport(_options(base_url, token, retries, max_retry_delay, timeout), http_client)
         self.jobs = AsyncJobs(self._transport)
         self.events = AsyncEvents(self._transport)
+        self.webhooks = AsyncWebhooks(self._transport)
         self.files = AsyncFiles(self._transport)
+        self.schedules = AsyncSchedules(self._transport)
+        self.realtime = AsyncRealtime(self._transport)
 
     async def close(self) -> None:
         await self._transport.close()
