@@ -5,9 +5,8 @@
 //! many jobs and queues there are, each bounded by `health.check_timeout_ms`; a store that
 //! does not answer leaves its families out of that scrape instead of failing it.
 
-use std::fmt::Write;
-
 use crate::state::AppState;
+use crate::telemetry::exposition::{escape, family, sample};
 
 /// The scrape-time families in the Prometheus text format.
 pub async fn render(state: &AppState) -> String {
@@ -177,24 +176,4 @@ async fn bounded<T>(
             None
         }
     }
-}
-
-fn family(out: &mut String, name: &str, kind: &str, help: &str) {
-    let _ = write!(out, "# HELP {name} {help}\n# TYPE {name} {kind}\n");
-}
-
-fn sample(out: &mut String, name: &str, labels: &str, value: impl std::fmt::Display) {
-    if labels.is_empty() {
-        let _ = writeln!(out, "{name} {value}");
-    } else {
-        let _ = writeln!(out, "{name}{{{labels}}} {value}");
-    }
-}
-
-/// A label value as the text format quotes it.
-fn escape(value: &str) -> String {
-    value
-        .replace('\\', "\\\\")
-        .replace('"', "\\\"")
-        .replace('\n', "\\n")
 }

@@ -5,6 +5,7 @@
 //! registry behind `/metrics`, the request series the HTTP edge records ([`requests`]),
 //! and who this process is ([`Identity`]).
 
+pub mod exposition;
 pub mod process;
 pub mod requests;
 

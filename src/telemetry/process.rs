@@ -3,7 +3,7 @@
 //! Prometheus process metrics (`process_*`), and the JSON metrics' resident memory.
 //! Elsewhere every figure reads as absent.
 
-use std::fmt::Write;
+use super::exposition::{family, sample};
 
 /// What `/proc/self` says of this process.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
@@ -93,10 +93,8 @@ pub fn render(out: &mut String) {
         ));
     }
     for (name, kind, help, value) in metrics {
-        let _ = write!(
-            out,
-            "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}\n"
-        );
+        family(out, name, kind, help);
+        sample(out, name, "", value);
     }
 }
 
