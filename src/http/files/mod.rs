@@ -40,7 +40,6 @@ pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(upload::upload))
         .route_layer(StreamsBody)
-        .route_layer(axum::middleware::from_fn(super::linger::after_refusal))
         .routes(routes!(list))
         .routes(routes!(buckets))
         .routes(routes!(get_file, delete_file))
