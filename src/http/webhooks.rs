@@ -210,7 +210,9 @@ pub struct RotatedSecret {
 }
 
 /// Make a new signing secret. During `webhooks.secret_overlap_hours` deliveries carry
-/// signatures by both, so receivers can switch without losing one.
+/// signatures by both, so receivers can switch without losing one. Workers read an
+/// endpoint again within a second, so deliveries sent in that second carry the previous
+/// secret's signature alone.
 #[utoipa::path(
     post,
     path = "/api/v1/webhooks/{id}/rotate-secret",

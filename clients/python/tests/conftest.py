@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import http.server
 import os
+import threading
 import time
 from typing import Callable, TypeVar
 
 import pytest
 
-from switchyard_client import AsyncSwitchyard, Switchyard
+from switchyard_client import AsyncSwitchyard, DeliveryRejected, DeliveryVerifier, Switchyard
 
 T = TypeVar("T")
 
@@ -47,3 +49,43 @@ def eventually(read: Callable[[], T], done: Callable[[T], bool], seconds: float 
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out; last value: {value!r}")
         time.sleep(0.1)
+
+
+class Receiver:
+    """A local endpoint for signed calls. Each call is kept whole in ``calls`` (body and
+    headers). The answer is 401 when ``verifier`` rejects it, else ``status``; the payloads
+    of calls answered 2xx go to ``received``. Both can change between calls."""
+
+    def __init__(self, verifier: DeliveryVerifier | None, status: int = 204) -> None:
+        self.verifier = verifier
+        self.status = status
+        self.received: list[object] = []
+        self.calls: list[tuple[bytes, dict[str, str]]] = []
+        outer = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("content-length") or 0))
+                headers = dict(self.headers.items())
+                outer.calls.append((body, headers))
+                code = outer.status
+                if outer.verifier is not None:
+                    try:
+                        payload = outer.verifier.verify(body, headers)
+                        if code < 300:
+                            outer.received.append(payload)
+                    except DeliveryRejected:
+                        code = 401
+                self.send_response(code)
+                self.send_header("content-length", "0")
+                self.end_headers()
+
+            def log_message(self, *_: object) -> None:
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hooks"
+
+    def close(self) -> None:
+        self.server.shutdown()

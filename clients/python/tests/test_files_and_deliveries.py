@@ -1,7 +1,5 @@
 from __future__ import annotations
 
-import http.server
-import threading
 import tracemalloc
 import uuid
 from datetime import datetime, timedelta, timezone
@@ -11,7 +9,7 @@ from standardwebhooks.webhooks import Webhook
 
 from switchyard_client import DeliveryRejected, DeliveryVerifier, SwitchyardError
 
-from .conftest import SIGNING_SECRET, eventually
+from .conftest import SIGNING_SECRET, Receiver, eventually
 
 MiB = 1 << 20
 
@@ -58,37 +56,6 @@ def test_signed_urls_and_upload_tokens(switchyard):
     assert made.status_code == 201 and refused.status_code == 413
     assert switchyard.files.get(str(uuid.uuid4())) is None
     assert switchyard.files.delete(str(uuid.uuid4())) is False
-
-
-class Receiver:
-    """A local endpoint that checks each call with ``verifier`` and answers ``status``."""
-
-    def __init__(self, verifier: DeliveryVerifier | None, status: int = 204) -> None:
-        self.received: list[object] = []
-        outer = self
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers.get("content-length") or 0))
-                code = status
-                if verifier is not None:
-                    try:
-                        outer.received.append(verifier.verify(body, dict(self.headers.items())))
-                    except DeliveryRejected:
-                        code = 401
-                self.send_response(code)
-                self.send_header("content-length", "0")
-                self.end_headers()
-
-            def log_message(self, *_: object) -> None:
-                pass
-
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hooks"
-
-    def close(self) -> None:
-        self.server.shutdown()
 
 
 def test_an_http_job_comes_back_signed_is_verified_and_succeeds(switchyard):

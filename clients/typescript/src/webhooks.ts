@@ -48,7 +48,10 @@ export class Webhooks {
     return (await orNull(this.#http.send({ method: "DELETE", path: this.#path(id), idempotent: true }))) !== null;
   }
 
-  /** A new secret; the previous one keeps signing too until `previous_secret_valid_until`. */
+  /**
+   * A new secret; the previous one keeps signing too until `previous_secret_valid_until`.
+   * Deliveries carry the new signature within a second.
+   */
   async rotateSecret(id: string): Promise<RotatedSecret> {
     return this.#http.json<RotatedSecret>({
       method: "POST",
@@ -95,12 +98,16 @@ export class Webhooks {
     });
   }
 
-  /** Sends again every delivery that failed since `since` (RFC 3339); returns how many. */
-  async recover(id: string, since: string): Promise<number> {
+  /**
+   * Sends again every delivery that failed since `since` (a `Date`, or RFC 3339 text);
+   * returns how many. Repeatable: a second call finds the first one's deliveries pending.
+   */
+  async recover(id: string, since: Date | string): Promise<number> {
     const reply = await this.#http.json<{ recovered: number }>({
       method: "POST",
       path: `${this.#path(id)}/recover`,
-      query: { since },
+      // toISOString throws a RangeError for an invalid Date, before anything is sent.
+      query: { since: typeof since === "string" ? since : since.toISOString() },
       idempotent: true,
     });
     return reply.recovered;

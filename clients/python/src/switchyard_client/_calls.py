@@ -4,6 +4,7 @@ and whether it may be repeated. The sync and async clients run the same descript
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 from typing import Any, Iterable, Iterator
 from urllib.parse import quote
 
@@ -142,10 +143,48 @@ def delete_endpoint(endpoint_id: str) -> Call[None]:
     return Call("DELETE", f"/api/v1/webhooks/{_seg(endpoint_id)}", _none, True)
 
 
-def endpoint_deliveries(endpoint_id: str, limit: int | None, cursor: str | None) -> Call[models.DeliveryPage]:
+def get_endpoint(endpoint_id: str) -> Call[models.Endpoint]:
+    return Call("GET", f"/api/v1/webhooks/{_seg(endpoint_id)}", _model(models.Endpoint), True)
+
+
+def rotate_secret(endpoint_id: str) -> Call[models.RotatedSecret]:
+    return Call("POST", f"/api/v1/webhooks/{_seg(endpoint_id)}/rotate-secret", _model(models.RotatedSecret), False)
+
+
+def test_endpoint(endpoint_id: str) -> Call[models.Delivery]:
+    return Call("POST", f"/api/v1/webhooks/{_seg(endpoint_id)}/test", _model(models.Delivery), False)
+
+
+def endpoint_deliveries(endpoint_id: str, page: dict[str, Any]) -> Call[models.DeliveryPage]:
     return Call(
         "GET", f"/api/v1/webhooks/{_seg(endpoint_id)}/deliveries", _model(models.DeliveryPage), True,
-        query={"limit": limit, "cursor": cursor},
+        query=page,
+    )
+
+
+def get_delivery(endpoint_id: str, delivery_id: str) -> Call[models.DeliveryDetail]:
+    return Call(
+        "GET", f"/api/v1/webhooks/{_seg(endpoint_id)}/deliveries/{_seg(delivery_id)}",
+        _model(models.DeliveryDetail), True,
+    )
+
+
+def replay_delivery(endpoint_id: str, delivery_id: str) -> Call[models.Delivery]:
+    return Call(
+        "POST", f"/api/v1/webhooks/{_seg(endpoint_id)}/deliveries/{_seg(delivery_id)}/replay",
+        _model(models.Delivery), False,
+    )
+
+
+def recover_deliveries(endpoint_id: str, since: datetime | str) -> Call[int]:
+    if isinstance(since, datetime):
+        if since.tzinfo is None:
+            raise ValueError("since must carry a time zone")
+        since = since.isoformat()
+    # Repeatable: a second call finds the deliveries the first one sent again pending.
+    return Call(
+        "POST", f"/api/v1/webhooks/{_seg(endpoint_id)}/recover", _field(models.Recovered, "recovered"), True,
+        query={"since": since},
     )
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+from datetime import datetime
 from typing import Any, AsyncIterator, Iterable, Iterator
 
 import httpx
@@ -111,8 +112,41 @@ class Webhooks(_Area):
     def delete(self, endpoint_id: str) -> None:
         self._t.run(calls.delete_endpoint(endpoint_id))
 
-    def deliveries(self, endpoint_id: str, *, limit: int | None = None, cursor: str | None = None) -> models.DeliveryPage:
-        return self._t.run(calls.endpoint_deliveries(endpoint_id, limit, cursor))
+    def get(self, endpoint_id: str) -> models.Endpoint | None:
+        try:
+            return self._t.run(calls.get_endpoint(endpoint_id))
+        except SwitchyardError as error:
+            return calls.not_found_is_none(error)
+
+    def rotate_secret(self, endpoint_id: str) -> models.RotatedSecret:
+        """A new secret; the previous one keeps signing too until ``previous_secret_valid_until``.
+        Deliveries carry the new signature within a second."""
+        return self._t.run(calls.rotate_secret(endpoint_id))
+
+    def test(self, endpoint_id: str) -> models.Delivery:
+        """Sends the endpoint a ``webhook.test`` event."""
+        return self._t.run(calls.test_endpoint(endpoint_id))
+
+    def deliveries(self, endpoint_id: str, *, status: str | None = None, event_type: str | None = None,
+                   limit: int | None = None, cursor: str | None = None) -> models.DeliveryPage:
+        """A page of the endpoint's deliveries, newest first."""
+        page = {"status": status, "event_type": event_type, "limit": limit, "cursor": cursor}
+        return self._t.run(calls.endpoint_deliveries(endpoint_id, page))
+
+    def delivery(self, endpoint_id: str, delivery_id: str) -> models.DeliveryDetail | None:
+        """One delivery with every attempt."""
+        try:
+            return self._t.run(calls.get_delivery(endpoint_id, delivery_id))
+        except SwitchyardError as error:
+            return calls.not_found_is_none(error)
+
+    def replay(self, endpoint_id: str, delivery_id: str) -> models.Delivery:
+        """Sends a delivery again, with fresh attempts."""
+        return self._t.run(calls.replay_delivery(endpoint_id, delivery_id))
+
+    def recover(self, endpoint_id: str, since: datetime | str) -> int:
+        """Sends again every delivery that failed since ``since``; returns how many."""
+        return self._t.run(calls.recover_deliveries(endpoint_id, since))
 
 
 class Files(_Area):
@@ -224,6 +258,17 @@ class AsyncJobs(_Area):
     async def dead(self, queue: str, *, limit: int | None = None, cursor: str | None = None) -> models.DeadPage:
         return await self._t.run(calls.dead_jobs(queue, limit, cursor))
 
+    async def all_dead(self, queue: str) -> AsyncIterator[models.JobView]:
+        """Every dead job of ``queue``, page after page: ``async for job in jobs.all_dead(q)``."""
+        cursor = None
+        while True:
+            page = await self.dead(queue, limit=200, cursor=cursor)
+            for job in page.jobs:
+                yield job
+            cursor = page.next_cursor
+            if not cursor:
+                return
+
     async def retry_dead(self, queue: str) -> int:
         return await self._t.run(calls.retry_dead(queue))
 
@@ -264,6 +309,32 @@ class AsyncFiles(_Area):
         except SwitchyardError as error:
             return calls.not_found_is_none(error)
 
+    @contextlib.asynccontextmanager
+    async def download(self, file_id: str, *, start: int | None = None,
+                       end: int | None = None) -> AsyncIterator[httpx.Response]:
+        """``async with files.download(id) as answer:`` ``answer.aiter_bytes()`` streams it."""
+        response = await self._t.run(calls.download(file_id, start, end))
+        try:
+            yield response
+        finally:
+            await response.aclose()
+
+    async def sign_url(self, file_id: str, **request: Any) -> models.SignedUrl:
+        return await self._t.run(calls.sign_url(file_id, request))
+
+    async def create_upload_token(self, bucket: str, expires_in_seconds: int, **limits: Any) -> models.UploadToken:
+        return await self._t.run(
+            calls.upload_token({"bucket": bucket, "expires_in_seconds": expires_in_seconds, **limits})
+        )
+
+    async def delete(self, file_id: str) -> bool:
+        try:
+            await self._t.run(calls.delete_file(file_id))
+            return True
+        except SwitchyardError as error:
+            calls.not_found_is_none(error)
+            return False
+
 
 class AsyncSchedules(_Area):
     async def list(self) -> list[models.ScheduleView]:
@@ -286,9 +357,34 @@ class AsyncWebhooks(_Area):
     async def delete(self, endpoint_id: str) -> None:
         await self._t.run(calls.delete_endpoint(endpoint_id))
 
-    async def deliveries(self, endpoint_id: str, *, limit: int | None = None,
-                         cursor: str | None = None) -> models.DeliveryPage:
-        return await self._t.run(calls.endpoint_deliveries(endpoint_id, limit, cursor))
+    async def get(self, endpoint_id: str) -> models.Endpoint | None:
+        try:
+            return await self._t.run(calls.get_endpoint(endpoint_id))
+        except SwitchyardError as error:
+            return calls.not_found_is_none(error)
+
+    async def rotate_secret(self, endpoint_id: str) -> models.RotatedSecret:
+        return await self._t.run(calls.rotate_secret(endpoint_id))
+
+    async def test(self, endpoint_id: str) -> models.Delivery:
+        return await self._t.run(calls.test_endpoint(endpoint_id))
+
+    async def deliveries(self, endpoint_id: str, *, status: str | None = None, event_type: str | None = None,
+                         limit: int | None = None, cursor: str | None = None) -> models.DeliveryPage:
+        page = {"status": status, "event_type": event_type, "limit": limit, "cursor": cursor}
+        return await self._t.run(calls.endpoint_deliveries(endpoint_id, page))
+
+    async def delivery(self, endpoint_id: str, delivery_id: str) -> models.DeliveryDetail | None:
+        try:
+            return await self._t.run(calls.get_delivery(endpoint_id, delivery_id))
+        except SwitchyardError as error:
+            return calls.not_found_is_none(error)
+
+    async def replay(self, endpoint_id: str, delivery_id: str) -> models.Delivery:
+        return await self._t.run(calls.replay_delivery(endpoint_id, delivery_id))
+
+    async def recover(self, endpoint_id: str, since: datetime | str) -> int:
+        return await self._t.run(calls.recover_deliveries(endpoint_id, since))
 
 
 class AsyncRealtime(_Area):

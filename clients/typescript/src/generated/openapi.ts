@@ -810,7 +810,9 @@ export interface paths {
         put?: never;
         /**
          * Make a new signing secret. During `webhooks.secret_overlap_hours` deliveries carry
-         *     signatures by both, so receivers can switch without losing one.
+         *     signatures by both, so receivers can switch without losing one. Workers read an
+         *     endpoint again within a second, so deliveries sent in that second carry the previous
+         *     secret's signature alone.
          */
         post: operations["rotate_secret"];
         delete?: never;
