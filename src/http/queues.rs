@@ -259,7 +259,8 @@ pub struct Retried {
     pub retried: usize,
 }
 
-/// Retry every dead job of a queue.
+/// Retry every job of a queue that is dead when the call begins, each once. One that dies
+/// again meanwhile stays dead.
 #[utoipa::path(
     post,
     path = "/api/v1/queues/{queue}/dead/retry",

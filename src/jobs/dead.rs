@@ -3,6 +3,8 @@
 //! the job, so a crash in between leaves it in both places, never in neither. The copy
 //! records the `jobs.dead` event in the same transaction.
 
+use std::collections::HashSet;
+
 use anyhow::Context;
 use chrono::{DateTime, TimeZone, Utc};
 use serde::Serialize;
@@ -184,9 +186,7 @@ pub async fn get(db: &PgPool, id: uuid::Uuid) -> anyhow::Result<Option<DeadJob>>
 }
 
 /// Queues a dead job again, with fresh attempts and its error history, under its own id.
-/// The row is deleted in the same transaction that found it, after Redis has the job, so
-/// a failure on either side leaves it dead and retryable. `None` when there is no such
-/// dead job.
+/// `None` when there is no such dead job.
 pub async fn retry(
     db: &PgPool,
     queues: &Queues,
@@ -195,6 +195,18 @@ pub async fn retry(
 ) -> anyhow::Result<Option<DeadJob>> {
     // A job that died moments ago may still be in Redis's outbox.
     move_outbox(db, queues).await?;
+    revive(db, queues, id, now_ms).await
+}
+
+/// [`retry`] once the outbox is moved. The row is deleted in the same transaction that
+/// found it, after Redis has the job, so a failure on either side leaves it dead and
+/// retryable.
+async fn revive(
+    db: &PgPool,
+    queues: &Queues,
+    id: uuid::Uuid,
+    now_ms: i64,
+) -> anyhow::Result<Option<DeadJob>> {
     let mut tx = db.begin().await.context("failed to start a transaction")?;
     let job: Option<DeadJob> = sqlx::query_as(
         "DELETE FROM dead_jobs WHERE id = $1
@@ -213,7 +225,13 @@ pub async fn retry(
     Ok(Some(job))
 }
 
-/// Retries every dead job of `queue` (all queues when `None`). Returns how many.
+/// Retries every dead job of `queue` (all queues when `None`) that was dead when the call
+/// began, each once. Returns how many.
+///
+/// A job revived here can die again while the call goes on (a target still down fails in
+/// milliseconds). It stays dead: taking it again would revive it without end, and the
+/// caller would never get an answer. So the call walks the rows in `(died_at, id)` order
+/// up to the last death it saw at the start, and skips an id it already revived.
 pub async fn retry_all(
     db: &PgPool,
     queues: &Queues,
@@ -221,24 +239,42 @@ pub async fn retry_all(
     now_ms: i64,
 ) -> anyhow::Result<usize> {
     move_outbox(db, queues).await?;
-    let mut retried = 0;
+    let last_death: Option<DateTime<Utc>> = sqlx::query_scalar(
+        "SELECT max(died_at) FROM dead_jobs WHERE ($1::text IS NULL OR queue = $1)",
+    )
+    .bind(queue)
+    .fetch_one(db)
+    .await
+    .context("failed to read the last death")?;
+    let Some(last_death) = last_death else {
+        return Ok(0);
+    };
+    let mut revived = HashSet::new();
+    let mut after: Option<(DateTime<Utc>, uuid::Uuid)> = None;
     loop {
-        let ids: Vec<uuid::Uuid> = sqlx::query_scalar(
-            "SELECT id FROM dead_jobs WHERE ($1::text IS NULL OR queue = $1)
-             ORDER BY died_at LIMIT 500",
+        let (at, id) = after.unzip();
+        let page: Vec<(DateTime<Utc>, uuid::Uuid)> = sqlx::query_as(
+            "SELECT died_at, id FROM dead_jobs
+             WHERE ($1::text IS NULL OR queue = $1) AND died_at <= $2
+               AND ($3::timestamptz IS NULL OR (died_at, id) > ($3, $4))
+             ORDER BY died_at, id LIMIT 500",
         )
         .bind(queue)
+        .bind(last_death)
+        .bind(at)
+        .bind(id)
         .fetch_all(db)
         .await
         .context("failed to list dead jobs")?;
-        if ids.is_empty() {
-            return Ok(retried);
-        }
-        for id in ids {
-            if retry(db, queues, id, now_ms).await?.is_some() {
-                retried += 1;
+        let Some(&last) = page.last() else {
+            return Ok(revived.len());
+        };
+        for (_, id) in page {
+            if !revived.contains(&id) && revive(db, queues, id, now_ms).await?.is_some() {
+                revived.insert(id);
             }
         }
+        after = Some(last);
     }
 }
 

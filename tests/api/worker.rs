@@ -485,3 +485,44 @@ async fn job_events_are_off_by_default() {
     assert!(history.events.is_empty());
     h.stop().await;
 }
+
+#[tokio::test]
+async fn retrying_dead_jobs_that_die_again_at_once_revives_each_once_and_answers() {
+    let h = Harness::start(&[]).await;
+    let mut ids = Vec::new();
+    for _ in 0..3 {
+        let job = h
+            .enqueue(json!({"kind": "no.such.kind", "payload": {}}))
+            .await;
+        ids.push(job["id"].as_str().unwrap().to_owned());
+    }
+    for id in &ids {
+        h.wait_for(id, "dead").await;
+    }
+
+    // Each revived job dies again within milliseconds, while the call is still going: it
+    // must not be taken again. (It was, without end, and the call never answered.)
+    let reply = tokio::time::timeout(
+        Duration::from_secs(60),
+        h.w.app
+            .admin("POST", "/api/v1/queues/default/dead/retry", None),
+    )
+    .await
+    .expect("retrying the dead jobs never answered");
+    let mut again = Vec::new();
+    for id in &ids {
+        again.push(h.wait_for(id, "dead").await);
+    }
+
+    assert_eq!(reply.status, 202, "{}", reply.body);
+    assert_eq!(reply.json()["retried"], 3);
+    for job in again {
+        assert_eq!(job["attempts"], 1, "{job:#}");
+        assert_eq!(
+            job["errors"].as_array().map(Vec::len),
+            Some(2),
+            "the first death and the second: {job:#}"
+        );
+    }
+    h.stop().await;
+}

@@ -1,6 +1,7 @@
-import { type Transport, segment } from "./http.js";
+import { Transport, segment } from "./http.js";
 import { orNull } from "./jobs.js";
 import type { components } from "./generated/openapi.js";
+import { openFile } from "./platform-node.js";
 
 type Schemas = components["schemas"];
 export type FileRecord = Schemas["FileRecord"];
@@ -67,11 +68,8 @@ export class Files {
 
   /** Uploads the file at `path`, streamed from disk (Node, Bun and Deno). */
   async uploadPath(path: string, options: Partial<UploadOptions> = {}): Promise<FileRecord> {
-    const fs = await import("node:fs");
-    const nodePath = await import("node:path");
-    const stream = await import("node:stream");
-    const readable = stream.Readable.toWeb(fs.createReadStream(path)) as ReadableStream<Uint8Array>;
-    return this.upload(readable, { ...options, name: options.name ?? nodePath.basename(path) });
+    const file = await openFile(path);
+    return this.upload(file.stream, { ...options, name: options.name ?? file.name });
   }
 
   /** A file's metadata, or `null` when there is none. */
@@ -156,7 +154,6 @@ export async function uploadWithToken(
   file: Blob,
   name?: string,
 ): Promise<FileRecord> {
-  const { Transport } = await import("./http.js");
   const url = new URL(token.upload_url);
   const http = new Transport({ baseUrl: url.origin, token: token.token, retries: 0 });
   const query: Record<string, string> = Object.fromEntries(url.searchParams);

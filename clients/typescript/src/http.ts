@@ -1,5 +1,5 @@
 import { SwitchyardError, errorFrom } from "./errors.js";
-import { onNode, sendStreamed } from "./node-upload.js";
+import { onNode, sendStreamed } from "./platform-node.js";
 
 /** How to reach the server. */
 export interface ClientOptions {

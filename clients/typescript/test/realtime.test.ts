@@ -2,10 +2,16 @@ import assert from "node:assert/strict";
 import { type AddressInfo, type Socket, connect, createServer } from "node:net";
 import { test } from "node:test";
 
-import { WebSocket } from "undici";
+import { WebSocket as UndiciWebSocket } from "undici";
 
 import { RealtimeClient, type RealtimeEvent, mintSocketToken } from "../src/index.js";
 import { client, eventually, server } from "./helpers.js";
+
+// The runtime's own WebSocket where it has one (Node 22+, Bun, Deno), so the client's
+// default path is what runs there; Node 20 gets undici's.
+const builtInOrUndici = globalThis.WebSocket
+  ? {}
+  : { WebSocket: UndiciWebSocket as unknown as typeof globalThis.WebSocket };
 
 /** A TCP proxy to the server whose connections the test can cut. */
 async function cuttable(): Promise<{ url: string; cut(): void; close(): void }> {
@@ -44,7 +50,7 @@ test("a socket cut mid-stream reconnects and receives, once each, the events it 
   const socket = new RealtimeClient({
     url: front.url,
     token: async () => minted.token,
-    WebSocket: WebSocket as unknown as typeof globalThis.WebSocket,
+    ...builtInOrUndici,
     backoff: { minMs: 50, maxMs: 200 },
     onState: (state) => states.push(state),
   });
@@ -86,7 +92,7 @@ test("a token minted with APP_SECRET locally is one the hub accepts, and a gap p
   const socket = new RealtimeClient({
     url: server.url,
     token,
-    WebSocket: WebSocket as unknown as typeof globalThis.WebSocket,
+    ...builtInOrUndici,
     onGap: (c) => gaps.push(c),
   });
   try {

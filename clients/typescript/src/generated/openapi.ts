@@ -532,7 +532,10 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Retry every dead job of a queue. */
+        /**
+         * Retry every job of a queue that is dead when the call begins, each once. One that dies
+         *     again meanwhile stays dead.
+         */
         post: operations["retry_dead"];
         delete?: never;
         options?: never;

@@ -1,4 +1,9 @@
 /**
+ * What only a server runtime (Node, Bun, Deno) does: streaming a request body through
+ * Node's own `http` module, and reading a file from disk. Bundlers for browsers take
+ * `platform-web.ts` in its place (the `browser` field of package.json), so a page's bundle
+ * carries no `node:` import.
+ *
  * Streams a request body through Node's own `http` module. Node's `fetch` (undici) keeps
  * every chunk of a streamed request body in memory until the request ends
  * (nodejs/undici#4058), so a 100 MB upload would hold 100 MB; `http` with a pipeline
@@ -49,4 +54,15 @@ export async function sendStreamed(
       },
     );
   });
+}
+
+/** The file at `path` as a stream read while it is sent, and its name. */
+export async function openFile(path: string): Promise<{ stream: ReadableStream<Uint8Array>; name: string }> {
+  const fs = await import("node:fs");
+  const nodePath = await import("node:path");
+  const { Readable } = await import("node:stream");
+  return {
+    stream: Readable.toWeb(fs.createReadStream(path)) as ReadableStream<Uint8Array>,
+    name: nodePath.basename(path),
+  };
 }
