@@ -91,6 +91,61 @@ export class DeliveryVerifier {
       next();
     };
   }
+
+  /**
+   * Sets up a Fastify instance so that every route on it checks the call: bodies are kept
+   * as they arrived, a call that fails the check is answered 401, and a handler sees the
+   * verified JSON as `request.body`. Use an encapsulated instance, so that your other
+   * routes keep Fastify's own body parsing:
+   *
+   * ```ts
+   * app.register(async (hooks) => {
+   *   verifier.fastify(hooks);
+   *   hooks.post("/hooks/report", async (request, reply) => reply.code(204).send());
+   * });
+   * ```
+   */
+  fastify(instance: FastifyLike): void {
+    instance.removeAllContentTypeParsers();
+    instance.addContentTypeParser("*", { parseAs: "buffer" }, (_request, body, done) => done(null, body));
+    instance.addHook("preHandler", async (request, reply) => {
+      const raw = request.body ?? new Uint8Array();
+      if (typeof raw !== "string" && !(raw instanceof Uint8Array)) {
+        throw new TypeError("the delivery check needs the raw body: another parser ran first");
+      }
+      try {
+        request.body = this.verify(raw, request.headers);
+      } catch (error) {
+        if (error instanceof DeliveryRejected) {
+          return reply.code(401).type("application/problem+json").send(problem(error));
+        }
+        throw error;
+      }
+    });
+  }
+}
+
+/** The part of a Fastify instance `fastify()` uses (no dependency on Fastify's types). */
+export interface FastifyLike {
+  removeAllContentTypeParsers(): void;
+  addContentTypeParser(
+    contentType: string,
+    options: { parseAs: "buffer" },
+    parser: (request: unknown, body: Buffer | string, done: (error: Error | null, body?: unknown) => void) => void,
+  ): void;
+  addHook(
+    name: "preHandler",
+    hook: (
+      request: { body?: unknown; headers: Record<string, string | string[] | undefined> },
+      reply: FastifyReplyLike,
+    ) => Promise<unknown>,
+  ): unknown;
+}
+
+interface FastifyReplyLike {
+  code(status: number): FastifyReplyLike;
+  type(contentType: string): FastifyReplyLike;
+  send(body: unknown): FastifyReplyLike;
 }
 
 /** A delivery whose signature or timestamp did not check out. */

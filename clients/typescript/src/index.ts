@@ -18,7 +18,7 @@ import { Realtime } from "./realtime.js";
 import { Schedules } from "./schedules.js";
 import { Webhooks } from "./webhooks.js";
 
-export { DeliveryRejected, DeliveryVerifier, type HeaderSource } from "./deliveries.js";
+export { DeliveryRejected, DeliveryVerifier, type FastifyLike, type HeaderSource } from "./deliveries.js";
 export { SwitchyardError } from "./errors.js";
 export type { ClientOptions } from "./http.js";
 export type * from "./types.js";
