@@ -116,3 +116,17 @@ def test_the_verifier_rejects_tampering_wrong_secrets_and_old_calls_and_serves_f
     client = TestClient(app)
     assert client.post("/hooks", content=body, headers=signed(SIGNING_SECRET, now)).json() == {"verified": {"ok": True}}
     assert client.post("/hooks", content=body, headers=signed(other, now)).status_code == 401
+
+
+def test_files_are_listed_newest_first_by_name_prefix_page_after_page(switchyard):
+    prefix = f"list-{uuid.uuid4().hex[:8]}-"
+    for n in (1, 2, 3):
+        switchyard.files.upload(bytes([n]), f"{prefix}{n}.bin")
+    first = switchyard.files.list(name_prefix=prefix, limit=2)
+    second = switchyard.files.list(name_prefix=prefix, limit=2, cursor=first.next_cursor)
+    with pytest.raises(SwitchyardError) as bad:
+        switchyard.files.list(limit=0)
+
+    assert [f.name for f in first.files + second.files] == [f"{prefix}{n}.bin" for n in (3, 2, 1)]
+    assert second.next_cursor is None
+    assert (bad.value.status, bad.value.field) == (422, "limit")

@@ -78,3 +78,24 @@ async def test_the_async_client_covers_schedules_webhooks_and_realtime(async_swi
     assert endpoint.secret.startswith("whsec_") and changed.enabled is False
     assert any(e.id == endpoint.id for e in listed)
     assert minted.token.count(".") == 2 and published.offset > 0
+
+
+def test_a_dead_job_is_retried_by_id_and_a_sent_event_reads_back(switchyard):
+    from .conftest import eventually
+
+    # Nothing listens on port 9: the call is refused at once.
+    job = switchyard.jobs.http("http://127.0.0.1:9/x", max_attempts=1)
+    eventually(lambda: switchyard.jobs.get(job.id), lambda j: j is not None and j.state == "dead")
+    revived = switchyard.jobs.retry(job.id)
+    died_again = eventually(lambda: switchyard.jobs.get(job.id), lambda j: j.state == "dead" and len(j.errors) == 2)
+    with pytest.raises(SwitchyardError) as unknown:
+        switchyard.jobs.retry(str(uuid.uuid4()))
+
+    event_id = switchyard.events.send("orders.shipped", {"order": 8})
+    event = switchyard.events.get(event_id)
+
+    assert revived.id == job.id and revived.state != "dead"
+    assert "did not answer" in died_again.errors[0].error
+    assert unknown.value.status == 404
+    assert event is not None and event.type == "orders.shipped" and event.data == {"order": 8}
+    assert switchyard.events.get(f"evt_{uuid.uuid4().hex}") is None

@@ -90,3 +90,19 @@ test("a file that does not exist is null, and deleting it is false", async () =>
   assert.equal(await switchyard.files.get(crypto.randomUUID()), null);
   assert.equal(await switchyard.files.delete(crypto.randomUUID()), false);
 });
+
+test("files are listed newest first by name prefix, page after page", async () => {
+  const switchyard = client();
+  const prefix = `list-${crypto.randomUUID().slice(0, 8)}-`;
+  for (const n of [1, 2, 3]) await switchyard.files.upload(new Uint8Array([n]), { name: `${prefix}${n}.bin` });
+  const first = await switchyard.files.list({ name_prefix: prefix, limit: 2 });
+  const second = await switchyard.files.list({ name_prefix: prefix, limit: 2, cursor: first.next_cursor ?? "" });
+  const bad = await switchyard.files.list({ limit: 0 }).catch((e: unknown) => e);
+
+  assert.deepEqual(
+    [...first.files, ...second.files].map((f) => f.name),
+    [3, 2, 1].map((n) => `${prefix}${n}.bin`),
+  );
+  assert.equal(second.next_cursor ?? null, null);
+  assert.ok(bad instanceof SwitchyardError && bad.status === 422 && bad.field === "limit");
+});

@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 
 import { SwitchyardError } from "../src/index.js";
-import { client } from "./helpers.js";
+import { client, eventually } from "./helpers.js";
 
 test("an enqueued job can be read back and a repeated idempotency key returns it", async () => {
   const switchyard = client();
@@ -66,4 +66,22 @@ test("bad input to enqueue is a 422 SwitchyardError that names the field", async
   assert.equal(error.field, "max_attempts");
   assert.ok(error.detail.length > 0);
   assert.equal(error.retryable, false);
+});
+
+test("a dead job is retried by id, and an unknown id is a typed 404", async () => {
+  const switchyard = client();
+  // Nothing listens on port 9: the call is refused at once.
+  const job = await switchyard.jobs.http({ url: "http://127.0.0.1:9/x" }, { max_attempts: 1 });
+  await eventually(() => switchyard.jobs.get(job.id), (j) => j?.state === "dead");
+  const revived = await switchyard.jobs.retry(job.id);
+  const diedAgain = await eventually(
+    () => switchyard.jobs.get(job.id),
+    (j) => j?.state === "dead" && j.errors.length === 2,
+  );
+  const unknown = await switchyard.jobs.retry(crypto.randomUUID()).catch((e: unknown) => e);
+
+  assert.equal(revived.id, job.id);
+  assert.notEqual(revived.state, "dead");
+  assert.match(diedAgain?.errors[0]?.error ?? "", /did not answer/);
+  assert.ok(unknown instanceof SwitchyardError && unknown.status === 404);
 });

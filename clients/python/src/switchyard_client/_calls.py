@@ -207,6 +207,10 @@ def get_file(file_id: str) -> Call[models.FileRecord]:
     return Call("GET", f"/api/v1/files/{_seg(file_id)}", _model(models.FileRecord), True)
 
 
+def list_files(page: dict[str, Any]) -> Call[models.FilePage]:
+    return Call("GET", "/api/v1/files", _model(models.FilePage), True, query=page)
+
+
 def delete_file(file_id: str) -> Call[None]:
     return Call("DELETE", f"/api/v1/files/{_seg(file_id)}", _none, True)
 

@@ -168,6 +168,12 @@ class Files(_Area):
         except SwitchyardError as error:
             return calls.not_found_is_none(error)
 
+    def list(self, *, bucket: str | None = None, name_prefix: str | None = None, limit: int | None = None,
+             cursor: str | None = None) -> models.FilePage:
+        """A page of files, newest first; pass ``next_cursor`` back for the next."""
+        page = {"bucket": bucket, "name_prefix": name_prefix, "limit": limit, "cursor": cursor}
+        return self._t.run(calls.list_files(page))
+
     @contextlib.contextmanager
     def download(self, file_id: str, *, start: int | None = None, end: int | None = None) -> Iterator[httpx.Response]:
         """``with files.download(id) as answer:`` the answer with its body not yet read:
@@ -308,6 +314,11 @@ class AsyncFiles(_Area):
             return await self._t.run(calls.get_file(file_id))
         except SwitchyardError as error:
             return calls.not_found_is_none(error)
+
+    async def list(self, *, bucket: str | None = None, name_prefix: str | None = None, limit: int | None = None,
+                   cursor: str | None = None) -> models.FilePage:
+        page = {"bucket": bucket, "name_prefix": name_prefix, "limit": limit, "cursor": cursor}
+        return await self._t.run(calls.list_files(page))
 
     @contextlib.asynccontextmanager
     async def download(self, file_id: str, *, start: int | None = None,
