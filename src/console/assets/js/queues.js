@@ -84,9 +84,12 @@ Console.liveJobs = async function (queue, state) {
 Console.deadJobs = async function (queue) {
   const { h, api, table, when, action } = Console;
   const base = "/api/v1/queues/" + encodeURIComponent(queue) + "/dead";
-  // Deleting all removes what this listing showed, not a job that dies after it.
-  const readAt = new Date().toISOString();
   const dead = await api("GET", base + "?limit=50");
+  // Deleting all removes what this listing covers: the jobs that died no later than the
+  // newest one shown (the list is newest first), by the server's clock, not the page's; a
+  // job that dies after the listing stays.
+  const newest = dead.jobs.length ? Date.parse(dead.jobs[0].finished_at) : Date.now();
+  const diedBefore = new Date(newest + 1).toISOString();
   const none = dead.jobs.length === 0;
   const retryAll = h("button", { class: "quiet", disabled: none, onclick: action(async () => {
     if (!confirm("Retry every dead job of " + queue + "?")) return;
@@ -96,7 +99,7 @@ Console.deadJobs = async function (queue) {
   }) }, "Retry all");
   const deleteAll = h("button", { class: "quiet", disabled: none, onclick: action(async () => {
     if (!confirm("Delete every dead job of " + queue + " for good? This cannot be undone.")) return;
-    const done = await api("DELETE", base + "?died_before=" + encodeURIComponent(readAt));
+    const done = await api("DELETE", base + "?died_before=" + encodeURIComponent(diedBefore));
     Console.flashed = "Deleted " + done.deleted + " dead jobs of " + queue + ".";
     Console.refresh();
   }) }, "Delete all");
