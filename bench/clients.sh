@@ -4,12 +4,14 @@
 # @switchyard/client and through fetch (Node), and through switchyard-client's async
 # client and through httpx (Python), ROUNDS rounds in turn. Reports each median and the
 # client's overhead (target: at most 10%).
-# Usage: bench/clients.sh   (N=20000 ROUNDS=3)
+# Each round runs raw and client in turn, the order swapped every other round.
+# Usage: bench/clients.sh   (N=20000 ROUNDS=3 LANGS="node python")
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source bench/common.sh
 N="${N:-20000}"
 ROUNDS="${ROUNDS:-3}"
+LANGS="${LANGS:-node python}"
 
 say "building the release binary and the TypeScript client"
 cargo build --release --locked --bin app 2>&1 | tail -1
@@ -32,10 +34,18 @@ wait_live "$port"
 rate() { python3 -c "import json,sys; print(json.load(sys.stdin)['jobs_per_s'])"; }
 for r in $(seq 1 "$ROUNDS"); do
   say "round $r of $ROUNDS: $N enqueues, 64 in flight"
-  echo "node raw $(node bench/clients/node.mjs raw "$N" | rate)" | tee -a "$work/results"
-  echo "node client $(node bench/clients/node.mjs client "$N" | rate)" | tee -a "$work/results"
-  echo "python raw $(python3 bench/clients/python.py raw "$N" | rate)" | tee -a "$work/results"
-  echo "python client $(python3 bench/clients/python.py client "$N" | rate)" | tee -a "$work/results"
+  modes="raw client"
+  ((r % 2 == 0)) && modes="client raw"
+  for lang in $LANGS; do
+    for mode in $modes; do
+      case $lang in
+        node) jobs=$(node bench/clients/node.mjs "$mode" "$N" | rate) ;;
+        python) jobs=$(python3 bench/clients/python.py "$mode" "$N" | rate) ;;
+        *) echo "unknown language: $lang (node, python)" >&2; exit 2 ;;
+      esac
+      echo "$lang $mode $jobs" | tee -a "$work/results"
+    done
+  done
 done
 
 mkdir -p bench/results
@@ -43,9 +53,12 @@ python3 - "$work/results" "$N" <<'PY' | tee bench/results/clients.txt
 import statistics, sys
 rows = [line.split() for line in open(sys.argv[1])]
 print(f"Enqueue of {sys.argv[2]} no-op jobs, 64 in flight, through each client and through raw HTTP from the same language, same server, same run")
-for lang in ("node", "python"):
-    raw = statistics.median(int(r[2]) for r in rows if r[0] == lang and r[1] == "raw")
-    client = statistics.median(int(r[2]) for r in rows if r[0] == lang and r[1] == "client")
-    rounds = lambda mode: ", ".join(r[2] for r in rows if r[0] == lang and r[1] == mode)
-    print(f"{lang:<7} raw {raw:>7,.0f}/s ({rounds('raw')})   client {client:>7,.0f}/s ({rounds('client')})   overhead {(1 - client / raw) * 100:+.1f}%  (target <= 10%)")
+print("overhead: the median over rounds of 1 - client/raw, each round's two runs side by side (target <= 10%)")
+for lang in dict.fromkeys(r[0] for r in rows):
+    raw = [int(r[2]) for r in rows if r[0] == lang and r[1] == "raw"]
+    client = [int(r[2]) for r in rows if r[0] == lang and r[1] == "client"]
+    paired = [(1 - c / r) * 100 for r, c in zip(raw, client)]
+    listed = lambda xs: ", ".join(f"{x:,}" for x in xs)
+    print(f"{lang:<7} raw {statistics.median(raw):>7,.0f}/s ({listed(raw)})   client {statistics.median(client):>7,.0f}/s ({listed(client)})"
+          f"   overhead {statistics.median(paired):+.1f}% (rounds {', '.join(f'{p:+.1f}%' for p in paired)})")
 PY

@@ -40,8 +40,17 @@ def test_one_bad_job_refuses_a_batch_naming_its_field(switchyard):
 def test_bad_input_is_a_422_that_names_the_field(switchyard):
     with pytest.raises(SwitchyardError) as refused:
         switchyard.jobs.enqueue("noop", max_attempts=0)
+    # Refused by the client's model before anything is sent, as the server would.
+    with pytest.raises(SwitchyardError) as wrong_type:
+        switchyard.jobs.enqueue("noop", max_attempts="lots")
+    with pytest.raises(SwitchyardError) as misspelt:
+        switchyard.jobs.enqueue("noop", delay_second=5)
+
     assert refused.value.status == 422 and refused.value.field == "max_attempts"
     assert not refused.value.retryable
+    assert (wrong_type.value.status, wrong_type.value.field, wrong_type.value.code) == (
+        422, "max_attempts", "validation_failed")
+    assert (misspelt.value.status, misspelt.value.field) == (422, "delay_second")
 
 
 async def test_the_async_client_enqueues_and_reads_back(async_switchyard):

@@ -57,7 +57,7 @@ def test_a_failed_delivery_is_recovered_replayed_and_a_rotated_secret_signs_besi
 def test_recover_refuses_a_time_without_a_zone_and_unknown_deliveries_are_none_or_404(switchyard):
     endpoint = switchyard.webhooks.create("http://127.0.0.1:9/hooks", ["reports.*"])
     try:
-        with pytest.raises(ValueError):
+        with pytest.raises(SwitchyardError) as naive:
             switchyard.webhooks.recover(endpoint.id, datetime.now())
         with pytest.raises(SwitchyardError) as bad_time:
             switchyard.webhooks.recover(endpoint.id, "yesterday")
@@ -69,6 +69,7 @@ def test_recover_refuses_a_time_without_a_zone_and_unknown_deliveries_are_none_o
     finally:
         switchyard.webhooks.delete(endpoint.id)
 
+    assert (naive.value.status, naive.value.field) == (422, "since")
     assert (bad_time.value.status, bad_time.value.field) == (422, "since")
     assert (bad_status.value.status, bad_status.value.field) == (422, "status")
     assert unknown.value.status == 404 and missing is None

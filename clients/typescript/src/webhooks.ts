@@ -1,4 +1,5 @@
 import { type Transport, segment } from "./http.js";
+import { SwitchyardError } from "./errors.js";
 import { orNull } from "./jobs.js";
 import type { components } from "./generated/openapi.js";
 
@@ -103,10 +104,17 @@ export class Webhooks {
    * returns how many. Repeatable: a second call finds the first one's deliveries pending.
    */
   async recover(id: string, since: Date | string): Promise<number> {
+    if (typeof since !== "string" && Number.isNaN(since.getTime())) {
+      throw new SwitchyardError({
+        status: 422,
+        code: "validation_failed",
+        detail: "an invalid Date (checked before sending)",
+        field: "since",
+      });
+    }
     const reply = await this.#http.json<{ recovered: number }>({
       method: "POST",
       path: `${this.#path(id)}/recover`,
-      // toISOString throws a RangeError for an invalid Date, before anything is sent.
       query: { since: typeof since === "string" ? since : since.toISOString() },
       idempotent: true,
     });

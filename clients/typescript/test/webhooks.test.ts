@@ -124,7 +124,9 @@ test("recover refuses a time that is not RFC 3339, and unknown deliveries are nu
     assert.deepEqual([badStatus.status, badStatus.field], [422, "status"]);
     assert.ok(unknown instanceof SwitchyardError && unknown.status === 404);
     assert.equal(await switchyard.webhooks.delivery(endpoint.id, crypto.randomUUID()), null);
-    await assert.rejects(() => switchyard.webhooks.recover(endpoint.id, new Date(Number.NaN)), RangeError);
+    const invalid = await switchyard.webhooks.recover(endpoint.id, new Date(Number.NaN)).catch((e: unknown) => e);
+    assert.ok(invalid instanceof SwitchyardError);
+    assert.deepEqual([invalid.status, invalid.field], [422, "since"]);
   } finally {
     await switchyard.webhooks.delete(endpoint.id);
   }

@@ -9,6 +9,7 @@ from typing import Any, Iterable, Iterator
 from urllib.parse import quote
 
 import httpx
+import pydantic
 
 from . import models
 from ._errors import SwitchyardError
@@ -33,8 +34,18 @@ def _seg(value: object) -> str:
 
 
 def _body(model: type, values: dict[str, Any]) -> Any:
-    """Checks a request body against the API's model, and sends only what was given."""
-    return model.model_validate(values).model_dump(mode="json", exclude_none=True)
+    """Checks a request body against the API's model, and sends only what was given. A
+    value the API would refuse is refused here the way the API refuses it, a 422
+    ``SwitchyardError`` naming the field, and nothing is sent."""
+    try:
+        return model.model_validate(values).model_dump(mode="json", exclude_none=True)
+    except pydantic.ValidationError as invalid:
+        first = invalid.errors()[0]
+        raise _refused(".".join(str(part) for part in first["loc"]), first["msg"]) from None
+
+
+def _refused(field: str, detail: str) -> SwitchyardError:
+    return SwitchyardError(422, "validation_failed", f"{detail} (checked before sending)", field=field or None)
 
 
 # Jobs.
@@ -179,7 +190,7 @@ def replay_delivery(endpoint_id: str, delivery_id: str) -> Call[models.Delivery]
 def recover_deliveries(endpoint_id: str, since: datetime | str) -> Call[int]:
     if isinstance(since, datetime):
         if since.tzinfo is None:
-            raise ValueError("since must carry a time zone")
+            raise _refused("since", "a datetime without a time zone is ambiguous")
         since = since.isoformat()
     # Repeatable: a second call finds the deliveries the first one sent again pending.
     return Call(

@@ -62,7 +62,8 @@ def _request(client: httpx.Client | httpx.AsyncClient, call: Call) -> httpx.Requ
     return client.build_request(
         call.method,
         call.path,
-        params={k: v for k, v in call.query.items() if v is not None},
+        # None rather than an empty dict: httpx parses the URL once more for any params.
+        params={k: v for k, v in call.query.items() if v is not None} or None,
         json=call.json,
         content=call.content,
         files=call.files,
@@ -91,17 +92,13 @@ class SyncTransport:
         attempt = 0
         while True:
             try:
-                response = self.client.send(_request(self.client, call), stream=True)
-            except httpx.TransportError as cause:
-                failure = _unreachable(self.options, cause)
-            else:
+                response = self.client.send(_request(self.client, call), stream=call.stream)
                 if response.is_success:
-                    if not call.stream:
-                        response.read()
-                        response.close()
                     return call.parse(response)
                 failure = error_from(response, response.read().decode("utf-8", "replace"))
                 response.close()
+            except httpx.TransportError as cause:
+                failure = _unreachable(self.options, cause)
             if not (failure.retryable and call.idempotent and attempt < self.options.retries):
                 raise failure
             time.sleep(self.options.delay(attempt, failure.retry_after))
@@ -124,17 +121,13 @@ class AsyncTransport:
         attempt = 0
         while True:
             try:
-                response = await self.client.send(_request(self.client, call), stream=True)
-            except httpx.TransportError as cause:
-                failure = _unreachable(self.options, cause)
-            else:
+                response = await self.client.send(_request(self.client, call), stream=call.stream)
                 if response.is_success:
-                    if not call.stream:
-                        await response.aread()
-                        await response.aclose()
                     return call.parse(response)
                 failure = error_from(response, (await response.aread()).decode("utf-8", "replace"))
                 await response.aclose()
+            except httpx.TransportError as cause:
+                failure = _unreachable(self.options, cause)
             if not (failure.retryable and call.idempotent and attempt < self.options.retries):
                 raise failure
             await asyncio.sleep(self.options.delay(attempt, failure.retry_after))
