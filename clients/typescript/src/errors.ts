@@ -84,3 +84,13 @@ export function parseRetryAfter(value: string | null): number | undefined {
   const at = Date.parse(value);
   return Number.isNaN(at) ? undefined : Math.max(0, (at - Date.now()) / 1000);
 }
+
+/** `null` for a 404, the value otherwise. */
+export async function orNull<T>(pending: Promise<T>): Promise<T | null> {
+  try {
+    return await pending;
+  } catch (error) {
+    if (error instanceof SwitchyardError && error.status === 404) return null;
+    throw error;
+  }
+}

@@ -1,5 +1,5 @@
+import { orNull } from "./errors.js";
 import { type Transport, segment } from "./http.js";
-import { orNull } from "./jobs.js";
 import type { Accepted, Event, NewEvent } from "./types.js";
 
 /** Application events: stored, delivered to subscribed webhook endpoints, audited. */

@@ -1,5 +1,5 @@
+import { orNull } from "./errors.js";
 import { Transport, segment } from "./http.js";
-import { orNull } from "./jobs.js";
 import type { components } from "./generated/openapi.js";
 import { openFile } from "./platform-node.js";
 

@@ -1,5 +1,5 @@
 import { type Transport, segment } from "./http.js";
-import { SwitchyardError } from "./errors.js";
+import { orNull } from "./errors.js";
 import type {
   BatchEntry,
   DeadPage,
@@ -113,15 +113,5 @@ export class Jobs {
       idempotent: true,
     });
     return reply.retried;
-  }
-}
-
-/** `null` for a 404, the value otherwise. */
-export async function orNull<T>(pending: Promise<T>): Promise<T | null> {
-  try {
-    return await pending;
-  } catch (error) {
-    if (error instanceof SwitchyardError && error.status === 404) return null;
-    throw error;
   }
 }

@@ -1,6 +1,5 @@
 import { type Transport, segment } from "./http.js";
-import { SwitchyardError } from "./errors.js";
-import { orNull } from "./jobs.js";
+import { SwitchyardError, orNull } from "./errors.js";
 import type { components } from "./generated/openapi.js";
 
 type Schemas = components["schemas"];

@@ -1,53 +1,30 @@
 import assert from "node:assert/strict";
-import { createServer } from "node:http";
-import type { AddressInfo } from "node:net";
 import { test } from "node:test";
 
 import { Webhook } from "standardwebhooks";
 
 import { DeliveryRejected, DeliveryVerifier } from "../src/index.js";
-import { client, eventually, server } from "./helpers.js";
+import { Receiver, client, eventually, server } from "./helpers.js";
 
 test("an http job comes back as a signed call the verifier accepts, and then succeeds", async () => {
-  const verifier = new DeliveryVerifier(server.signingSecret);
-  const received: unknown[] = [];
-  const receiver = createServer(async (req, res) => {
-    const chunks: Buffer[] = [];
-    for await (const chunk of req) chunks.push(chunk as Buffer);
-    try {
-      received.push(verifier.verify(Buffer.concat(chunks), req.headers));
-      res.writeHead(204).end();
-    } catch (error) {
-      res.writeHead(error instanceof DeliveryRejected ? 401 : 500).end();
-    }
-  });
-  await new Promise<void>((resolve) => receiver.listen(0, "127.0.0.1", resolve));
-  const { port } = receiver.address() as AddressInfo;
+  const receiver = await Receiver.start(new DeliveryVerifier(server.signingSecret));
   try {
     const switchyard = client();
-    const job = await switchyard.jobs.http(
-      { url: `http://127.0.0.1:${port}/hooks/report`, body: { report: 42 } },
-      { max_attempts: 1 },
-    );
+    const job = await switchyard.jobs.http({ url: `${receiver.url}/report`, body: { report: 42 } }, { max_attempts: 1 });
     const done = await eventually(() => switchyard.jobs.get(job.id), (j) => j?.state === "succeeded");
 
     assert.equal(done?.state, "succeeded");
-    assert.deepEqual(received, [{ report: 42 }]);
+    assert.deepEqual(receiver.received, [{ report: 42 }]);
   } finally {
     receiver.close();
   }
 });
 
 test("a job whose call fails dies, is listed as dead, and is queued again by retryDead", async () => {
-  const receiver = createServer((_req, res) => res.writeHead(500).end("no"));
-  await new Promise<void>((resolve) => receiver.listen(0, "127.0.0.1", resolve));
-  const { port } = receiver.address() as AddressInfo;
+  const receiver = await Receiver.start(undefined, 500);
   try {
     const switchyard = client();
-    const job = await switchyard.jobs.http(
-      { url: `http://127.0.0.1:${port}/fails` },
-      { max_attempts: 1, queue: "http" },
-    );
+    const job = await switchyard.jobs.http({ url: `${receiver.url}/fails` }, { max_attempts: 1, queue: "http" });
     const listed = await eventually(
       async () => {
         const dead: string[] = [];
