@@ -4,6 +4,8 @@
 //!
 //! driver enqueue <n> single|batch <ids-file>   enqueue n jobs, write their ids
 //! driver wait <ids-file> <timeout-s>            wait until every job succeeded
+//! driver settle <ids-file> <timeout-s>          wait until no job is pending, reading
+//!                                               only the queues' counts, not each job
 //! driver drain <ids-file>                       jobs/s from first start to last finish
 //! driver steady <rate> <seconds> <ids-file>     enqueue at a steady rate
 //! driver latency <ids-file>                     p50/p99 of start minus enqueue, in ms
@@ -133,7 +135,7 @@ async fn main() -> anyhow::Result<()> {
                 serde_json::json!({"jobs": n, "seconds": seconds, "jobs_per_s": n as f64 / seconds})
             );
         }
-        Some("wait") => {
+        Some(phase @ ("wait" | "settle")) => {
             // Polls the queue's counts (four cheap commands) rather than every job, so the
             // wait does not load the Redis it measures; then checks every job once.
             let ids = read_ids(&args[1])?;
@@ -149,6 +151,10 @@ async fn main() -> anyhow::Result<()> {
                 }
                 anyhow::ensure!(Instant::now() < deadline, "jobs still pending: {c:?}");
                 tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            if phase == "settle" {
+                println!("{}", serde_json::json!({"settled": ids.len()}));
+                return Ok(());
             }
             let done = count_state(&conn, &prefix, &ids, "succeeded").await?;
             anyhow::ensure!(done == ids.len(), "only {done} of {} succeeded", ids.len());

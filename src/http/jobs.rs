@@ -86,12 +86,19 @@ async fn enqueue(
     let job = request.into_job(&state.settings.jobs, now)?;
     handled(&state, &job).await?;
     let enqueued = state.queues.enqueue(&job, now).await?;
+    if enqueued.created {
+        return Ok((
+            StatusCode::ACCEPTED,
+            axum::Json(JobView::created(enqueued.id, job, now)),
+        ));
+    }
+    // A repeated idempotency key: the earlier job, as it is now.
     let mut view = match state.queues.get_in(&job.queue, &enqueued.id).await? {
         Some(record) => JobView::from(record),
         None => match find(&state, &enqueued.id).await? {
             Some(view) => view,
-            // A repeated key whose job finished longer ago than the retention: the id
-            // stands, the record is gone.
+            // Its job finished longer ago than the retention: the id stands, the record
+            // is gone.
             None => JobView::expired(enqueued.id.clone(), job),
         },
     };

@@ -69,6 +69,36 @@ impl JobView {
     }
 }
 
+impl JobView {
+    /// A job the enqueue just created, from what was enqueued: the record holds exactly
+    /// this, so the answer needs no read back.
+    pub(super) fn created(id: String, job: crate::queue::NewJob, now_ms: i64) -> Self {
+        let run_at_ms = job.run_at_ms.unwrap_or(now_ms).max(now_ms);
+        Self {
+            id,
+            queue: job.queue,
+            kind: job.kind,
+            state: if run_at_ms > now_ms {
+                "scheduled"
+            } else {
+                "queued"
+            }
+            .into(),
+            payload: job.payload,
+            attempts: 0,
+            max_attempts: job.max_attempts,
+            timeout_ms: job.timeout.as_millis() as u64,
+            last_error: None,
+            errors: Vec::new(),
+            created_at: time(now_ms),
+            run_at: time(run_at_ms),
+            started_at: None,
+            finished_at: None,
+            created: Some(true),
+        }
+    }
+}
+
 /// JSON `null`, for a payload that is not known.
 fn null() -> Box<RawValue> {
     RawValue::from_string("null".to_owned()).unwrap_or_default()

@@ -9,6 +9,10 @@
 //! the old worker that holds them to finish in place; once one lapses it is adopted and
 //! recovered like any lapsed lease. A job whose record stayed behind (finished and kept
 //! for its retention) is still found by id.
+//!
+//! Idempotency keys are found by scanning the whole keyspace, once per queue. A scan that
+//! finds none leaves the marker `legacy:idem-clean`, and later starts skip the scan: with
+//! millions of job records, every worker's start would otherwise walk them all.
 
 use std::collections::HashMap;
 
@@ -35,6 +39,11 @@ impl Queues {
 
     fn legacy_job_prefix(&self) -> String {
         format!("{}job:", self.prefix)
+    }
+
+    /// Set once a scan found no idempotency key of the old layout.
+    fn legacy_clean_marker(&self) -> String {
+        format!("{}legacy:idem-clean", self.prefix)
     }
 }
 
@@ -78,8 +87,22 @@ pub async fn adopt(
                 break;
             }
         }
-        if idempotency_keys {
-            adopted.idempotency_keys += adopt_idempotency_keys(queues, queue).await?;
+    }
+    if idempotency_keys {
+        let clean: bool = conn
+            .exists(queues.legacy_clean_marker())
+            .await
+            .context("reading the old layout's marker failed")?;
+        if !clean {
+            for queue in queues.names.iter() {
+                adopted.idempotency_keys += adopt_idempotency_keys(queues, queue).await?;
+            }
+            if adopted == Adopted::default() {
+                let _: () = conn
+                    .set(queues.legacy_clean_marker(), 1)
+                    .await
+                    .context("setting the old layout's marker failed")?;
+            }
         }
     }
     if adopted != Adopted::default() {

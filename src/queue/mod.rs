@@ -79,6 +79,7 @@ use crate::redis::Multiplexed;
 
 mod backoff;
 mod browse;
+mod enqueue;
 mod legacy;
 mod scripts;
 mod wait;
@@ -130,6 +131,26 @@ pub struct Leased {
     pub attempt: u32,
     pub max_attempts: u32,
     pub timeout: Duration,
+    /// How long the record stays once the job succeeds, when the job names its own time.
+    pub retention: Option<Duration>,
+}
+
+impl Leased {
+    /// What acknowledging this job needs of it.
+    pub fn done(&self) -> Done {
+        Done {
+            id: self.id.clone(),
+            retention: self.retention,
+        }
+    }
+}
+
+/// A leased job that succeeded, as [`Queues::ack`] takes it.
+#[derive(Clone, Debug)]
+pub struct Done {
+    pub id: String,
+    /// The job's own retention, as its lease carried it; the default when `None`.
+    pub retention: Option<Duration>,
 }
 
 /// What one fetch returned.
@@ -222,6 +243,8 @@ pub struct Queues {
     idempotency_window: Duration,
     /// How long a succeeded or cancelled job's record stays readable.
     retention: Duration,
+    /// Where [`Queues::enqueue`] hands jobs to be sent together.
+    coalescer: enqueue::Coalescer,
 }
 
 impl Queues {
@@ -239,6 +262,7 @@ impl Queues {
             names: names.into(),
             idempotency_window,
             retention,
+            coalescer: enqueue::Coalescer::default(),
         }
     }
 
@@ -282,78 +306,6 @@ impl Queues {
         self.key(queue, "wake")
     }
 
-    /// Adds a job, or returns the job its idempotency key already made.
-    pub async fn enqueue(&self, job: &NewJob, now_ms: i64) -> anyhow::Result<Enqueued> {
-        let mut out = self
-            .enqueue_batch(std::slice::from_ref(job), now_ms)
-            .await?;
-        out.pop().context("enqueue returned nothing")
-    }
-
-    /// Adds jobs in one round trip per queue they name; the result is in input order.
-    pub async fn enqueue_batch(
-        &self,
-        jobs: &[NewJob],
-        now_ms: i64,
-    ) -> anyhow::Result<Vec<Enqueued>> {
-        let mut by_queue: Vec<(&str, Vec<usize>)> = Vec::new();
-        for (i, job) in jobs.iter().enumerate() {
-            match by_queue.iter_mut().find(|(q, _)| *q == job.queue) {
-                Some((_, indexes)) => indexes.push(i),
-                None => by_queue.push((&job.queue, vec![i])),
-            }
-        }
-        let mut results: Vec<Option<Enqueued>> = vec![None; jobs.len()];
-        let mut conn = self.conn.clone();
-        for (queue, indexes) in by_queue {
-            let mut call = scripts::ENQUEUE.prepare_invoke();
-            call.key(self.key(queue, "ready"))
-                .key(self.key(queue, "scheduled"))
-                .key(self.wake_key(queue))
-                .arg(now_ms)
-                .arg(queue);
-            for &i in &indexes {
-                let job = &jobs[i];
-                let window = job.idempotency_window.unwrap_or(self.idempotency_window);
-                let id = new_id();
-                let record = self.job_key(queue, &id);
-                match &job.idempotency_key {
-                    Some(key) => call
-                        .key(&record)
-                        .key(self.key(queue, &format!("idem:{key}"))),
-                    None => call.key(&record).key(&record),
-                };
-                call.arg(id)
-                    .arg(job.run_at_ms.unwrap_or(now_ms).max(now_ms))
-                    .arg(job.idempotency_key.as_deref().unwrap_or(""))
-                    .arg(window.as_secs().max(1))
-                    .arg(&job.kind)
-                    .arg(job.payload.get())
-                    .arg(job.max_attempts)
-                    .arg(job.timeout.as_millis() as u64)
-                    .arg(
-                        job.retention
-                            .map(|r| r.as_secs().max(1).to_string())
-                            .unwrap_or_default(),
-                    );
-            }
-            let made: Vec<(String, i64)> = call
-                .invoke_async(&mut conn)
-                .await
-                .context("enqueue script failed")?;
-            for (&i, (id, created)) in indexes.iter().zip(made) {
-                results[i] = Some(Enqueued {
-                    id,
-                    created: created == 1,
-                });
-            }
-        }
-        results
-            .into_iter()
-            .map(|r| r.context("enqueue script returned too few jobs"))
-            .collect()
-    }
-
     /// Leases up to `max` jobs of `queue` to `worker` for `lease`, after moving due
     /// delayed and retrying jobs to ready and putting lapsed leases back in front.
     pub async fn fetch(
@@ -365,7 +317,7 @@ impl Queues {
         now_ms: i64,
     ) -> anyhow::Result<Fetched> {
         let mut conn = self.conn.clone();
-        type Row = (String, String, String, u32, u32, u64);
+        type Row = (String, String, String, u32, u32, u64, String);
         let (rows, next_due): (Vec<Row>, i64) = scripts::FETCH
             .key(self.key(queue, "ready"))
             .key(self.key(queue, "scheduled"))
@@ -385,7 +337,7 @@ impl Queues {
         let jobs = rows
             .into_iter()
             .map(
-                |(id, kind, payload, attempt, max_attempts, timeout_ms)| Leased {
+                |(id, kind, payload, attempt, max_attempts, timeout_ms, keep_s)| Leased {
                     id,
                     queue: queue.to_owned(),
                     kind,
@@ -393,6 +345,7 @@ impl Queues {
                     attempt,
                     max_attempts,
                     timeout: Duration::from_millis(timeout_ms),
+                    retention: keep_s.parse().ok().map(Duration::from_secs),
                 },
             )
             .collect();
@@ -408,18 +361,24 @@ impl Queues {
         &self,
         queue: &str,
         worker: &str,
-        ids: &[String],
+        jobs: &[Done],
         now_ms: i64,
     ) -> anyhow::Result<usize> {
         let mut conn = self.conn.clone();
-        let done: usize = scripts::ACK
-            .key(self.key(queue, "leased"))
+        let mut call = scripts::ACK.prepare_invoke();
+        call.key(self.key(queue, "leased"))
             .key(self.counter(queue, "succeeded", now_ms))
-            .key(self.job_keys(queue, ids))
             .arg(worker)
             .arg(now_ms)
-            .arg(self.retention.as_secs().max(1))
-            .arg(ids)
+            .arg(self.retention.as_secs().max(1));
+        for job in jobs {
+            call.key(self.job_key(queue, &job.id)).arg(&job.id).arg(
+                job.retention
+                    .map(|r| r.as_secs().max(1).to_string())
+                    .unwrap_or_default(),
+            );
+        }
+        let done: usize = call
             .invoke_async(&mut conn)
             .await
             .context("ack script failed")?;

@@ -42,23 +42,23 @@ local COUNTER_KEEP_S = 3620
 
 /// KEYS: ready, scheduled, wake, then per job its record's key and its idempotency key
 /// (the record's again when it has none).
-/// ARGV: now ms, queue name, then 9 values per job: id, due ms, idempotency key ('' for
-/// none), idempotency TTL s, kind, payload, max_attempts, timeout_ms, retention s once
-/// succeeded ('' for the default).
+/// ARGV: queue name, then 10 values per job: id, enqueued at ms, due ms, idempotency key
+/// ('' for none), idempotency TTL s, kind, payload, max_attempts, timeout_ms, retention s
+/// once succeeded ('' for the default). Each job carries its own time, so the jobs of
+/// several callers can share one call.
 /// Returns {id, 1} per new job and {earlier id, 0} per repeated idempotency key.
 pub static ENQUEUE: LazyLock<Script> = script!(
     r#"
-local now = tonumber(ARGV[1])
 local out = {}
 local added = 0
 local k = 4
-for i = 3, #ARGV, 9 do
-  local id, due, idem = ARGV[i], tonumber(ARGV[i + 1]), ARGV[i + 2]
+for i = 2, #ARGV, 10 do
+  local id, now, due, idem = ARGV[i], tonumber(ARGV[i + 1]), tonumber(ARGV[i + 2]), ARGV[i + 3]
   local key = KEYS[k]
   local earlier = false
   -- Claims the key and reads an earlier claim in one call (SET NX GET, Redis 7).
   if idem ~= '' then
-    earlier = redis.call('SET', KEYS[k + 1], id, 'NX', 'GET', 'EX', ARGV[i + 3])
+    earlier = redis.call('SET', KEYS[k + 1], id, 'NX', 'GET', 'EX', ARGV[i + 4])
   end
   k = k + 2
   if earlier then
@@ -67,13 +67,13 @@ for i = 3, #ARGV, 9 do
     local state = 'queued'
     if due > now then state = 'scheduled' end
     -- One HSET whether or not the job keeps its own retention: each call has a cost.
-    if ARGV[i + 8] ~= '' then
-      redis.call('HSET', key, 'queue', ARGV[2], 'kind', ARGV[i + 4], 'payload', ARGV[i + 5],
-        'attempts', 0, 'max_attempts', ARGV[i + 6], 'timeout_ms', ARGV[i + 7],
-        'created_ms', now, 'run_at_ms', due, 'state', state, 'keep_s', ARGV[i + 8])
+    if ARGV[i + 9] ~= '' then
+      redis.call('HSET', key, 'queue', ARGV[1], 'kind', ARGV[i + 5], 'payload', ARGV[i + 6],
+        'attempts', 0, 'max_attempts', ARGV[i + 7], 'timeout_ms', ARGV[i + 8],
+        'created_ms', now, 'run_at_ms', due, 'state', state, 'keep_s', ARGV[i + 9])
     else
-      redis.call('HSET', key, 'queue', ARGV[2], 'kind', ARGV[i + 4], 'payload', ARGV[i + 5],
-        'attempts', 0, 'max_attempts', ARGV[i + 6], 'timeout_ms', ARGV[i + 7],
+      redis.call('HSET', key, 'queue', ARGV[1], 'kind', ARGV[i + 5], 'payload', ARGV[i + 6],
+        'attempts', 0, 'max_attempts', ARGV[i + 7], 'timeout_ms', ARGV[i + 8],
         'created_ms', now, 'run_at_ms', due, 'state', state)
     end
     if due > now then
@@ -97,7 +97,8 @@ return out
 /// front of `ready` with their attempt refunded (or, at their third lapse, to the dead
 /// outbox), then leases up to `max` jobs. Leaves a wake token when jobs remain for other
 /// workers.
-/// Returns {{id, kind, payload, attempt, max_attempts, timeout_ms}...}, and, when the batch
+/// Returns {{id, kind, payload, attempt, max_attempts, timeout_ms, keep_s ('' for the
+/// default)}...}, and, when the batch
 /// is not full, the earliest time anything in `scheduled`, `retry` or `leased` comes due
 /// (-1: nothing, or a full batch).
 ///
@@ -175,7 +176,8 @@ if ids then
   local leases = {}
   for i, id in ipairs(ids) do
     local key = prefix .. id
-    local f = redis.pcall('HMGET', key, 'kind', 'payload', 'max_attempts', 'timeout_ms', 'attempts')
+    local f = redis.pcall('HMGET', key, 'kind', 'payload', 'max_attempts', 'timeout_ms', 'attempts',
+      'keep_s')
     if f.err then
       -- Out of reach: this job and the rest go back to the front, in their order.
       for j = #ids, i, -1 do redis.call('LPUSH', KEYS[1], ids[j]) end
@@ -189,7 +191,7 @@ if ids then
         'attempts', attempt)
       leases[#leases + 1] = deadline
       leases[#leases + 1] = id .. '|' .. worker
-      out[#out + 1] = {id, f[1], f[2], attempt, f[3], f[4]}
+      out[#out + 1] = {id, f[1], f[2], attempt, f[3], f[4], f[6] or ''}
     else
       redis.call('ZADD', KEYS[7], 'NX', now, id)
     end
@@ -243,15 +245,16 @@ local function lease(id) return id .. '|' .. ARGV[1] end
 }
 
 /// KEYS: leased, succeeded counter, then each job's record. ARGV: worker id, now ms,
-/// retention s, then the job ids, in the records' order. Returns how many of the ids
-/// this worker still held and has now finished.
+/// retention s, then per job, in the records' order, its id and how long it keeps its
+/// record ('' for the retention), as FETCH returned it: passing it saves a read per job.
+/// Returns how many of the jobs this worker still held and has now finished.
 pub static ACK: LazyLock<Script> = leased_script!(
     r#"
 local done = 0
 local worker, finished, retention = ARGV[1], ARGV[2], ARGV[3]
 -- Which leases this worker still holds, and their removal, one call each for the batch.
 local leases = {}
-for i = 4, #ARGV do leases[#leases + 1] = ARGV[i] .. '|' .. worker end
+for i = 4, #ARGV, 2 do leases[#leases + 1] = ARGV[i] .. '|' .. worker end
 local scores = redis.call('ZMSCORE', KEYS[1], unpack(leases))
 local held = {}
 for i = 1, #leases do
@@ -262,9 +265,10 @@ if #held > 0 then
   for _, i in ipairs(held) do gone[#gone + 1] = leases[i] end
   redis.call('ZREM', KEYS[1], unpack(gone))
   for _, i in ipairs(held) do
-    local key = KEYS[i + 2]
+    local key, keep = KEYS[i + 2], ARGV[3 + 2 * i]
+    if keep == '' then keep = retention end
     redis.call('HSET', key, 'state', 'succeeded', 'worker', '', 'finished_ms', finished)
-    redis.call('EXPIRE', key, redis.call('HGET', key, 'keep_s') or retention)
+    redis.call('EXPIRE', key, keep)
   end
   done = #held
 end

@@ -27,7 +27,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::jobs::{JobContext, JobError, Registry, Services, dead};
-use crate::queue::{Backoff, Leased, Queues, Waiter, now_ms};
+use crate::queue::{Backoff, Done, Leased, Queues, Waiter, now_ms};
 use crate::realtime::history::History;
 pub use options::{Options, Worker};
 use pace::{MAX_AHEAD, Pace};
@@ -58,7 +58,7 @@ struct Engine {
     /// queue: what lease renewal and hand-back work on.
     running: Mutex<HashMap<String, String>>,
     /// Successes waiting for the batch acknowledger.
-    acks: mpsc::UnboundedSender<(String, String)>,
+    acks: mpsc::UnboundedSender<(String, Done)>,
     /// Wakes the dead-job mover when a job dies.
     died: Notify,
     /// Jobs started so far, for the fetcher's pace.
@@ -333,9 +333,9 @@ impl Engine {
     }
 }
 
-/// `(queue, job id)` pairs grouped by queue, as each queue operation takes them.
-fn by_queue(jobs: impl IntoIterator<Item = (String, String)>) -> HashMap<String, Vec<String>> {
-    let mut grouped: HashMap<String, Vec<String>> = HashMap::new();
+/// `(queue, job)` pairs grouped by queue, as each queue operation takes them.
+fn by_queue<T>(jobs: impl IntoIterator<Item = (String, T)>) -> HashMap<String, Vec<T>> {
+    let mut grouped: HashMap<String, Vec<T>> = HashMap::new();
     for (queue, id) in jobs {
         grouped.entry(queue).or_default().push(id);
     }
@@ -367,7 +367,7 @@ fn start(engine: &Arc<Engine>, tasks: &TaskTracker, job: Leased, permit: OwnedSe
                     duration_ms = elapsed.as_millis() as u64,
                     "job succeeded"
                 );
-                let _ = engine.acks.send((job.queue.clone(), job.id.clone()));
+                let _ = engine.acks.send((job.queue.clone(), job.done()));
                 engine
                     .announce(
                         &job,
@@ -547,17 +547,17 @@ fn jitter() -> f64 {
 
 /// Acknowledges successes in batches: whatever has gathered while the last batch was in
 /// flight goes in the next, one script call per queue.
-async fn acknowledge(engine: Arc<Engine>, mut inbox: mpsc::UnboundedReceiver<(String, String)>) {
+async fn acknowledge(engine: Arc<Engine>, mut inbox: mpsc::UnboundedReceiver<(String, Done)>) {
     let queues = engine.queues.clone();
     let id = engine.id.clone();
     // Only the channel keeps this task alive, so it ends when the last sender drops.
     drop(engine);
     let mut batch = Vec::with_capacity(MAX_ACK_BATCH);
     while inbox.recv_many(&mut batch, MAX_ACK_BATCH).await > 0 {
-        for (queue, ids) in by_queue(batch.drain(..)) {
+        for (queue, jobs) in by_queue(batch.drain(..)) {
             let mut tries = 0;
             loop {
-                match queues.ack(&queue, &id, &ids, now_ms()).await {
+                match queues.ack(&queue, &id, &jobs, now_ms()).await {
                     Ok(_) => break,
                     Err(e) if tries < 3 => {
                         tries += 1;
@@ -570,7 +570,7 @@ async fn acknowledge(engine: Arc<Engine>, mut inbox: mpsc::UnboundedReceiver<(St
                     Err(e) => {
                         tracing::error!(
                             error = format!("{e:#}"),
-                            jobs = ids.len(),
+                            jobs = jobs.len(),
                             "could not acknowledge jobs; they run again when their leases lapse"
                         );
                         break;

@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use serde_json::json;
-use switchyard::queue::now_ms;
+use switchyard::queue::{Done, now_ms};
 use switchyard::realtime::stats::{self, ChannelCount, HubReport};
 
 use crate::common::{TestApp, queue};
@@ -16,6 +16,16 @@ fn ids(page: &serde_json::Value) -> Vec<String> {
         .unwrap()
         .iter()
         .map(|j| j["id"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+/// Jobs that keep the default retention, to acknowledge.
+fn done(ids: &[String]) -> Vec<Done> {
+    ids.iter()
+        .map(|id| Done {
+            id: id.clone(),
+            retention: None,
+        })
         .collect()
 }
 
@@ -45,7 +55,7 @@ async fn a_queues_jobs_are_listed_by_state_in_the_order_they_leave_it() {
         .unwrap();
     assert_eq!(leased.jobs.len(), 3);
     queues
-        .ack("default", "w1", &[ready[0].clone()], now)
+        .ack("default", "w1", &done(&ready[..1]), now)
         .await
         .unwrap();
     queues
@@ -143,14 +153,17 @@ async fn throughput_counts_each_minute_of_the_last_hour_per_queue_and_in_all() {
     // Finished five minutes ago (the counters take the time they are given) and now.
     let earlier = now - 5 * 60_000;
     queues
-        .ack("default", "w1", &made[..2], earlier)
+        .ack("default", "w1", &done(&made[..2]), earlier)
         .await
         .unwrap();
     queues
         .fail("default", "w1", &made[2], "boom", None, earlier)
         .await
         .unwrap();
-    queues.ack("mails", "w1", &made[3..], now).await.unwrap();
+    queues
+        .ack("mails", "w1", &done(&made[3..]), now)
+        .await
+        .unwrap();
 
     let view = app
         .admin_get("/api/v1/queues/throughput?minutes=10")

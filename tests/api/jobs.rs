@@ -157,6 +157,29 @@ async fn a_wrongly_typed_or_missing_field_is_named_by_its_json_path() {
 }
 
 #[tokio::test]
+async fn the_accepted_answer_is_the_job_as_a_read_returns_it() {
+    let app = app().await;
+    let mut answers = Vec::new();
+    for body in [
+        json!({"kind": "noop", "queue": "default", "payload": {"n": 1.50, "s": "é"}}),
+        json!({"kind": "noop", "delay_seconds": 60, "max_attempts": 2, "timeout_seconds": 9}),
+    ] {
+        let accepted = app.admin("POST", "/api/v1/jobs", Some(body)).await;
+        assert_eq!(accepted.status, 202, "{}", accepted.body);
+        answers.push(accepted.json());
+    }
+
+    for mut answer in answers {
+        let id = answer["id"].as_str().unwrap().to_owned();
+        let read = app.admin_get(&format!("/api/v1/jobs/{id}")).await.json();
+        assert_eq!(answer["created"], true);
+        answer.as_object_mut().unwrap().remove("created");
+        assert_eq!(answer, read, "the 202 differs from the stored job");
+    }
+    app.stop().await;
+}
+
+#[tokio::test]
 async fn a_queued_job_can_be_read_and_cancelled_once() {
     let app = app().await;
     let job = app

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use switchyard::queue::{NewJob, Queues};
+use switchyard::queue::{Done, Leased, NewJob, Queues};
 
 use crate::common::{RedisKeys, test_queues, test_redis};
 
@@ -43,7 +43,7 @@ async fn an_enqueued_job_is_leased_once_and_finished_by_its_ack() {
         .unwrap()
         .jobs;
     let acked = q
-        .ack("default", "w1", std::slice::from_ref(&enqueued.id), T0 + 20)
+        .ack("default", "w1", &[first[0].done()], T0 + 20)
         .await
         .unwrap();
 
@@ -128,21 +128,17 @@ async fn a_job_whose_lease_ran_out_runs_again_and_the_old_worker_cannot_finish_i
         .unwrap()
         .jobs;
     let stale_ack = q
-        .ack(
-            "default",
-            "dead-worker",
-            std::slice::from_ref(&id),
-            T0 + 1_100,
-        )
+        .ack("default", "dead-worker", &[recovered[0].done()], T0 + 1_100)
         .await
         .unwrap();
     let ack = q
-        .ack("default", "w2", std::slice::from_ref(&id), T0 + 1_200)
+        .ack("default", "w2", &[recovered[0].done()], T0 + 1_200)
         .await
         .unwrap();
 
     assert!(before_expiry.is_empty());
     assert_eq!(recovered.len(), 1);
+    assert_eq!(recovered[0].id, id);
     assert_eq!(
         recovered[0].attempt, 1,
         "a lost worker does not use up an attempt"
@@ -212,6 +208,65 @@ async fn a_repeated_idempotency_key_returns_the_first_job_and_makes_no_second() 
     assert!(!second.created);
     assert_eq!(second.id, first.id);
     assert_eq!(fetched.len(), 1);
+}
+
+#[tokio::test]
+async fn concurrent_enqueues_share_calls_yet_each_gets_its_own_answer() {
+    let (q, _keys) = queues().await;
+    let mut calls = tokio::task::JoinSet::new();
+    for i in 0..600 {
+        let q = q.clone();
+        calls.spawn(async move {
+            let mut one = job("mail");
+            one.queue = ["default", "other"][i % 2].into();
+            // Every fifth job repeats one of four keys per queue.
+            if i % 5 == 0 {
+                one.idempotency_key = Some(format!("k{}", i % 4));
+            }
+            let due = T0 + (i % 3) as i64 * 1000;
+            one.run_at_ms = Some(due);
+            (i, q.enqueue(&one, T0).await.unwrap())
+        });
+    }
+    let answers = calls.join_all().await;
+    let created: Vec<_> = answers.iter().filter(|(_, e)| e.created).collect();
+    let mut ids: Vec<&str> = created.iter().map(|(_, e)| e.id.as_str()).collect();
+    ids.sort();
+    ids.dedup();
+    let keyed = |queue: usize, key: usize| {
+        answers
+            .iter()
+            .filter(move |(i, _)| i % 5 == 0 && i % 2 == queue && i % 4 == key)
+    };
+    let mut leased = 0;
+    for queue in ["default", "other"] {
+        leased += q
+            .fetch(queue, "w1", 1000, LEASE, T0 + 5000)
+            .await
+            .unwrap()
+            .jobs
+            .len();
+    }
+
+    // 120 keyed jobs over 4 keys per queue: keys 0 and 2 only meet even i (default),
+    // keys 1 and 3 odd i (critical), so four distinct keyed jobs in all.
+    assert_eq!(created.len(), 480 + 4);
+    assert_eq!(ids.len(), created.len(), "two callers got the same new job");
+    for (queue, key) in [(0, 0), (0, 2), (1, 1), (1, 3)] {
+        let mut same: Vec<&str> = keyed(queue, key).map(|(_, e)| e.id.as_str()).collect();
+        same.dedup();
+        assert_eq!(same.len(), 1, "one key made more than one job");
+    }
+    assert_eq!(
+        leased,
+        created.len(),
+        "every job answered as made is in Redis"
+    );
+    for (i, enqueued) in answers.iter().filter(|(i, e)| e.created && i % 3 == 2) {
+        let record = q.get(&enqueued.id).await.unwrap().unwrap();
+        assert_eq!(record.run_at_ms, T0 + 2000, "job {i} kept its own due time");
+        assert_eq!(record.created_ms, T0);
+    }
 }
 
 #[tokio::test]
@@ -430,10 +485,9 @@ async fn a_job_keeps_its_record_and_idempotency_key_for_its_own_times_when_it_na
     short.idempotency_window = Some(Duration::from_secs(11));
     let short = q.enqueue(&short, T0).await.unwrap().id;
     let default = q.enqueue(&job("mail"), T0).await.unwrap().id;
-    q.fetch("default", "w1", 10, LEASE, T0).await.unwrap();
-    q.ack("default", "w1", &[short.clone(), default.clone()], T0 + 5)
-        .await
-        .unwrap();
+    let leased = q.fetch("default", "w1", 10, LEASE, T0).await.unwrap().jobs;
+    let done: Vec<Done> = leased.iter().map(Leased::done).collect();
+    q.ack("default", "w1", &done, T0 + 5).await.unwrap();
 
     let mut conn = test_redis().await.get().await.unwrap();
     let mut ttl = async |key: String| -> i64 {

@@ -114,3 +114,33 @@ async fn a_worker_adopts_every_job_of_the_old_key_layout_in_order_and_loses_none
     assert_eq!(dead, ["f"]);
     assert_eq!(left, [old("leased")], "only the running lease stays behind");
 }
+
+#[tokio::test]
+async fn a_scan_for_old_idempotency_keys_stops_once_one_finds_none() {
+    let prefix = format!("test:{}:", uuid::Uuid::new_v4().simple());
+    let _keys = RedisKeys(prefix.clone());
+    let q = test_queues(&prefix, Duration::from_secs(60)).await;
+    let mut conn = test_redis().await.get().await.unwrap();
+    let old = |key: &str| format!("{prefix}queue:default:idem:{key}");
+    let marker = format!("{prefix}legacy:idem-clean");
+    let _: () = conn.set_ex(old("early"), "a", 100).await.unwrap();
+
+    let found = adopt_legacy(&q, true, T0).await.unwrap();
+    let marked_after_finding: bool = conn.exists(&marker).await.unwrap();
+    let clean = adopt_legacy(&q, true, T0).await.unwrap();
+    let marked_after_clean: bool = conn.exists(&marker).await.unwrap();
+    // Written after a clean scan: later starts no longer walk the keyspace for it.
+    let _: () = conn.set_ex(old("late"), "b", 100).await.unwrap();
+    let skipped = adopt_legacy(&q, true, T0).await.unwrap();
+    let late_left: bool = conn.exists(old("late")).await.unwrap();
+
+    assert_eq!(found.idempotency_keys, 1);
+    assert!(
+        !marked_after_finding,
+        "a scan that found keys must run again"
+    );
+    assert_eq!(clean, Adopted::default());
+    assert!(marked_after_clean);
+    assert_eq!(skipped, Adopted::default());
+    assert!(late_left);
+}
