@@ -50,6 +50,7 @@ async fn serve_registered(
 ) -> anyhow::Result<()> {
     let registration = Registration::start(&state.db, &state.identity, details).await;
     tracing::info!(mode = state.identity.mode, "ready");
+    crate::telemetry::process::release_free_memory();
     let result = match serving {
         Some((listener, router)) => {
             http::serve(

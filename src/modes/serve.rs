@@ -48,6 +48,7 @@ pub async fn run_router(
     });
     let registration = Registration::start(&state.db, &state.identity, details).await;
     tracing::info!(mode = state.identity.mode, "ready");
+    crate::telemetry::process::release_free_memory();
     let result = http::serve(
         listener,
         router,

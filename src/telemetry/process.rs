@@ -98,6 +98,18 @@ pub fn render(out: &mut String) {
     }
 }
 
+/// Hands the heap's free pages back to the system. Start-up builds and drops a lot (the
+/// OpenAPI document, the router, the configuration's layers), and glibc keeps what was
+/// freed in the middle of its heap: called once a mode is ready, this takes about 1.5 MiB
+/// off the idle resident set of `serve`. A no-op where the allocator is not glibc's.
+pub fn release_free_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim has no preconditions; it takes the allocator's own locks.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}
+
 fn clock_ticks_per_second() -> f64 {
     // SAFETY: sysconf has no preconditions.
     let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
