@@ -10,9 +10,10 @@
 //! recovered like any lapsed lease. A job whose record stayed behind (finished and kept
 //! for its retention) is still found by id.
 //!
-//! Idempotency keys are found by scanning the whole keyspace, once per queue. A scan that
-//! finds none leaves the marker `legacy:idem-clean`, and later starts skip the scan: with
-//! millions of job records, every worker's start would otherwise walk them all.
+//! Idempotency keys are found by scanning the whole keyspace, once per queue. A start
+//! that finds nothing of the old layout, jobs or keys, leaves the marker
+//! `legacy:idem-clean`, and later starts skip the scan: with millions of job records,
+//! every worker's start would otherwise walk them all.
 
 use std::collections::HashMap;
 

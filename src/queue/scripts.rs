@@ -92,15 +92,15 @@ return out
 );
 
 /// KEYS: ready, scheduled, retry, leased, wake, dead outbox, limbo.
-/// ARGV: job record key prefix, now ms, lease deadline ms, max jobs, worker id.
+/// ARGV: job record key prefix, now ms, lease deadline ms, max jobs, worker id, and '0'
+/// to skip the sweep below ('1' otherwise).
 /// Moves due delayed and retrying jobs to `ready`, returns jobs whose lease lapsed to the
 /// front of `ready` with their attempt refunded (or, at their third lapse, to the dead
 /// outbox), then leases up to `max` jobs. Leaves a wake token when jobs remain for other
 /// workers.
 /// Returns {{id, kind, payload, attempt, max_attempts, timeout_ms, keep_s ('' for the
-/// default)}...}, and, when the batch
-/// is not full, the earliest time anything in `scheduled`, `retry` or `leased` comes due
-/// (-1: nothing, or a full batch).
+/// default)}...}, and, when the batch is not full, the earliest time anything in
+/// `scheduled`, `retry` or `leased` comes due (-1: nothing, or a full batch).
 ///
 /// The one script that reaches records it cannot declare: the ids it pops. On a cluster
 /// slot that is migrating, such a record may already be on the importing node (reading
@@ -124,47 +124,51 @@ local function present(key)
   if type(found) == 'table' then return nil end
   return found == 1
 end
-for _, set in ipairs({KEYS[2], KEYS[3]}) do
-  local due = redis.call('ZRANGEBYSCORE', set, '-inf', now, 'LIMIT', 0, 1000)
-  for _, id in ipairs(due) do
-    local here = present(prefix .. id)
-    if here == nil then return moving() end
-    redis.call('ZREM', set, id)
-    if here then
-      redis.call('RPUSH', KEYS[1], id)
-      redis.call('HSET', prefix .. id, 'state', 'queued')
+-- The sweep: due delayed and retrying jobs to ready, lapsed leases back. A worker that
+-- just swept and took a full batch skips it for a while (ARGV[6] = '0').
+if ARGV[6] ~= '0' then
+  for _, set in ipairs({KEYS[2], KEYS[3]}) do
+    local due = redis.call('ZRANGEBYSCORE', set, '-inf', now, 'LIMIT', 0, 1000)
+    for _, id in ipairs(due) do
+      local here = present(prefix .. id)
+      if here == nil then return moving() end
+      redis.call('ZREM', set, id)
+      if here then
+        redis.call('RPUSH', KEYS[1], id)
+        redis.call('HSET', prefix .. id, 'state', 'queued')
+      else
+        redis.call('ZADD', KEYS[7], 'NX', now, id)
+      end
+    end
+  end
+  -- A lapsed lease means the worker died, not that the job failed (it may not even have
+  -- started: workers lease a few jobs ahead). The attempt is refunded; a job that outlives
+  -- three workers is taken for a job that kills them, and dies.
+  local lapsed = redis.call('ZRANGEBYSCORE', KEYS[4], '-inf', now, 'LIMIT', 0, 1000)
+  for _, lease in ipairs(lapsed) do
+    local bar = string.find(lease, '|', 1, true) or (#lease + 1)
+    local id = string.sub(lease, 1, bar - 1)
+    local key = prefix .. id
+    local attempts = redis.pcall('HGET', key, 'attempts')
+    if type(attempts) == 'table' then return moving() end
+    redis.call('ZREM', KEYS[4], lease)
+    local holder = string.sub(lease, bar + 1)
+    if attempts then
+      local lapses = redis.call('HINCRBY', key, 'lapses', 1)
+      redis.call('HINCRBY', key, 'attempts', -1)
+      if lapses >= 3 then
+        add_error(key, attempts, 'its worker stopped renewing the lease 3 times (crashed or killed ' ..
+          'while holding it, last ' .. holder .. '); treated as a job that kills workers', now)
+        redis.call('HSET', key, 'state', 'dead', 'worker', '', 'finished_ms', now)
+        redis.call('RPUSH', KEYS[6], id)
+      else
+        add_error(key, attempts, 'its worker (' .. holder .. ') stopped renewing the lease; queued again', now)
+        redis.call('HSET', key, 'state', 'queued', 'worker', '')
+        redis.call('LPUSH', KEYS[1], id)
+      end
     else
       redis.call('ZADD', KEYS[7], 'NX', now, id)
     end
-  end
-end
--- A lapsed lease means the worker died, not that the job failed (it may not even have
--- started: workers lease a few jobs ahead). The attempt is refunded; a job that outlives
--- three workers is taken for a job that kills them, and dies.
-local lapsed = redis.call('ZRANGEBYSCORE', KEYS[4], '-inf', now, 'LIMIT', 0, 1000)
-for _, lease in ipairs(lapsed) do
-  local bar = string.find(lease, '|', 1, true) or (#lease + 1)
-  local id = string.sub(lease, 1, bar - 1)
-  local key = prefix .. id
-  local attempts = redis.pcall('HGET', key, 'attempts')
-  if type(attempts) == 'table' then return moving() end
-  redis.call('ZREM', KEYS[4], lease)
-  local holder = string.sub(lease, bar + 1)
-  if attempts then
-    local lapses = redis.call('HINCRBY', key, 'lapses', 1)
-    redis.call('HINCRBY', key, 'attempts', -1)
-    if lapses >= 3 then
-      add_error(key, attempts, 'its worker stopped renewing the lease 3 times (crashed or killed ' ..
-        'while holding it, last ' .. holder .. '); treated as a job that kills workers', now)
-      redis.call('HSET', key, 'state', 'dead', 'worker', '', 'finished_ms', now)
-      redis.call('RPUSH', KEYS[6], id)
-    else
-      add_error(key, attempts, 'its worker (' .. holder .. ') stopped renewing the lease; queued again', now)
-      redis.call('HSET', key, 'state', 'queued', 'worker', '')
-      redis.call('LPUSH', KEYS[1], id)
-    end
-  else
-    redis.call('ZADD', KEYS[7], 'NX', now, id)
   end
 end
 local out = {}

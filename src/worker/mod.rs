@@ -34,7 +34,11 @@ use pace::{MAX_AHEAD, Pace};
 use rotation::Rotation;
 
 /// The most jobs one fetch leases.
-const MAX_BATCH: usize = 100;
+const MAX_BATCH: usize = 256;
+/// How long a worker that keeps taking full batches of a queue goes between sweeps of it
+/// (due delayed and retrying jobs to ready, lapsed leases back): what came due waits at
+/// most this much longer while a backlog drains.
+const SWEEP_EVERY_MS: i64 = 100;
 /// The most jobs one acknowledgement finishes: whatever gathered while the last one was in
 /// flight, up to this.
 const MAX_ACK_BATCH: usize = 1024;
@@ -212,6 +216,8 @@ async fn fetch(
 ) {
     let mut pace = Pace::new();
     let mut failing = false;
+    // Per queue: when this worker last swept it, and whether its last batch was full.
+    let mut sweeps: HashMap<String, (i64, bool)> = HashMap::new();
     'fetching: while !shutdown.is_cancelled() {
         let buffered = buffer.max_capacity() - buffer.capacity();
         let ahead = pace.jobs_ahead(engine.started.load(Ordering::Relaxed));
@@ -229,12 +235,24 @@ async fn fetch(
         for _ in 0..rotation.len() {
             let (queue, share) = rotation.turn();
             let want = room.min(2 * share + ahead).min(MAX_BATCH);
+            let now = now_ms();
+            let sweep = match sweeps.get(queue) {
+                Some(&(swept_at, true)) => now - swept_at >= SWEEP_EVERY_MS,
+                _ => true,
+            };
             let fetched = match engine
                 .queues
-                .fetch(queue, &engine.id, want, engine.lease, now_ms())
+                .fetch_swept(queue, &engine.id, want, engine.lease, now, sweep)
                 .await
             {
-                Ok(fetched) => fetched,
+                Ok(fetched) => {
+                    let last = sweeps.entry(queue.to_owned()).or_insert((now, false));
+                    last.1 = fetched.jobs.len() >= want;
+                    if sweep {
+                        last.0 = now;
+                    }
+                    fetched
+                }
                 Err(error) => {
                     if !failing {
                         tracing::error!(

@@ -270,6 +270,34 @@ async fn concurrent_enqueues_share_calls_yet_each_gets_its_own_answer() {
 }
 
 #[tokio::test]
+async fn a_fetch_that_skips_the_sweep_leaves_due_jobs_for_the_next_one_that_sweeps() {
+    let (q, _keys) = queues().await;
+    let mut delayed = job("later");
+    delayed.run_at_ms = Some(T0 + 100);
+    let delayed = q.enqueue(&delayed, T0).await.unwrap().id;
+    for _ in 0..3 {
+        q.enqueue(&job("now"), T0).await.unwrap();
+    }
+
+    let unswept = q
+        .fetch_swept("default", "w1", 2, LEASE, T0 + 200, false)
+        .await
+        .unwrap()
+        .jobs;
+    let still = q.state(&delayed).await.unwrap();
+    let swept = q
+        .fetch_swept("default", "w1", 10, LEASE, T0 + 200, true)
+        .await
+        .unwrap()
+        .jobs;
+
+    let kinds = |jobs: &[Leased]| jobs.iter().map(|j| j.kind.clone()).collect::<Vec<_>>();
+    assert_eq!(kinds(&unswept), ["now", "now"]);
+    assert_eq!(still.as_deref(), Some("scheduled"));
+    assert_eq!(kinds(&swept), ["now", "later"]);
+}
+
+#[tokio::test]
 async fn a_failed_attempt_waits_for_its_retry_time_and_the_last_one_is_dead() {
     let (q, _keys) = queues().await;
     let id = q.enqueue(&job("flaky"), T0).await.unwrap().id;
