@@ -15,6 +15,7 @@
 mod options;
 mod pace;
 pub mod rotation;
+mod sweeps;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -32,13 +33,10 @@ use crate::realtime::history::History;
 pub use options::{Options, Worker};
 use pace::{MAX_AHEAD, Pace};
 use rotation::Rotation;
+use sweeps::Sweeps;
 
 /// The most jobs one fetch leases.
 const MAX_BATCH: usize = 256;
-/// How long a worker that keeps taking full batches of a queue goes between sweeps of it
-/// (due delayed and retrying jobs to ready, lapsed leases back): what came due waits at
-/// most this much longer while a backlog drains.
-const SWEEP_EVERY_MS: i64 = 100;
 /// The most jobs one acknowledgement finishes: whatever gathered while the last one was in
 /// flight, up to this.
 const MAX_ACK_BATCH: usize = 1024;
@@ -216,8 +214,7 @@ async fn fetch(
 ) {
     let mut pace = Pace::new();
     let mut failing = false;
-    // Per queue: when this worker last swept it, and whether its last batch was full.
-    let mut sweeps: HashMap<String, (i64, bool)> = HashMap::new();
+    let mut sweeps = Sweeps::default();
     'fetching: while !shutdown.is_cancelled() {
         let buffered = buffer.max_capacity() - buffer.capacity();
         let ahead = pace.jobs_ahead(engine.started.load(Ordering::Relaxed));
@@ -236,21 +233,14 @@ async fn fetch(
             let (queue, share) = rotation.turn();
             let want = room.min(2 * share + ahead).min(MAX_BATCH);
             let now = now_ms();
-            let sweep = match sweeps.get(queue) {
-                Some(&(swept_at, true)) => now - swept_at >= SWEEP_EVERY_MS,
-                _ => true,
-            };
+            let sweep = sweeps.due(queue, now);
             let fetched = match engine
                 .queues
                 .fetch_swept(queue, &engine.id, want, engine.lease, now, sweep)
                 .await
             {
                 Ok(fetched) => {
-                    let last = sweeps.entry(queue.to_owned()).or_insert((now, false));
-                    last.1 = fetched.jobs.len() >= want;
-                    if sweep {
-                        last.0 = now;
-                    }
+                    sweeps.fetched(queue, now, sweep, fetched.jobs.len() >= want);
                     fetched
                 }
                 Err(error) => {
