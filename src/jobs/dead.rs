@@ -330,7 +330,6 @@ fn record(job: &DeadJob) -> JobRecord {
         attempts: 0,
         max_attempts: job.max_attempts.max(1) as u32,
         timeout_ms: job.timeout_ms.max(1) as u64,
-        worker: None,
         last_error: Some(job.last_error.clone()),
         errors: serde_json::from_value::<Vec<AttemptError>>(job.errors.clone()).unwrap_or_default(),
         created_ms: job.created_at.timestamp_millis(),

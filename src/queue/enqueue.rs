@@ -89,6 +89,7 @@ impl Queues {
                 .key(self.key(queue, "scheduled"))
                 .key(self.wake_key(queue))
                 .arg(*queue);
+            let mut made = Vec::with_capacity(indexes.len());
             for &i in indexes {
                 let (job, now_ms) = jobs[i];
                 let window = job.idempotency_window.unwrap_or(self.idempotency_window);
@@ -100,7 +101,7 @@ impl Queues {
                         .key(self.key(queue, &format!("idem:{key}"))),
                     None => call.key(&record).key(&record),
                 };
-                call.arg(id)
+                call.arg(&id)
                     .arg(now_ms)
                     .arg(job.run_at_ms.unwrap_or(now_ms).max(now_ms))
                     .arg(job.idempotency_key.as_deref().unwrap_or(""))
@@ -114,27 +115,35 @@ impl Queues {
                             .map(|r| r.as_secs().max(1).to_string())
                             .unwrap_or_default(),
                     );
+                made.push(Enqueued { id, created: true });
             }
             let mut conn = self.conn.clone();
-            let made: Vec<(String, i64)> = call
+            let repeated: Vec<(usize, String)> = call
                 .invoke_async(&mut conn)
                 .await
                 .context("enqueue script failed")?;
+            for (position, earlier) in repeated {
+                let job = position
+                    .checked_sub(1)
+                    .and_then(|n| made.get_mut(n))
+                    .context("enqueue script named a job it was not given")?;
+                *job = Enqueued {
+                    id: earlier,
+                    created: false,
+                };
+            }
             anyhow::Ok(made)
         });
         let made = futures_util::future::try_join_all(calls).await?;
         let mut results: Vec<Option<Enqueued>> = vec![None; jobs.len()];
         for ((_, indexes), made) in by_queue.iter().zip(made) {
-            for (&i, (id, created)) in indexes.iter().zip(made) {
-                results[i] = Some(Enqueued {
-                    id,
-                    created: created == 1,
-                });
+            for (&i, enqueued) in indexes.iter().zip(made) {
+                results[i] = Some(enqueued);
             }
         }
         results
             .into_iter()
-            .map(|r| r.context("enqueue script returned too few jobs"))
+            .map(|r| r.context("a job was left out of every enqueue call"))
             .collect()
     }
 

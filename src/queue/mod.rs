@@ -34,8 +34,8 @@
 //!   window's first attempt makes the key), for the last minute's and the last hour's
 //!   throughput.
 //! - `{q}:job:{id}`: HASH with the job (`queue`, `kind`, `payload`, `attempts`,
-//!   `max_attempts`, `timeout_ms`) and its progress (`state`, `worker` for display,
-//!   `lapses` (leases that ran out under it), `last_error`, `errors` as a JSON list,
+//!   `max_attempts`, `timeout_ms`) and its progress (`state`, `lapses` (leases that ran
+//!   out under it), `last_error`, `errors` as a JSON list,
 //!   `created_ms`, `run_at_ms`, `started_ms`, `finished_ms`, and `keep_s` when the job
 //!   keeps its record for its own time). It expires that long, or the retention setting,
 //!   after the job succeeds or is cancelled. A job looked up by id alone is sought in
@@ -181,7 +181,6 @@ pub struct JobRecord {
     pub attempts: u32,
     pub max_attempts: u32,
     pub timeout_ms: u64,
-    pub worker: Option<String>,
     pub last_error: Option<String>,
     pub errors: Vec<AttemptError>,
     pub created_ms: i64,
@@ -203,7 +202,6 @@ impl JobRecord {
             attempts: number(take("attempts")).unwrap_or(0) as u32,
             max_attempts: number(take("max_attempts")).unwrap_or(1) as u32,
             timeout_ms: number(take("timeout_ms")).unwrap_or(0) as u64,
-            worker: take("worker"),
             last_error: take("last_error"),
             errors: take("errors")
                 .and_then(|raw| serde_json::from_str(&raw).ok())
@@ -333,7 +331,7 @@ impl Queues {
         sweep: bool,
     ) -> anyhow::Result<Fetched> {
         let mut conn = self.conn.clone();
-        type Row = (String, String, String, u32, u32, u64, String);
+        type Row = (String, String, u32, u64, u32, Option<String>, String);
         let (rows, next_due): (Vec<Row>, i64) = scripts::FETCH
             .key(self.key(queue, "ready"))
             .key(self.key(queue, "scheduled"))
@@ -354,7 +352,7 @@ impl Queues {
         let jobs = rows
             .into_iter()
             .map(
-                |(id, kind, payload, attempt, max_attempts, timeout_ms, keep_s)| Leased {
+                |(kind, payload, max_attempts, timeout_ms, attempt, keep_s, id)| Leased {
                     id,
                     queue: queue.to_owned(),
                     kind,
@@ -362,7 +360,9 @@ impl Queues {
                     attempt,
                     max_attempts,
                     timeout: Duration::from_millis(timeout_ms),
-                    retention: keep_s.parse().ok().map(Duration::from_secs),
+                    retention: keep_s
+                        .and_then(|keep| keep.parse().ok())
+                        .map(Duration::from_secs),
                 },
             )
             .collect();

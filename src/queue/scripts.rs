@@ -46,10 +46,12 @@ local COUNTER_KEEP_S = 3620
 /// ('' for none), idempotency TTL s, kind, payload, max_attempts, timeout_ms, retention s
 /// once succeeded ('' for the default). Each job carries its own time, so the jobs of
 /// several callers can share one call.
-/// Returns {id, 1} per new job and {earlier id, 0} per repeated idempotency key.
+/// Returns, flat, the position in the call (from 1) and the earlier job's id of each job
+/// whose idempotency key was taken: nothing more to send back for the new jobs, whose ids
+/// the caller made.
 pub static ENQUEUE: LazyLock<Script> = script!(
     r#"
-local out = {}
+local out, ready, scheduled = {}, {}, {}
 local added = 0
 local k = 4
 for i = 2, #ARGV, 10 do
@@ -62,7 +64,8 @@ for i = 2, #ARGV, 10 do
   end
   k = k + 2
   if earlier then
-    out[#out + 1] = {earlier, 0}
+    out[#out + 1] = (i - 2) / 10 + 1
+    out[#out + 1] = earlier
   else
     local state = 'queued'
     if due > now then state = 'scheduled' end
@@ -77,12 +80,20 @@ for i = 2, #ARGV, 10 do
         'created_ms', now, 'run_at_ms', due, 'state', state)
     end
     if due > now then
-      redis.call('ZADD', KEYS[2], due, id)
+      scheduled[#scheduled + 1] = due
+      scheduled[#scheduled + 1] = id
     else
-      redis.call('RPUSH', KEYS[1], id)
+      ready[#ready + 1] = id
     end
     added = added + 1
-    out[#out + 1] = {id, 1}
+  end
+end
+-- One push per set for the whole call, in the jobs' order: each call has a fixed cost.
+-- In slices of 1000 arguments (whole pairs for ZADD), within what unpack takes.
+for _, push in ipairs({{'RPUSH', KEYS[1], ready}, {'ZADD', KEYS[2], scheduled}}) do
+  local args = push[3]
+  for from = 1, #args, 1000 do
+    redis.call(push[1], push[2], unpack(args, from, math.min(from + 999, #args)))
   end
 end
 -- Idle workers wake for delayed jobs too, to shorten their sleep to the new due time.
@@ -98,8 +109,8 @@ return out
 /// front of `ready` with their attempt refunded (or, at their third lapse, to the dead
 /// outbox), then leases up to `max` jobs. Leaves a wake token when jobs remain for other
 /// workers.
-/// Returns {{id, kind, payload, attempt, max_attempts, timeout_ms, keep_s ('' for the
-/// default)}...}, and, when the batch is not full, the earliest time anything in
+/// Returns {{kind, payload, max_attempts, timeout_ms, attempt, keep_s (nil for the
+/// default), id}...}, and, when the batch is not full, the earliest time anything in
 /// `scheduled`, `retry` or `leased` comes due (-1: nothing, or a full batch).
 ///
 /// The one script that reaches records it cannot declare: the ids it pops. On a cluster
@@ -159,11 +170,11 @@ if ARGV[6] ~= '0' then
       if lapses >= 3 then
         add_error(key, attempts, 'its worker stopped renewing the lease 3 times (crashed or killed ' ..
           'while holding it, last ' .. holder .. '); treated as a job that kills workers', now)
-        redis.call('HSET', key, 'state', 'dead', 'worker', '', 'finished_ms', now)
+        redis.call('HSET', key, 'state', 'dead', 'finished_ms', now)
         redis.call('RPUSH', KEYS[6], id)
       else
         add_error(key, attempts, 'its worker (' .. holder .. ') stopped renewing the lease; queued again', now)
-        redis.call('HSET', key, 'state', 'queued', 'worker', '')
+        redis.call('HSET', key, 'state', 'queued')
         redis.call('LPUSH', KEYS[1], id)
       end
     else
@@ -177,7 +188,7 @@ if ids then
   -- The hot loop passes Redis strings through untouched: numbers formatted by Lua cost
   -- a float conversion each.
   local worker, started, deadline = ARGV[5], ARGV[2], ARGV[3]
-  local leases = {}
+  local leases, n = {}, 0
   for i, id in ipairs(ids) do
     local key = prefix .. id
     local f = redis.pcall('HMGET', key, 'kind', 'payload', 'max_attempts', 'timeout_ms', 'attempts',
@@ -185,23 +196,26 @@ if ids then
     if f.err then
       -- Out of reach: this job and the rest go back to the front, in their order.
       for j = #ids, i, -1 do redis.call('LPUSH', KEYS[1], ids[j]) end
-      if #leases == 0 then return moving() end
+      if n == 0 then return moving() end
       break
     end
     if f[1] then
       -- Attempts stay below 2^53, where Lua numbers print as plain integers.
       local attempt = string.format('%d', tonumber(f[5]) + 1)
-      redis.call('HSET', key, 'state', 'running', 'worker', worker, 'started_ms', started,
-        'attempts', attempt)
-      leases[#leases + 1] = deadline
-      leases[#leases + 1] = id .. '|' .. worker
-      out[#out + 1] = {id, f[1], f[2], attempt, f[3], f[4], f[6] or ''}
+      redis.call('HSET', key, 'state', 'running', 'started_ms', started, 'attempts', attempt)
+      n = n + 1
+      leases[2 * n - 1] = deadline
+      leases[2 * n] = id .. '|' .. worker
+      -- The row is the record's own fields, the attempt and the id added: no table more.
+      f[5] = attempt
+      f[7] = id
+      out[n] = f
     else
       redis.call('ZADD', KEYS[7], 'NX', now, id)
     end
   end
   -- One ZADD for the whole batch: each redis.call has a fixed cost.
-  if #leases > 0 then redis.call('ZADD', KEYS[4], unpack(leases)) end
+  if n > 0 then redis.call('ZADD', KEYS[4], unpack(leases)) end
 end
 local next_due = -1
 if #out == tonumber(ARGV[4]) then
@@ -214,7 +228,7 @@ for _, id in ipairs(redis.call('ZRANGE', KEYS[7], 0, 99)) do
   local here = present(prefix .. id)
   if here then
     redis.call('ZREM', KEYS[7], id)
-    redis.call('HSET', prefix .. id, 'state', 'queued', 'worker', '')
+    redis.call('HSET', prefix .. id, 'state', 'queued')
     redis.call('LPUSH', KEYS[1], id)
     wake(KEYS[5])
   elseif here == false and tonumber(redis.call('ZSCORE', KEYS[7], id)) < now - LIMBO_MS then
@@ -271,7 +285,7 @@ if #held > 0 then
   for _, i in ipairs(held) do
     local key, keep = KEYS[i + 2], ARGV[3 + 2 * i]
     if keep == '' then keep = retention end
-    redis.call('HSET', key, 'state', 'succeeded', 'worker', '', 'finished_ms', finished)
+    redis.call('HSET', key, 'state', 'succeeded', 'finished_ms', finished)
     redis.call('EXPIRE', key, keep)
   end
   done = #held
@@ -314,12 +328,12 @@ if redis.call('INCR', KEYS[4]) == 1 then
   redis.call('EXPIRE', KEYS[4], COUNTER_KEEP_S)
 end
 if tonumber(ARGV[4]) >= 0 then
-  redis.call('HSET', key, 'state', 'retrying', 'worker', '', 'run_at_ms', ARGV[4])
+  redis.call('HSET', key, 'state', 'retrying', 'run_at_ms', ARGV[4])
   redis.call('ZADD', KEYS[2], ARGV[4], id)
   wake(KEYS[5])
   return 'retrying'
 end
-redis.call('HSET', key, 'state', 'dead', 'worker', '', 'finished_ms', ARGV[5])
+redis.call('HSET', key, 'state', 'dead', 'finished_ms', ARGV[5])
 redis.call('RPUSH', KEYS[3], id)
 return 'dead'
 "#
@@ -333,7 +347,7 @@ pub static DEFER: LazyLock<Script> = leased_script!(
 local id = ARGV[2]
 if redis.call('ZREM', KEYS[1], lease(id)) == 0 then return 0 end
 redis.call('HINCRBY', KEYS[4], 'attempts', -1)
-redis.call('HSET', KEYS[4], 'state', 'scheduled', 'worker', '', 'run_at_ms', ARGV[3])
+redis.call('HSET', KEYS[4], 'state', 'scheduled', 'run_at_ms', ARGV[3])
 redis.call('ZADD', KEYS[2], ARGV[3], id)
 wake(KEYS[3])
 return 1
@@ -352,7 +366,7 @@ for i = 2, #ARGV do
   if redis.call('ZREM', KEYS[1], lease(id)) == 1 then
     redis.call('LPUSH', KEYS[2], id)
     redis.call('HINCRBY', key, 'attempts', -1)
-    redis.call('HSET', key, 'state', 'queued', 'worker', '')
+    redis.call('HSET', key, 'state', 'queued')
     released = released + 1
   end
 end

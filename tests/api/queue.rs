@@ -62,6 +62,52 @@ async fn an_enqueued_job_is_leased_once_and_finished_by_its_ack() {
 }
 
 #[tokio::test]
+async fn a_batch_longer_than_one_push_lands_whole_with_its_ready_jobs_in_order() {
+    let (q, _keys) = queues().await;
+    // 2500 jobs, every third due within the first lease: 1667 ready ids and 833 delayed
+    // pairs, each more than the script pushes in one call.
+    let jobs: Vec<NewJob> = (0..2500)
+        .map(|i| NewJob {
+            run_at_ms: (i % 3 == 2).then_some(T0 + 500),
+            ..job("noop")
+        })
+        .collect();
+    let enqueued = q.enqueue_batch(&jobs, T0).await.unwrap();
+    let ids = |pick: fn(usize) -> bool| -> Vec<String> {
+        enqueued
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| pick(*i))
+            .map(|(_, e)| e.id.clone())
+            .collect()
+    };
+
+    let ready = q
+        .fetch("default", "w1", 5000, LEASE, T0)
+        .await
+        .unwrap()
+        .jobs;
+    let due = q
+        .fetch("default", "w1", 5000, LEASE, T0 + 500)
+        .await
+        .unwrap()
+        .jobs;
+
+    assert!(enqueued.iter().all(|e| e.created));
+    let ready: Vec<String> = ready.into_iter().map(|j| j.id).collect();
+    assert_eq!(
+        ready,
+        ids(|i| i % 3 != 2),
+        "the ready jobs, in the batch's order"
+    );
+    let mut due: Vec<String> = due.into_iter().map(|j| j.id).collect();
+    let mut delayed = ids(|i| i % 3 == 2);
+    due.sort();
+    delayed.sort();
+    assert_eq!(due, delayed, "every delayed job, once due");
+}
+
+#[tokio::test]
 async fn jobs_are_fetched_oldest_first_in_batches() {
     let (q, _keys) = queues().await;
     let mut ids = Vec::new();

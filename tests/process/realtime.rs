@@ -530,6 +530,18 @@ fn garbage_unknown_binary_and_oversized_frames_get_an_error_or_a_close_code() {
         assert_eq!(client.next().await["code"], "invalid_channel");
         client.send(json!({"type": "ping"})).await;
         assert_eq!(client.next().await["type"], "pong", "still open");
+        // Within the limit but twice the socket's read buffer: read whole, over several reads.
+        let long = json!({"type": "ping", "pad": "y".repeat(1000 - 30)});
+        client
+            .ws
+            .send(Message::text(long.to_string()))
+            .await
+            .unwrap();
+        assert_eq!(
+            client.next().await["type"],
+            "pong",
+            "a long frame is read whole"
+        );
 
         let mut binary = Client::authenticated(&app, &["x"]).await;
         binary
