@@ -28,7 +28,7 @@ work=$(mktemp -d)
 ADMIN_TOKEN="$SWITCHYARD_TOKEN" APP_SECRET=bench-app-secret-0123456789abcdef PORT="$port" HOST=127.0.0.1 \
   "$APP" serve >"$work/serve.log" 2>&1 &
 server=$!
-trap 'kill $server 2>/dev/null; redis-cli -p "$REDIS_PORT" --scan --pattern "benchclients:*" | xargs -r -n 1000 redis-cli -p "$REDIS_PORT" DEL >/dev/null; rm -rf "$work"' EXIT
+trap 'kill $server 2>/dev/null || true; redis-cli -p "$REDIS_PORT" --scan --pattern "benchclients:*" | xargs -r -n 1000 redis-cli -p "$REDIS_PORT" DEL >/dev/null; rm -rf "$work"' EXIT
 wait_live "$port"
 
 rate() { python3 -c "import json,sys; print(json.load(sys.stdin)['jobs_per_s'])"; }

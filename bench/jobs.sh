@@ -73,7 +73,8 @@ export ADMIN_TOKEN="bench-admin-token-$(od -An -N8 -tx8 /dev/urandom | tr -d ' '
 http_port=18961
 HOST=127.0.0.1 PORT=$http_port "$APP" serve >>"$work/serve.log" 2>&1 &
 serve_pid=$!
-trap '[ -n "$worker_pid" ] && kill -9 $worker_pid 2>/dev/null; kill $serve_pid 2>/dev/null; rm -rf "$work"' EXIT
+# Each kill may find its process gone already; the trap runs under set -e.
+trap '{ [ -z "$worker_pid" ] || kill -9 $worker_pid; kill $serve_pid; } 2>/dev/null || true; rm -rf "$work"' EXIT
 wait_live $http_port
 # Requests per second from wrk; fails the run when any answer was not a 202.
 wrk_rps() {
