@@ -12,6 +12,7 @@
 //! - [`stats`] is what every hub reports of its sockets and channels, added up.
 
 pub mod channel;
+mod deliveries;
 pub mod frame;
 pub mod history;
 pub mod hub;

@@ -15,7 +15,7 @@
 //! recovering after the subscriber reconnected), live events for it are held back, then
 //! released after the history: in order, with no gap and no duplicate.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::io::{self, IoSlice};
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -23,6 +23,7 @@ use bytes::Bytes;
 use tokio::net::TcpStream;
 use tokio::sync::Notify;
 
+use super::deliveries::Deliveries;
 use super::frame;
 use super::history::Frame;
 
@@ -68,7 +69,7 @@ struct Delivery {
 struct State {
     /// Frames the kernel did not take yet; the front may be the rest of a frame.
     queue: VecDeque<Bytes>,
-    channels: HashMap<Arc<str>, Delivery>,
+    channels: Deliveries<Delivery>,
     stop: Option<Stop>,
     resync: bool,
 }
@@ -280,8 +281,7 @@ impl Outlet {
         for channel in channels {
             state
                 .channels
-                .entry(channel.clone())
-                .or_insert(Delivery {
+                .get_or_insert_with(channel, || Delivery {
                     delivered: 0,
                     held: None,
                 })
