@@ -73,7 +73,7 @@ impl JobView {
     /// A job the enqueue just created, from what was enqueued: the record holds exactly
     /// this, so the answer needs no read back.
     pub(super) fn created(id: String, job: crate::queue::NewJob, now_ms: i64) -> Self {
-        let run_at_ms = job.run_at_ms.unwrap_or(now_ms).max(now_ms);
+        let run_at_ms = job.due_ms(now_ms);
         Self {
             id,
             queue: job.queue,

@@ -21,7 +21,7 @@ use std::sync::{Arc, OnceLock};
 use anyhow::{Context, anyhow};
 use tokio::sync::{Semaphore, mpsc, oneshot};
 
-use super::{Enqueued, NewJob, Queues, new_id, scripts};
+use super::{Enqueued, NewJob, Queues, keep_arg, new_id, scripts};
 
 /// Script calls the coalescer keeps out at once; more jobs wait and go together.
 const IN_FLIGHT: usize = 2;
@@ -103,18 +103,14 @@ impl Queues {
                 };
                 call.arg(&id)
                     .arg(now_ms)
-                    .arg(job.run_at_ms.unwrap_or(now_ms).max(now_ms))
+                    .arg(job.due_ms(now_ms))
                     .arg(job.idempotency_key.as_deref().unwrap_or(""))
                     .arg(window.as_secs().max(1))
                     .arg(&job.kind)
                     .arg(job.payload.get())
                     .arg(job.max_attempts)
                     .arg(job.timeout.as_millis() as u64)
-                    .arg(
-                        job.retention
-                            .map(|r| r.as_secs().max(1).to_string())
-                            .unwrap_or_default(),
-                    );
+                    .arg(keep_arg(job.retention));
                 made.push(Enqueued { id, created: true });
             }
             let mut conn = self.conn.clone();

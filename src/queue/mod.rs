@@ -112,6 +112,21 @@ pub struct NewJob {
     pub retention: Option<Duration>,
 }
 
+impl NewJob {
+    /// When the job comes due, enqueued at `now_ms`: never before then.
+    pub fn due_ms(&self, now_ms: i64) -> i64 {
+        self.run_at_ms.unwrap_or(now_ms).max(now_ms)
+    }
+}
+
+/// A job's own retention as the scripts take it: whole seconds, at least one, or '' for
+/// the retention setting.
+fn keep_arg(retention: Option<Duration>) -> String {
+    retention
+        .map(|r| r.as_secs().max(1).to_string())
+        .unwrap_or_default()
+}
+
 /// What enqueue did for one job.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Enqueued {
@@ -389,11 +404,9 @@ impl Queues {
             .arg(now_ms)
             .arg(self.retention.as_secs().max(1));
         for job in jobs {
-            call.key(self.job_key(queue, &job.id)).arg(&job.id).arg(
-                job.retention
-                    .map(|r| r.as_secs().max(1).to_string())
-                    .unwrap_or_default(),
-            );
+            call.key(self.job_key(queue, &job.id))
+                .arg(&job.id)
+                .arg(keep_arg(job.retention));
         }
         let done: usize = call
             .invoke_async(&mut conn)
